@@ -1,0 +1,1 @@
+"""Audience stage: lists, subscribers, subscriptions, the consent log, import/export, signed tokens."""

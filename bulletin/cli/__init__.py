@@ -1,0 +1,74 @@
+"""The `bulletin` command: a thin shell over the stages.
+
+Each command group lives in its own module and only parses, calls one stage
+function and prints. Any `BulletinError` becomes one line on stderr and its
+exit code; tracebacks are for bugs, not for user mistakes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bulletin.cli import (
+    config_cmd,
+    db_cmd,
+    demo_cmd,
+    feedback_cmd,
+    inbound_cmd,
+    issue_cmd,
+    lists_cmd,
+    report_cmd,
+    send_cmd,
+    serve_cmd,
+    subscribers_cmd,
+)
+from bulletin.cli.common import Context, err_console
+from bulletin.errors import BulletinError
+
+app = typer.Typer(
+    name="bulletin",
+    help="Compose, send and answer e-bulletins.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar="BULLETIN_WORKSPACE", help="Workspace folder (default: current folder)."),
+    ] = None,
+) -> None:
+    """Compose, send and answer e-bulletins."""
+    ctx.obj = Context(workspace=workspace)
+
+
+issue_cmd.register(app)
+send_cmd.register(app)
+report_cmd.register(app)
+demo_cmd.register(app)
+serve_cmd.register(app)
+app.add_typer(lists_cmd.app, name="lists")
+app.add_typer(subscribers_cmd.app, name="subscribers")
+app.add_typer(feedback_cmd.app, name="feedback")
+app.add_typer(inbound_cmd.app, name="inbound")
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    try:
+        app()
+    except BulletinError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,23 @@
+"""`bulletin config`: the effective settings."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from bulletin.cli.common import console, ctx_of
+from bulletin.config import masked
+
+app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+
+
+@app.command()
+def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the effective settings (bulletin.toml + BULLETIN_* variables), secrets masked."""
+    values = masked(ctx_of(ctx).settings)
+    if as_json:
+        typer.echo(json.dumps(values, indent=2, default=str))
+        return
+    for name, value in values.items():
+        console.print(f"[bold]{name}[/] = {value}", highlight=False)

@@ -1,0 +1,31 @@
+"""`bulletin db`: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from bulletin.cli.common import console, ctx_of
+from bulletin.db import current_revision, head_revision, make_engine, upgrade_schema
+
+app = typer.Typer(help="Database schema: upgrade and status.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade(ctx: typer.Context) -> None:
+    """Apply every pending migration to the configured database."""
+    c = ctx_of(ctx)
+    engine = make_engine(c.settings.effective_database_url, upgrade=False)
+    upgrade_schema(engine)
+    console.print(f"database at revision {current_revision(engine)}")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the database's migration level against the newest one."""
+    c = ctx_of(ctx)
+    engine = make_engine(c.settings.effective_database_url, upgrade=False)
+    current, head = current_revision(engine), head_revision()
+    state = "up to date" if current == head else "needs `bulletin db upgrade`"
+    console.print(f"current: {current or 'none'}  head: {head}  ({state})")
+    if current != head:
+        raise typer.Exit(1)

@@ -1,0 +1,189 @@
+"""Settings: `bulletin.toml` in the workspace, overridden by `BULLETIN_*` variables.
+
+Settings are loaded once by the shell (CLI or web app) and passed down
+explicitly; no stage reads the environment by itself, so tests can run several
+workspaces side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bulletin.errors import ConfigError
+
+CONFIG_FILE = "bulletin.toml"
+STATE_DIR = ".bulletin"
+
+
+class Settings(BaseSettings):
+    """Effective settings of one workspace."""
+
+    model_config = SettingsConfigDict(env_prefix="BULLETIN_", extra="forbid")
+
+    workspace: Path = Field(default=Path("."), description="Folder holding content/, subscribers/, bulletin.toml")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in .bulletin/")
+    transport: Literal["maildir", "smtp"] = "maildir"
+    outbox: Path | None = Field(default=None, description="Maildir outbox; default .bulletin/outbox")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = unlimited")
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    sending_domain: str = "bulletin.localhost"
+    public_base_url: str = "http://127.0.0.1:8000"
+    reply_local: str = "reply"
+    bounce_local: str = "bounces"
+    secret_keys: list[str] = Field(default_factory=list, description="Signing keys, newest first")
+    dkim_key_path: Path | None = None
+    dkim_selector: str = "bulletin"
+    content_dir: Path = Path("content")
+    build_dir: Path = Path("build")
+    subscribers_dir: Path = Path("subscribers")
+    templates_dir: Path | None = Field(default=None, description="Default: the templates/ shipped with bulletin")
+    defer_deadline_hours: float = Field(default=72.0, gt=0)
+    soft_bounce_threshold: int = Field(default=3, ge=1)
+    soft_bounce_window_days: int = Field(default=30, ge=1)
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 993
+    imap_ssl: bool = True
+    imap_username: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+    imap_done_folder: str = "bulletin-processed"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("BULLETIN_WORKSPACE", ".")) / CONFIG_FILE
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    # Paths resolved against the workspace -------------------------------------------------
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.workspace / p)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workspace / STATE_DIR
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.path(self.outbox) if self.outbox else self.state_dir / "outbox"
+
+    @property
+    def templates_path(self) -> Path:
+        if self.templates_dir:
+            return self.path(self.templates_dir)
+        local = self.workspace / "templates"
+        return local if local.is_dir() else default_templates_dir()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'bulletin.db').resolve()}"
+
+    @property
+    def reply_domain(self) -> str:
+        return self.sending_domain
+
+
+def default_templates_dir() -> Path:
+    """The templates/ folder next to the package (source checkout or editable install)."""
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def load_settings(workspace: Path | None = None, **overrides: object) -> Settings:
+    """Load settings for a workspace; bad values raise one `ConfigError` naming the setting."""
+    ws = Path(workspace or os.environ.get("BULLETIN_WORKSPACE", ".")).resolve()
+    toml_file = ws / CONFIG_FILE
+    try:
+        settings = _load(ws, toml_file, overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise ConfigError(f"setting '{name}' (BULLETIN_{name.upper()}): {err['msg']}") from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise ConfigError(f"{toml_file}: {exc}") from None
+    if not settings.secret_keys:
+        settings = settings.model_copy(update={"secret_keys": ensure_secret_keys(settings.state_dir)})
+    return settings
+
+
+def _load(ws: Path, toml_file: Path, overrides: dict[str, object]) -> Settings:
+    class _WorkspaceSettings(Settings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    loaded = _WorkspaceSettings(**{"workspace": ws, **overrides})
+    return Settings.model_construct(**loaded.model_dump())
+
+
+def ensure_secret_keys(state_dir: Path) -> list[str]:
+    """Generate the signing key on first run and keep it in the state folder, outside git."""
+    key_file = state_dir / "secret_keys.json"
+    if key_file.exists():
+        return list(json.loads(key_file.read_text()))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    keys = [secrets.token_urlsafe(32)]
+    tmp = key_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(keys))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, key_file)
+    return keys
+
+
+SECRET_FIELDS = {"smtp_password", "imap_password", "secret_keys", "database_url"}
+
+
+def masked(settings: Settings) -> dict[str, object]:
+    """Settings as a dict with secrets masked, for `bulletin config show`."""
+    out: dict[str, object] = {}
+    for name, value in settings.model_dump().items():
+        if name in SECRET_FIELDS and value:
+            if name == "database_url":
+                value = _mask_url(str(value))
+            elif isinstance(value, list):
+                value = [f"{v[:3]}…({len(v)} chars)" for v in value]
+            else:
+                value = "********"
+        out[name] = str(value) if isinstance(value, Path) else value
+    out["effective_database_url"] = _mask_url(settings.effective_database_url)
+    return out
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown masked entirely
+        return "********"

@@ -1,0 +1,24 @@
+"""Alembic environment: the engine comes from bulletin.db, never from an ini file."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
+
+target_metadata = SQLModel.metadata
+
+
+def run_migrations_online() -> None:
+    engine = context.config.attributes["engine"]
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run_migrations_online()

@@ -1,0 +1,223 @@
+"""SQLModel tables, shared by every stage.
+
+SQL lives in the stage modules that own each table (audience owns lists and
+subscribers, delivery owns the ledger, inbound owns raw mail and feedback);
+this module only declares the shape. Times are timezone-aware UTC (SQLModel's
+UTCDateTime stores them the same way on SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: the one clock every table uses."""
+    return datetime.now(UTC)
+
+
+class SubscriptionState:
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    ALL = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
+    # An import never moves someone out of these: they said no, or their mail said no.
+    NEVER_RESUBSCRIBE = (UNSUBSCRIBED, BOUNCED, COMPLAINED)
+
+
+class DeliveryState:
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ALL = (QUEUED, CLAIMED, SENT, DEFERRED, FAILED, CANCELLED)
+    OPEN = (QUEUED, CLAIMED, DEFERRED)
+
+
+class MailingList(SQLModel, table=True):
+    """A bulletin people subscribe to, with its sender identity (from lists.toml)."""
+
+    __tablename__ = "mailing_list"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    name: str
+    description: str = ""
+    from_name: str
+    from_address: str
+    reply_to: str | None = None
+    double_opt_in: bool = True
+    archive_public: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscriber(SQLModel, table=True):
+    """One person, across all lists. `email` is None once erased; the hash stays."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str | None = Field(default=None, index=True, unique=True, max_length=320)
+    email_hash: str = Field(index=True, unique=True, max_length=64)
+    name: str = ""
+    organisation: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    suppressed: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    erased_at: datetime | None = None
+
+
+class Suppression(SQLModel, table=True):
+    """Blocklist by address hash: survives erasure, so no import can bring someone back."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(index=True, unique=True, max_length=64)
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("subscriber_id", "list_id", name="uq_subscription"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    list_id: int = Field(foreign_key="mailing_list.id", index=True)
+    state: str = Field(default=SubscriptionState.PENDING, index=True, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    confirmation_sent_at: datetime | None = None
+
+
+class SubscriberEvent(SQLModel, table=True):
+    """The consent log: every change of a subscriber, with when, why and who."""
+
+    __tablename__ = "subscriber_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
+    at: datetime = Field(default_factory=utcnow, index=True)
+    kind: str = Field(max_length=32)
+    old_state: str | None = None
+    new_state: str | None = None
+    source: str = Field(max_length=16)  # cli, import, web, inbound, delivery
+    actor: str = ""
+    ip: str | None = None
+    user_agent: str | None = None
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class IssueRecord(SQLModel, table=True):
+    """A built issue as the database knows it: the compiled render that every send fills."""
+
+    __tablename__ = "issue"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=128)
+    title: str
+    subject: str
+    issue_date: str = ""
+    compiled: str = Field(sa_column=Column(Text, nullable=False))  # Compiled.to_json()
+    content_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Send(SQLModel, table=True):
+    """One request to send an issue to a list: scheduling, pause and cancel live here."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    list_id: int = Field(foreign_key="mailing_list.id")
+    status: str = Field(default="queued", max_length=16)  # scheduled, queued, sending, paused, cancelled, done
+    scheduled_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """The ledger: one row per (issue, subscriber); committed before and after each SMTP transaction."""
+
+    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    send_id: int = Field(foreign_key="send.id", index=True)
+    state: str = Field(default=DeliveryState.QUEUED, index=True, max_length=16)
+    message_id: str = Field(index=True, max_length=255)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    deadline: datetime | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    smtp_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Raw inbound mail, stored before anything else; the rest is recomputable from it."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(index=True, unique=True, max_length=998)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(max_length=64)
+    source: str = Field(max_length=16)  # stdin, maildir, mbox, imap, lmtp, demo
+    envelope_from: str | None = None
+    envelope_to: str | None = None
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    status: str = Field(default="stored", max_length=16)  # stored, processed, quarantined
+    classification: str | None = Field(default=None, max_length=16)  # reply, auto_reply, bounce, complaint, unmatched
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id")
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    error: str | None = None
+    processed_at: datetime | None = None
+
+
+class Bounce(SQLModel, table=True):
+    """A hard or soft bounce of one recipient; soft ones score inside a window and expire."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
+    permanent: bool
+    status_code: str = ""
+    diagnostic: str = ""
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Feedback(SQLModel, table=True):
+    """A subscriber's reply, cleaned and matched to the issue and block it answers."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
+    issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
+    block_anchor: str | None = Field(default=None, max_length=128)
+    from_address: str = ""
+    subject: str = ""
+    visible_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    full_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="new", index=True, max_length=16)  # new, read, answered, archived
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    answered_at: datetime | None = None
+    answer_message_id: str | None = None

@@ -1,0 +1,98 @@
+"""Shared fixtures: a temporary workspace, its settings, and a database on SQLite and PostgreSQL.
+
+The `engine` fixture is parametrized: every test that uses it runs on a SQLite
+file and, when BULLETIN_TEST_DATABASE_URL is set, on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import SQLModel
+
+from bulletin.config import Settings, load_settings
+from bulletin.db import make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+PG_URL = os.environ.get("BULLETIN_TEST_DATABASE_URL")
+
+
+def corpus(*parts: str) -> Path:
+    """Path into ../shared/corpora, skipping the test when the corpus is absent."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus {path} is not present on this machine")
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fresh workspace with the project's lists, sample subscribers, content and templates."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for name in ("subscribers", "content"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, ws / name)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dbtemplate") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("BULLETIN_TEST_DATABASE_URL is not set")
+    name = f"bulletin_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    make_engine(url).dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty, migrated database of each kind."""
+    if request.param == "sqlite":
+        target = tmp_path / "bulletin.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url = request.getfixturevalue("_pg_database")
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(workspace: Path, db_url: str) -> Settings:
+    """Settings of the temporary workspace, pointing at the parametrized database."""
+    return load_settings(workspace, database_url=db_url, public_base_url="https://news.example.org",
+                         sending_domain="news.example.org")
