@@ -20,7 +20,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from bulletin.errors import TokenError
 
-PURPOSES = ("confirm", "unsubscribe", "preferences", "referral", "reply", "bounce")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "referral", "reply", "bounce", "message")
 _MAC_BYTES = 10
 
 

@@ -1,0 +1,100 @@
+"""Every per-recipient address and URL, built in one place.
+
+The delivery stage puts these into messages, the web app and the inbound stage
+take them apart again; keeping both directions here means the token payloads
+and URL paths cannot drift apart. Web routes: /confirm/{token},
+/unsubscribe/{token}, /preferences/{token}, /signup, /signup/{list},
+/refer/{token}, /archive/, /archive/{issue}/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bulletin.audience.tokens import Signer, local_part_token
+from bulletin.config import Settings
+from bulletin.errors import TokenError
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600  # a confirmation link works for a week
+
+
+@dataclass(frozen=True)
+class Links:
+    """URL and address builders bound to one workspace's settings and keys."""
+
+    settings: Settings
+    signer: Signer
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Links:
+        return cls(settings=settings, signer=Signer(settings.secret_keys))
+
+    @property
+    def base(self) -> str:
+        return self.settings.public_base_url
+
+    # Outbound URLs -------------------------------------------------------------------------
+    def unsubscribe_url(self, subscriber_id: int, list_id: int, issue_id: int | None = None) -> str:
+        token = self.signer.dumps("unsubscribe", {"s": subscriber_id, "l": list_id, "i": issue_id})
+        return f"{self.base}/unsubscribe/{token}"
+
+    def preferences_url(self, subscriber_id: int) -> str:
+        return f"{self.base}/preferences/{self.signer.dumps('preferences', {'s': subscriber_id})}"
+
+    def confirm_url(self, subscriber_id: int, list_ids: list[int], referrer_id: int | None = None) -> str:
+        payload = {"s": subscriber_id, "l": sorted(list_ids), "r": referrer_id}
+        return f"{self.base}/confirm/{self.signer.dumps('confirm', payload)}"
+
+    def referral_url(self, subscriber_id: int, list_id: int) -> str:
+        return f"{self.base}/refer/{self.signer.dumps('referral', {'s': subscriber_id, 'l': list_id})}"
+
+    def view_online_url(self, issue_slug: str) -> str:
+        return f"{self.base}/archive/{issue_slug}/"
+
+    # Addresses -----------------------------------------------------------------------------
+    def reply_address(self, subscriber_id: int, issue_id: int) -> str:
+        token = self.signer.address_token("reply", subscriber_id, issue_id)
+        return f"{self.settings.reply_local}+{token}@{self.settings.sending_domain}"
+
+    def bounce_address(self, subscriber_id: int, issue_id: int) -> str:
+        """VERP envelope sender: a bounce to it names the recipient without parsing the DSN."""
+        token = self.signer.address_token("bounce", subscriber_id, issue_id)
+        return f"{self.settings.bounce_local}+{token}@{self.settings.sending_domain}"
+
+    def unsubscribe_mailto(self, subscriber_id: int, list_id: int) -> str:
+        token = self.signer.address_token("unsubscribe", subscriber_id, list_id)
+        return f"mailto:{self.settings.bounce_local}+u-{token}@{self.settings.sending_domain}?subject=unsubscribe"
+
+    def message_id(self, subscriber_id: int, issue_id: int) -> str:
+        """Derived from (issue, subscriber): a resend carries the same id, replies can be matched."""
+        token = self.signer.address_token("message", subscriber_id, issue_id)
+        return f"<b.{token}@{self.settings.sending_domain}>"
+
+    # Inbound parsing ----------------------------------------------------------------------------
+    def parse_reply_address(self, address: str) -> tuple[int, int] | None:
+        """(subscriber_id, issue_id) from `reply+token@`, None when absent; TokenError when forged."""
+        token = local_part_token(address, self.settings.reply_local)
+        return None if token is None else _pair(self.signer.parse_address_token("reply", token))
+
+    def parse_bounce_address(self, address: str) -> tuple[int, int] | None:
+        token = local_part_token(address, self.settings.bounce_local)
+        if token is None or token.startswith("u-"):
+            return None
+        return _pair(self.signer.parse_address_token("bounce", token))
+
+    def parse_message_id(self, message_id: str) -> tuple[int, int] | None:
+        """(subscriber_id, issue_id) from one of our Message-IDs, None for anyone else's."""
+        mid = message_id.strip().strip("<>")
+        local, _, domain = mid.rpartition("@")
+        if not local.startswith("b.") or domain.lower() != self.settings.sending_domain.lower():
+            return None
+        try:
+            return _pair(self.signer.parse_address_token("message", local[2:]))
+        except TokenError:
+            return None
+
+
+def _pair(numbers: tuple[int, ...]) -> tuple[int, int]:
+    if len(numbers) != 2:
+        raise TokenError("address token has the wrong shape")
+    return numbers[0], numbers[1]
