@@ -1,0 +1,134 @@
+"""The bulletins themselves: `subscribers/lists.toml` is the source, the table follows it.
+
+Sync adds and updates lists and reports every field it changed; a list that
+disappeared from the file is reported, never deleted, because subscriptions and
+the consent log point at it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bulletin.audience.addresses import has_control_chars, normalise_address
+from bulletin.errors import AddressError, ConfigError, location
+from bulletin.models import MailingList, utcnow
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public")
+REQUIRED = ("name", "from_name", "from_address")
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """One `[[list]]` entry of lists.toml, checked."""
+
+    slug: str
+    name: str
+    from_name: str
+    from_address: str
+    description: str = ""
+    reply_to: str | None = None
+    double_opt_in: bool = True
+    archive_public: bool = True
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    changed: dict[str, dict[str, tuple[object, object]]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    not_in_file: list[str] = field(default_factory=list)  # kept in the database, reported
+
+
+def lists_file(subscribers_dir: Path) -> Path:
+    return subscribers_dir / "lists.toml"
+
+
+def load_lists(path: Path) -> list[ListSpec]:
+    """Parse and check lists.toml; ConfigError names the file and the list or field at fault."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(exc), where=str(path)) from None
+    entries = data.get("list")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("expected one or more [[list]] tables", where=str(path))
+    specs: list[ListSpec] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(entries, start=1):
+        spec = _spec(path, n, entry)
+        if spec.slug in seen:
+            raise ConfigError(f"list {spec.slug!r} is defined twice", where=str(path))
+        seen.add(spec.slug)
+        specs.append(spec)
+    return specs
+
+
+def _spec(path: Path, n: int, entry: object) -> ListSpec:
+    where = f"{path}: list #{n}"
+    if not isinstance(entry, dict):
+        raise ConfigError("must be a table", where=where)
+    slug = entry.get("slug")
+    if not isinstance(slug, str) or not SLUG.match(slug):
+        raise ConfigError("needs a 'slug' of lower-case letters, digits and '-'", where=location(where, None, "slug"))
+    where = f"{path}: list {slug!r}"
+    unknown = set(entry) - set(FIELDS) - {"slug"}
+    if unknown:
+        raise ConfigError(f"unknown field(s): {', '.join(sorted(unknown))}", where=where)
+    for name in REQUIRED:
+        if not isinstance(entry.get(name), str) or not entry[name].strip():
+            raise ConfigError("is required (a non-empty string)", where=location(where, None, name))
+    for name in ("name", "description", "from_name"):
+        value = entry.get(name, "")
+        if not isinstance(value, str) or has_control_chars(value.replace("\n", " ") if name == "description" else value):
+            raise ConfigError("must be text without control characters", where=location(where, None, name))
+    for name in ("double_opt_in", "archive_public"):
+        if name in entry and not isinstance(entry[name], bool):
+            raise ConfigError("must be true or false", where=location(where, None, name))
+    try:
+        from_address = normalise_address(entry["from_address"])
+        reply_to = normalise_address(entry["reply_to"]) if entry.get("reply_to") else None
+    except AddressError as exc:
+        raise ConfigError(str(exc), where=where) from None
+    return ListSpec(slug=slug, name=entry["name"].strip(), from_name=entry["from_name"].strip(),
+                    from_address=from_address, description=entry.get("description", "").strip(),
+                    reply_to=reply_to, double_opt_in=entry.get("double_opt_in", True),
+                    archive_public=entry.get("archive_public", True))
+
+
+def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False) -> SyncReport:
+    """Make the table match the specs (add, update); report what changed and what is not in the file."""
+    report = SyncReport()
+    existing = {m.slug: m for m in session.exec(select(MailingList)).all()}
+    for spec in specs:
+        row = existing.get(spec.slug)
+        if row is None:
+            report.added.append(spec.slug)
+            if not dry_run:
+                session.add(MailingList(slug=spec.slug, **{f: getattr(spec, f) for f in FIELDS}))
+            continue
+        diff = {f: (getattr(row, f), getattr(spec, f)) for f in FIELDS if getattr(row, f) != getattr(spec, f)}
+        if not diff:
+            report.unchanged.append(spec.slug)
+            continue
+        report.changed[spec.slug] = diff
+        if not dry_run:
+            for f, (_old, new) in diff.items():
+                setattr(row, f, new)
+            row.updated_at = utcnow()
+            session.add(row)
+    in_file = {s.slug for s in specs}
+    report.not_in_file = sorted(slug for slug in existing if slug not in in_file)
+    session.flush()
+    return report
+
+
+def all_lists(session: Session) -> list[MailingList]:
+    return list(session.exec(select(MailingList).order_by(MailingList.slug)).all())

@@ -1,0 +1,143 @@
+"""Reading the audience: lists, subscribers, suppression and who gets the next send.
+
+Mutations live in `lifecycle` because each of them must write a consent event;
+for callers' convenience every lifecycle function can also be imported from
+here (`from bulletin.audience.subscribers import subscribe`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bulletin.audience.addresses import (
+    address_hash,
+    hash_normalised,
+    normalise_address,
+)
+from bulletin.errors import AddressError, NotFound
+from bulletin.models import (
+    MailingList,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+    SubscriptionState,
+    Suppression,
+)
+
+__all__ = [
+    "normalise_address",
+    "address_hash",
+    "get_list",
+    "find_subscriber",
+    "get_subscriber",
+    "is_suppressed",
+    "confirmed_subscribers",
+    "subscriptions_of",
+    "events_of",
+    "state_counts",
+]
+
+_LIFECYCLE = {
+    "subscribe", "set_state", "unsubscribe", "mark_bounced", "complain",
+    "suppress", "erase", "record_event", "confirm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of lifecycle functions (lifecycle imports this module, so no top-level import)."""
+    if name in _LIFECYCLE:
+        from bulletin.audience import lifecycle
+
+        return getattr(lifecycle, name)
+    raise AttributeError(name)
+
+
+def get_list(session: Session, slug: str) -> MailingList:
+    """The list with this slug; NotFound names the slug (did you run `bulletin lists sync`?)."""
+    found = session.exec(select(MailingList).where(MailingList.slug == slug)).first()
+    if found is None:
+        raise NotFound("no such list (run `bulletin lists sync` after editing lists.toml)", where=f"list {slug!r}")
+    return found
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    found = session.get(Subscriber, subscriber_id)
+    if found is None:
+        raise NotFound("no such subscriber", where=f"subscriber #{subscriber_id}")
+    return found
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber holding this address (any spelling that normalises the same), or None."""
+    try:
+        key = normalise_address(email)
+    except AddressError:
+        return None
+    stmt = select(Subscriber).where(Subscriber.email_hash == hash_normalised(key))
+    return session.exec(stmt).first()
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """True when the address is on the blocklist (also after the person was erased)."""
+    digest = address_hash(email)
+    stmt = select(func.count()).select_from(Suppression).where(Suppression.email_hash == digest)
+    if session.exec(stmt).one():
+        return True
+    stmt2 = select(func.count()).select_from(Subscriber).where(
+        Subscriber.email_hash == digest, Subscriber.suppressed.is_(True)
+    )
+    return bool(session.exec(stmt2).one())
+
+
+def confirmed_subscribers(session: Session, list_id: int) -> list[tuple[int, str, str]]:
+    """(subscriber_id, email, name) of everyone a send to this list goes to, by id.
+
+    Suppressed and erased people are left out even if a subscription row still
+    says confirmed: the blocklist wins over any list state.
+    """
+    stmt = (
+        select(Subscriber.id, Subscriber.email, Subscriber.name)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.list_id == list_id,
+            Subscription.state == SubscriptionState.CONFIRMED,
+            Subscriber.suppressed.is_(False),
+            Subscriber.email.is_not(None),
+        )
+        .order_by(Subscriber.id)
+    )
+    return [(int(i), str(e), str(n or "")) for i, e, n in session.exec(stmt).all()]
+
+
+def subscriptions_of(session: Session, subscriber_id: int) -> list[tuple[Subscription, MailingList]]:
+    stmt = (
+        select(Subscription, MailingList)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(Subscription.subscriber_id == subscriber_id)
+        .order_by(MailingList.slug)
+    )
+    return [(s, m) for s, m in session.exec(stmt).all()]
+
+
+def events_of(session: Session, subscriber_id: int) -> list[SubscriberEvent]:
+    """The consent log of one person, oldest first."""
+    stmt = (
+        select(SubscriberEvent)
+        .where(SubscriberEvent.subscriber_id == subscriber_id)
+        .order_by(SubscriberEvent.at, SubscriberEvent.id)
+    )
+    return list(session.exec(stmt).all())
+
+
+def state_counts(session: Session) -> dict[int, dict[str, int]]:
+    """{list_id: {state: count}} for every list with at least one subscription."""
+    stmt = select(Subscription.list_id, Subscription.state, func.count()).group_by(
+        Subscription.list_id, Subscription.state
+    )
+    out: dict[int, dict[str, int]] = {}
+    for list_id, state, count in session.exec(stmt).all():
+        out.setdefault(int(list_id), {})[str(state)] = int(count)
+    return out
