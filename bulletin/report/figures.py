@@ -1,0 +1,250 @@
+"""How one issue did, counted straight from the tables every other stage writes.
+
+The report owns no state: the ledger (Delivery), bounces, the consent log
+(SubscriberEvent), feedback and raw inbound mail already hold every fact, so
+the figures are recomputable at any time and cannot drift from what happened.
+People are counted once per figure (a complaint unsubscribes someone from every
+list, which writes one event per list, but it is one complaint).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bulletin.errors import NotFound
+from bulletin.models import (
+    Bounce,
+    Delivery,
+    DeliveryState,
+    Feedback,
+    InboundMessage,
+    IssueRecord,
+    SubscriberEvent,
+    utcnow,
+)
+from bulletin.render.compiled import Compiled
+
+NO_BLOCK = ""  # replies whose subject carried no [block] tag
+
+
+@dataclass(frozen=True)
+class BlockReplies:
+    """Replies to one block of the issue; blocks without replies are listed with 0."""
+
+    anchor: str
+    heading: str
+    replies: int
+
+
+@dataclass(frozen=True)
+class TimePoint:
+    """Messages sent and replies received in one bucket (an hour or a day) starting at `at`."""
+
+    at: datetime
+    sent: int
+    replies: int
+
+
+@dataclass(frozen=True)
+class IssueReport:
+    """Every figure `bulletin report` shows, as one typed object for table, JSON, CSV and HTML."""
+
+    issue_id: int
+    slug: str
+    title: str
+    subject: str
+    recipients: int
+    sent: int
+    deferred: int
+    failed: int
+    pending: int
+    cancelled: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+    unsubscribes: int
+    replies: int
+    auto_replies: int
+    replies_by_block: tuple[BlockReplies, ...] = ()
+    timeline: tuple[TimePoint, ...] = ()
+    bucket: str = "hour"
+    generated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def bounced(self) -> int:
+        return self.hard_bounces + self.soft_bounces
+
+    @property
+    def hard_bounce_rate(self) -> float:
+        return _rate(self.hard_bounces, self.sent)
+
+    @property
+    def complaint_rate(self) -> float:
+        return _rate(self.complaints, self.sent)
+
+    @property
+    def unsubscribe_rate(self) -> float:
+        return _rate(self.unsubscribes, self.sent)
+
+    @property
+    def reply_rate(self) -> float:
+        return _rate(self.replies, self.sent)
+
+    def metrics(self) -> dict[str, int | float]:
+        """The flat figures in display order: one place decides the table, CSV and HTML rows."""
+        return {
+            "recipients": self.recipients,
+            "sent": self.sent,
+            "deferred": self.deferred,
+            "failed": self.failed,
+            "pending": self.pending,
+            "cancelled": self.cancelled,
+            "bounced": self.bounced,
+            "hard_bounces": self.hard_bounces,
+            "soft_bounces": self.soft_bounces,
+            "complaints": self.complaints,
+            "unsubscribes": self.unsubscribes,
+            "replies": self.replies,
+            "auto_replies": self.auto_replies,
+            "hard_bounce_rate": self.hard_bounce_rate,
+            "complaint_rate": self.complaint_rate,
+            "unsubscribe_rate": self.unsubscribe_rate,
+            "reply_rate": self.reply_rate,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(self.metrics())
+        data["generated_at"] = self.generated_at.isoformat()
+        data["timeline"] = [{**asdict(p), "at": p.at.isoformat()} for p in self.timeline]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def issue_report(session: Session, issue_slug: str) -> IssueReport:
+    """All figures for the issue with this slug; NotFound when it was never published."""
+    issue = session.exec(select(IssueRecord).where(IssueRecord.slug == issue_slug)).first()
+    if issue is None or issue.id is None:
+        raise NotFound(f"no published issue with slug {issue_slug!r}", where="issue")
+    states = _delivery_states(session, issue.id)
+    hard, soft = _bounces(session, issue.id)
+    by_block = _replies_by_block(session, issue)
+    sent_times = _times(session, Delivery.sent_at, Delivery.issue_id == issue.id,
+                        Delivery.state == DeliveryState.SENT)
+    reply_times = _times(session, Feedback.received_at, Feedback.issue_id == issue.id)
+    bucket, timeline = _timeline(sent_times, reply_times)
+    return IssueReport(
+        issue_id=issue.id,
+        slug=issue.slug,
+        title=issue.title,
+        subject=issue.subject,
+        recipients=sum(states.values()),
+        sent=states[DeliveryState.SENT],
+        deferred=states[DeliveryState.DEFERRED],
+        failed=states[DeliveryState.FAILED],
+        pending=states[DeliveryState.QUEUED] + states[DeliveryState.CLAIMED],
+        cancelled=states[DeliveryState.CANCELLED],
+        hard_bounces=hard,
+        soft_bounces=soft,
+        complaints=_people_with_event(session, issue.id, "complaint"),
+        unsubscribes=_people_with_event(session, issue.id, "unsubscribe"),
+        replies=sum(b.replies for b in by_block),
+        auto_replies=_count(session, InboundMessage.id, InboundMessage.issue_id == issue.id,
+                            InboundMessage.classification == "auto_reply"),
+        replies_by_block=by_block,
+        timeline=timeline,
+        bucket=bucket,
+    )
+
+
+def _count(session: Session, column: Any, *where: Any) -> int:
+    return int(session.exec(select(func.count(column)).where(*where)).one())
+
+
+def _delivery_states(session: Session, issue_id: int) -> Counter[str]:
+    rows = session.exec(
+        select(Delivery.state, func.count(col(Delivery.id))).where(Delivery.issue_id == issue_id)
+        .group_by(Delivery.state)
+    ).all()
+    return Counter({state: int(n) for state, n in rows})
+
+
+def _bounces(session: Session, issue_id: int) -> tuple[int, int]:
+    """(hard, soft) bouncing people; someone who bounced hard is not also counted soft."""
+    rows = session.exec(
+        select(Bounce.subscriber_id, Bounce.permanent).where(Bounce.issue_id == issue_id)
+    ).all()
+    hard = {sid for sid, permanent in rows if permanent}
+    soft = {sid for sid, permanent in rows if not permanent} - hard
+    return len(hard), len(soft)
+
+
+def _people_with_event(session: Session, issue_id: int, kind: str) -> int:
+    return _count(session, func.distinct(SubscriberEvent.subscriber_id),
+                  SubscriberEvent.issue_id == issue_id, SubscriberEvent.kind == kind)
+
+
+def _replies_by_block(session: Session, issue: IssueRecord) -> tuple[BlockReplies, ...]:
+    """Replies per block in the issue's own block order, then unknown anchors, then untagged."""
+    counts = Counter({anchor or NO_BLOCK: int(n) for anchor, n in session.exec(
+        select(Feedback.block_anchor, func.count(col(Feedback.id)))
+        .where(Feedback.issue_id == issue.id).group_by(Feedback.block_anchor)
+    ).all()})
+    out = [BlockReplies(b.anchor, b.heading, counts.pop(b.anchor, 0)) for b in _blocks(issue)]
+    untagged = counts.pop(NO_BLOCK, 0)
+    out += [BlockReplies(anchor, "", n) for anchor, n in sorted(counts.items())]
+    if untagged:
+        out.append(BlockReplies(NO_BLOCK, "(no block named)", untagged))
+    return tuple(out)
+
+
+def _blocks(issue: IssueRecord) -> tuple[Any, ...]:
+    """The issue's blocks from its compiled render; an unreadable render just means no headings."""
+    try:
+        return Compiled.from_json(issue.compiled).blocks
+    except (ValueError, KeyError, TypeError):
+        return ()
+
+
+def _times(session: Session, column: Any, *where: Any) -> list[datetime]:
+    return [_aware(t) for t in session.exec(select(column).where(*where, column.is_not(None))).all()]
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _timeline(sent: list[datetime], replies: list[datetime]) -> tuple[str, tuple[TimePoint, ...]]:
+    """Hourly buckets over the first two days, daily after that: a bulletin's story is its first day."""
+    everything = sent + replies
+    if not everything:
+        return "hour", ()
+    start, end = min(everything), max(everything)
+    bucket = "hour" if end - start <= timedelta(days=2) else "day"
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+
+    def floor(t: datetime) -> datetime:
+        t = t.astimezone(UTC)
+        return t.replace(minute=0, second=0, microsecond=0) if bucket == "hour" else \
+            t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    sent_n, reply_n = Counter(map(floor, sent)), Counter(map(floor, replies))
+    points, at = [], floor(start)
+    while at <= end:
+        points.append(TimePoint(at, sent_n.get(at, 0), reply_n.get(at, 0)))
+        at += step
+    return bucket, tuple(points)
