@@ -1,0 +1,128 @@
+"""Compile an issue once into a `Compiled`, and write its build folder.
+
+The templates run with a marker in every per-recipient slot; the finished HTML
+and text are split at the markers, so a send fills recipients by joining
+strings. `build_issue` renders everything in memory before it writes a byte,
+so a content error leaves the previous build untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulletin.compose import Issue, load_issue
+from bulletin.config import Settings
+from bulletin.errors import ContentError
+from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Template, marker
+from bulletin.render.pipeline import render_html, render_text
+from bulletin.render.templating import make_environments
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `bulletin build` wrote and how big it is."""
+
+    compiled: Compiled
+    folder: Path
+    email_html: Path
+    email_text: Path
+    index_html: Path
+    html_bytes: int
+    text_bytes: int
+
+
+def issue_folder(settings: Settings, issue: str) -> Path:
+    """An issue is a slug under content_dir, or a path to a folder holding issue.toml."""
+    as_path = Path(issue)
+    if (as_path / "issue.toml").is_file():
+        return as_path.resolve()
+    by_slug = settings.path(settings.content_dir) / issue
+    if (by_slug / "issue.toml").is_file():
+        return by_slug
+    raise ContentError(f"no issue {issue!r}: neither a folder with issue.toml nor a slug under {by_slug.parent}",
+                       where=issue)
+
+
+def compile_issue(settings: Settings, issue: str) -> Compiled:
+    """Load and render `issue` once; raises ContentError naming file, line and field."""
+    return compile_loaded(settings, load_issue(issue_folder(settings, issue)))
+
+
+def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
+    html_env, text_env = make_environments(settings.templates_path)
+    slots = {s: marker(s) for s in SLOTS}
+    base = settings.public_base_url
+    html = Template.split(render_html(html_env, issue, slots, base), escape=True)
+    text = Template.split(render_text(text_env, issue, slots, base), escape=False)
+    compiled = Compiled(
+        slug=issue.slug,
+        title=issue.title,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        issue_date=issue.date.isoformat(),
+        lists=issue.lists,
+        html=html,
+        text=text,
+        web_html="",
+        blocks=tuple(BlockRef(b.anchor, b.type, b.heading) for b in issue.blocks),
+    )
+    web = compiled.fill(archive_recipient(settings, compiled)).html
+    return Compiled(**{**compiled.__dict__, "web_html": web})
+
+
+def archive_recipient(settings: Settings, compiled: Compiled) -> Recipient:
+    """Slot values of the public web copy: no personal tokens, subscription links go to signup."""
+    base = settings.public_base_url
+    signup = f"{base}/signup/{compiled.lists[0]}" if compiled.lists else f"{base}/signup"
+    return Recipient(
+        name="reader",
+        unsubscribe_url=signup,
+        preferences_url=signup,
+        view_online_url=f"{base}/archive/{compiled.slug}/",
+        reply_address=f"{settings.reply_local}@{settings.sending_domain}",
+    )
+
+
+def preview_recipient(settings: Settings, compiled: Compiled) -> Recipient:
+    """Plausible values for the build's email files, so an editor sees real-looking links."""
+    base = settings.public_base_url
+    return Recipient(
+        name="Sample Reader",
+        unsubscribe_url=f"{base}/unsubscribe/preview-token",
+        preferences_url=f"{base}/preferences/preview-token",
+        view_online_url=f"{base}/archive/{compiled.slug}/",
+        reply_address=f"{settings.reply_local}+preview@{settings.sending_domain}",
+    )
+
+
+def build_issue(settings: Settings, issue: str) -> BuildResult:
+    """Render `issue` and write build/<slug>/{email.html,email.txt,index.html} (and compiled.json)."""
+    compiled = compile_issue(settings, issue)
+    filled = compiled.fill(preview_recipient(settings, compiled))
+    folder = settings.path(settings.build_dir) / compiled.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "email.html": filled.html,
+        "email.txt": filled.text,
+        "index.html": compiled.web_html,
+        "compiled.json": compiled.to_json(),
+    }
+    for name, content in files.items():
+        _write_atomic(folder / name, content)
+    return BuildResult(
+        compiled=compiled,
+        folder=folder,
+        email_html=folder / "email.html",
+        email_text=folder / "email.txt",
+        index_html=folder / "index.html",
+        html_bytes=len(filled.html.encode()),
+        text_bytes=len(filled.text.encode()),
+    )
+
+
+def _write_atomic(path: Path, content: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(content, encoding="utf-8")
+    os.replace(tmp, path)
