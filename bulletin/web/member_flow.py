@@ -1,0 +1,203 @@
+"""What a subscriber does from a link in a mail: unsubscribe, choose bulletins, export, erase.
+
+The signed token is the proof of identity (it only ever went to the mailbox),
+so these flows change state without a password. Unsubscribe links never
+expire and verify under every configured key, so mail sent before a key
+rotation can still be left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bulletin.audience.links import Links
+from bulletin.audience.subscribers import (
+    erase,
+    events_of,
+    is_suppressed,
+    record_event,
+    set_state,
+    subscriptions_of,
+    unsubscribe,
+)
+from bulletin.errors import TokenError
+from bulletin.models import (
+    Bounce,
+    Delivery,
+    Feedback,
+    IssueRecord,
+    MailingList,
+    Subscriber,
+    utcnow,
+)
+from bulletin.models import SubscriptionState as S
+from bulletin.web.signup_flow import ACTOR, SOURCE
+
+ONE_CLICK = "one-click"
+
+
+@dataclass(frozen=True)
+class UnsubscribeTarget:
+    subscriber_id: int
+    list_id: int
+    issue_id: int | None
+    list_name: str
+
+
+@dataclass(frozen=True)
+class ListChoice:
+    list_id: int
+    slug: str
+    name: str
+    description: str
+    state: str | None
+
+
+@dataclass(frozen=True)
+class Preferences:
+    subscriber_id: int
+    email: str
+    name: str
+    organisation: str
+    suppressed: bool
+    lists: tuple[ListChoice, ...]
+
+
+def _ints(payload: dict[str, Any], *keys: str) -> list[int | None]:
+    out: list[int | None] = []
+    for key in keys:
+        value = payload.get(key)
+        if value is not None and not isinstance(value, int):
+            raise TokenError("this link is not valid")
+        out.append(value)
+    return out
+
+
+# Unsubscribe -----------------------------------------------------------------------------------------
+def unsubscribe_target(session: Session, links: Links, token: str) -> UnsubscribeTarget | None:
+    """What an unsubscribe link points at; None when the person or list is already gone."""
+    payload = links.signer.loads("unsubscribe", token)
+    sid, lid, iid = _ints(payload, "s", "l", "i")
+    if sid is None or lid is None:
+        raise TokenError("this link is not valid")
+    sub = session.get(Subscriber, sid)
+    ml = session.get(MailingList, lid)
+    if sub is None or ml is None or sub.erased_at is not None:
+        return None
+    if iid is not None and session.get(IssueRecord, iid) is None:
+        iid = None
+    return UnsubscribeTarget(sid, lid, iid, ml.name)
+
+
+def unsubscribe_by_token(session: Session, links: Links, token: str, *, one_click: bool,
+                         ip: str | None, user_agent: str | None) -> UnsubscribeTarget | None:
+    """Leave the list the link names; repeating it changes nothing and still succeeds."""
+    target = unsubscribe_target(session, links, token)
+    if target is not None:
+        unsubscribe(session, target.subscriber_id, target.list_id, source=SOURCE,
+                    actor=ONE_CLICK if one_click else ACTOR, issue_id=target.issue_id, ip=ip,
+                    user_agent=user_agent)
+    return target
+
+
+# Preferences -----------------------------------------------------------------------------------------
+def subscriber_for(session: Session, links: Links, token: str) -> Subscriber:
+    """The living subscriber a preferences link belongs to; TokenError otherwise (same words either way)."""
+    payload = links.signer.loads("preferences", token)
+    (sid,) = _ints(payload, "s")
+    sub = session.get(Subscriber, sid) if sid is not None else None
+    if sub is None or sub.email is None or sub.erased_at is not None:
+        raise TokenError("this link is no longer valid")
+    return sub
+
+
+def preferences(session: Session, sub: Subscriber) -> Preferences:
+    assert sub.id is not None and sub.email is not None
+    states = {s.list_id: s.state for s, _m in subscriptions_of(session, sub.id)}
+    lists = session.exec(select(MailingList).order_by(MailingList.name)).all()
+    return Preferences(
+        subscriber_id=sub.id, email=sub.email, name=sub.name, organisation=sub.organisation,
+        suppressed=is_suppressed(session, sub.email),
+        lists=tuple(ListChoice(m.id, m.slug, m.name, m.description, states.get(m.id))  # type: ignore[arg-type]
+                    for m in lists),
+    )
+
+
+def update_preferences(session: Session, sub: Subscriber, chosen: list[str], name: str,
+                       organisation: str, *, ip: str | None, user_agent: str | None) -> Preferences:
+    """Subscribe to the chosen lists (the link proves the mailbox), leave the others, update the profile."""
+    assert sub.id is not None and sub.email is not None
+    current = preferences(session, sub)
+    blocked = current.suppressed
+    for choice in current.lists:
+        wanted = choice.slug in chosen
+        active = choice.state in (S.PENDING, S.CONFIRMED)
+        if wanted and choice.state != S.CONFIRMED and not blocked:
+            set_state(session, sub.id, choice.list_id, S.CONFIRMED, kind="subscribe", source=SOURCE,
+                      actor=ACTOR, ip=ip, user_agent=user_agent, detail={"page": "preferences"})
+        elif not wanted and active:
+            unsubscribe(session, sub.id, choice.list_id, source=SOURCE, actor=ACTOR, ip=ip,
+                        user_agent=user_agent)
+    changed = {k: v for k, v in (("name", name), ("organisation", organisation)) if getattr(sub, k) != v}
+    if changed:
+        for key, value in changed.items():
+            setattr(sub, key, value)
+        sub.updated_at = utcnow()
+        session.add(sub)
+        record_event(session, sub.id, "profile", source=SOURCE, actor=ACTOR, ip=ip, user_agent=user_agent,
+                     detail={"fields": sorted(changed)})
+    session.flush()
+    return preferences(session, sub)
+
+
+def erase_me(session: Session, sub: Subscriber, *, ip: str | None, user_agent: str | None) -> None:
+    assert sub.id is not None
+    erase(session, sub.id, source=SOURCE, actor=ACTOR)
+
+
+# Export ---------------------------------------------------------------------------------------------
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def export_data(session: Session, sub: Subscriber) -> dict[str, Any]:
+    """Everything held about one person: profile, subscriptions, consent log, mail sent, replies, bounces."""
+    assert sub.id is not None
+    slugs = {m.id: m.slug for m in session.exec(select(MailingList)).all()}
+    issues = {i.id: i.slug for i in session.exec(select(IssueRecord)).all()}
+    return {
+        "subscriber": {
+            "email": sub.email, "name": sub.name, "organisation": sub.organisation,
+            "attributes": sub.attributes, "suppressed": sub.suppressed,
+            "created_at": _iso(sub.created_at), "updated_at": _iso(sub.updated_at),
+        },
+        "subscriptions": [
+            {"list": m.slug, "state": s.state, "created_at": _iso(s.created_at),
+             "confirmed_at": _iso(s.confirmed_at), "confirmation_sent_at": _iso(s.confirmation_sent_at)}
+            for s, m in subscriptions_of(session, sub.id)
+        ],
+        "consent_log": [
+            {"at": _iso(e.at), "kind": e.kind, "list": slugs.get(e.list_id), "old_state": e.old_state,
+             "new_state": e.new_state, "source": e.source, "actor": e.actor, "ip": e.ip,
+             "user_agent": e.user_agent, "issue": issues.get(e.issue_id), "detail": e.detail}
+            for e in events_of(session, sub.id)
+        ],
+        "deliveries": [
+            {"issue": issues.get(d.issue_id), "state": d.state, "message_id": d.message_id,
+             "sent_at": _iso(d.sent_at)}
+            for d in session.exec(select(Delivery).where(Delivery.subscriber_id == sub.id)).all()
+        ],
+        "replies": [
+            {"issue": issues.get(f.issue_id), "block": f.block_anchor, "subject": f.subject,
+             "text": f.visible_text, "received_at": _iso(f.received_at), "status": f.status}
+            for f in session.exec(select(Feedback).where(Feedback.subscriber_id == sub.id)).all()
+        ],
+        "bounces": [
+            {"issue": issues.get(b.issue_id), "permanent": b.permanent, "status": b.status_code,
+             "diagnostic": b.diagnostic, "at": _iso(b.at)}
+            for b in session.exec(select(Bounce).where(Bounce.subscriber_id == sub.id)).all()
+        ],
+    }

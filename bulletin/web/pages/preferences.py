@@ -1,0 +1,77 @@
+"""The preference centre behind a signed link: bulletins, name and organisation, export, erase."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bulletin.web import member_flow
+from bulletin.web.context import WebContext, web_of
+from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
+
+router = APIRouter()
+
+
+@router.get("/preferences/{token}")
+def preferences_page(request: Request, token: str) -> Response:
+    web = web_of(request)
+    with web.session() as session:
+        prefs = member_flow.preferences(session, member_flow.subscriber_for(session, web.links, token))
+    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": False})
+
+
+@router.post("/preferences/{token}")
+async def preferences_save(request: Request, token: str) -> Response:
+    web = web_of(request)
+    form = await read_form(request, web.options.max_body)
+    check_csrf(web.settings.secret_keys, request, form)
+    name, organisation = text_field(form, "name"), text_field(form, "organisation")
+    prefs = await run_in_threadpool(_save, web, request, token, form.getlist("list"), name, organisation)
+    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
+
+
+def _save(web: WebContext, request: Request, token: str, chosen: list, name: str,  # type: ignore[type-arg]
+          organisation: str) -> member_flow.Preferences:
+    with web.session() as session:
+        sub = member_flow.subscriber_for(session, web.links, token)
+        slugs = [c.slug for c in member_flow.preferences(session, sub).lists]
+        picked = choice_fields(chosen, "list", slugs)
+        return member_flow.update_preferences(session, sub, picked, name, organisation,
+                                              ip=web.ip(request), user_agent=web.user_agent(request))
+
+
+
+@router.get("/preferences/{token}/export.json")
+def export(request: Request, token: str) -> Response:
+    """Everything held about the person, as a JSON download."""
+    web = web_of(request)
+    with web.session() as session:
+        data = member_flow.export_data(session, member_flow.subscriber_for(session, web.links, token))
+    body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": 'attachment; filename="bulletin-my-data.json"'})
+
+
+@router.post("/preferences/{token}/erase")
+async def erase(request: Request, token: str) -> Response:
+    """Right to erasure; the page's checkbox guards against a slip of the finger."""
+    web = web_of(request)
+    form = await read_form(request, web.options.max_body)
+    check_csrf(web.settings.secret_keys, request, form)
+    if form.get("confirm") != "yes":
+        raise FormRejected("tick the box to confirm that you want everything erased", field="confirm")
+    await run_in_threadpool(_erase, web, request, token)
+    return web.render(request, "message.html", {
+        "title": "Your data has been erased",
+        "message": "We no longer hold your name, organisation or address, and you will receive no more bulletins.",
+    })
+
+
+def _erase(web: WebContext, request: Request, token: str) -> None:
+    with web.session() as session:
+        sub = member_flow.subscriber_for(session, web.links, token)
+        member_flow.erase_me(session, sub, ip=web.ip(request), user_agent=web.user_agent(request))

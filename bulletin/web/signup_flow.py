@@ -1,0 +1,236 @@
+"""Signup and confirmation: double opt-in through the audience lifecycle API.
+
+The caller answers every signup with the same page, so nothing here may make
+a difference the requester can see; the `SignupOutcome` is for tests and logs
+only. A confirmation mail goes out at most once per address per window, and
+a confirmation link only confirms subscriptions that have not been left
+since it was issued, so replaying an old link after an unsubscribe does nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous.encoding import base64_decode, bytes_to_int
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from bulletin.audience.links import CONFIRM_MAX_AGE, Links
+from bulletin.audience.subscribers import (
+    find_subscriber,
+    get_list,
+    is_suppressed,
+    normalise_address,
+    set_state,
+    subscribe,
+)
+from bulletin.delivery.message import format_address, simple_message
+from bulletin.delivery.transport import make_transport
+from bulletin.errors import DeliveryError, StateError, TokenError
+from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, utcnow
+from bulletin.models import SubscriptionState as S
+
+SOURCE = "web"
+ACTOR = "self"
+
+
+class SignupOutcome(enum.Enum):
+    MAIL_SENT = "mail_sent"
+    CONFIRMED_NOW = "confirmed_now"
+    NOTHING_TO_DO = "nothing_to_do"
+    THROTTLED = "throttled"
+    SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """A checked signup form: single-line fields, known list slugs."""
+
+    email: str
+    name: str
+    organisation: str
+    list_slugs: tuple[str, ...]
+    page: str
+    ip: str | None = None
+    user_agent: str | None = None
+    referrer_id: int | None = None
+
+
+@dataclass
+class ConfirmResult:
+    confirmed: list[str] = field(default_factory=list)  # list names newly confirmed
+    already: list[str] = field(default_factory=list)  # confirmed before this click
+    stale: list[str] = field(default_factory=list)  # left after the link was issued
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def signup(session: Session, links: Links, req: SignupRequest, *, window: timedelta) -> SignupOutcome:
+    """Subscribe `req.email` to the chosen lists: pending plus a confirmation mail, or at once."""
+    email = normalise_address(req.email)
+    lists = [get_list(session, slug) for slug in req.list_slugs]
+    if is_suppressed(session, email):
+        return SignupOutcome.SUPPRESSED
+    sub = find_subscriber(session, email)
+    states = _states(session, sub.id) if sub and sub.id else {}
+    direct, pending, reconfirm = _plan(lists, states)
+    detail = {"page": req.page, "referrer": req.referrer_id}
+    name, org = (req.name, req.organisation) if sub is None else ("", "")  # a form never edits a profile
+    common = {"name": name, "organisation": org, "source": SOURCE, "actor": ACTOR, "ip": req.ip,
+              "user_agent": req.user_agent, "detail": detail, "resubscribe": True}
+    try:
+        if direct:
+            sub = subscribe(session, email, [m.id for m in direct], confirmed=True, **common)  # type: ignore[misc]
+        if pending:
+            sub = subscribe(session, email, [m.id for m in pending], confirmed=False, **common)  # type: ignore[misc]
+    except StateError:
+        return SignupOutcome.SUPPRESSED
+    to_confirm = [m for m in pending + reconfirm]
+    if not to_confirm or sub is None:
+        return SignupOutcome.CONFIRMED_NOW if direct else SignupOutcome.NOTHING_TO_DO
+    assert sub.id is not None
+    if not _claim_confirmation_slot(session, sub.id, [m.id for m in to_confirm], window):  # type: ignore[misc]
+        return SignupOutcome.THROTTLED
+    send_confirmation(links, email, sub.id, to_confirm, req.referrer_id)
+    return SignupOutcome.MAIL_SENT
+
+
+def _states(session: Session, subscriber_id: int) -> dict[int, str]:
+    rows = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id)).all()
+    return {r.list_id: r.state for r in rows}
+
+
+def _plan(lists: list[MailingList], states: dict[int, str]) -> tuple[list[MailingList], ...]:
+    """(confirm at once, new pending, confirm by mail without a state change) per list."""
+    direct: list[MailingList] = []
+    pending: list[MailingList] = []
+    reconfirm: list[MailingList] = []
+    for ml in lists:
+        state = states.get(ml.id)  # type: ignore[arg-type]
+        if state == S.CONFIRMED:
+            continue
+        if state is None and not ml.double_opt_in:
+            direct.append(ml)  # never for someone who left: they confirm by mail like everyone else
+        elif state in (None, S.PENDING, S.UNSUBSCRIBED):
+            pending.append(ml)
+        else:
+            reconfirm.append(ml)  # bounced: the lifecycle keeps the state until they confirm
+    return direct, pending, reconfirm
+
+
+def _claim_confirmation_slot(session: Session, subscriber_id: int, list_ids: list[int],
+                             window: timedelta) -> bool:
+    """Stamp `confirmation_sent_at`, unless one went to this address within the window."""
+    last = session.exec(
+        select(func.max(Subscription.confirmation_sent_at)).where(Subscription.subscriber_id == subscriber_id)
+    ).one()
+    now = utcnow()
+    if last is not None and now - aware(last) < window:
+        return False
+    rows = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id,
+                                                   Subscription.list_id.in_(list_ids))).all()  # type: ignore[union-attr]
+    for row in rows:
+        row.confirmation_sent_at = now
+        session.add(row)
+    session.flush()
+    return True
+
+
+def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[MailingList],
+                      referrer_id: int | None) -> str:
+    """Mail the signed confirmation link through the configured transport; returns the Message-ID."""
+    settings = links.settings
+    url = links.confirm_url(subscriber_id, [m.id for m in lists], referrer_id)  # type: ignore[misc]
+    names = ", ".join(m.name for m in lists)
+    first = lists[0]
+    text = (
+        f"Hello,\n\nSomeone, probably you, asked to receive: {names}.\n\n"
+        f"To confirm, open this link within {CONFIRM_MAX_AGE // 86400} days:\n\n{url}\n\n"
+        "If you did not ask, ignore this message: nothing will be sent to you.\n"
+    )
+    data, message_id = simple_message(
+        settings, to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
+        from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to,
+    )
+    envelope_from = f"{settings.bounce_local}@{settings.sending_domain}"
+    transport = make_transport(settings)
+    try:
+        result = transport.send(envelope_from, [email], data, message_id)
+    finally:
+        transport.close()
+    if not result.ok:
+        raise DeliveryError(f"confirmation mail refused: {result.code} {result.detail}", where=f"address {email!r}")
+    return message_id
+
+
+# Confirm ---------------------------------------------------------------------------------------------
+def token_issued_at(token: str) -> int:
+    """Seconds since the epoch at which an itsdangerous timed token was signed (after it verified)."""
+    try:
+        return bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
+    except (IndexError, ValueError) as exc:
+        raise TokenError("this link is not valid") from exc
+
+
+def confirm(session: Session, links: Links, token: str, *, ip: str | None,
+            user_agent: str | None) -> ConfirmResult:
+    """Confirm the lists a link names; TokenError for forged, expired or unusable links."""
+    payload = links.signer.loads("confirm", token, max_age=CONFIRM_MAX_AGE)
+    issued = token_issued_at(token)
+    sid, list_ids, referrer = payload.get("s"), payload.get("l"), payload.get("r")
+    if not isinstance(sid, int) or not isinstance(list_ids, list) or not all(isinstance(i, int) for i in list_ids):
+        raise TokenError("this link is not valid")
+    sub = session.get(Subscriber, sid)
+    if sub is None or sub.email is None or is_suppressed(session, sub.email):
+        raise TokenError("this link is no longer valid")
+    result = ConfirmResult()
+    for list_id in list_ids:
+        row = session.exec(select(Subscription).where(Subscription.subscriber_id == sid,
+                                                      Subscription.list_id == list_id)).first()
+        ml = session.get(MailingList, list_id)
+        if row is None or ml is None:
+            continue
+        if row.state == S.CONFIRMED:
+            result.already.append(ml.name)
+            continue
+        left = _left_at(session, sid, list_id)
+        if left is not None and issued <= left.timestamp():
+            result.stale.append(ml.name)
+            continue
+        set_state(session, sid, list_id, S.CONFIRMED, kind="confirm", source=SOURCE, actor=ACTOR,
+                  ip=ip, user_agent=user_agent,
+                  detail={"page": _signup_page(session, sid, list_id), "referrer": referrer,
+                          "link_issued": datetime.fromtimestamp(issued, UTC).isoformat()})
+        result.confirmed.append(ml.name)
+    if not result.confirmed and not result.already:
+        raise TokenError("this link has already been used")
+    return result
+
+
+def _left_at(session: Session, subscriber_id: int, list_id: int) -> datetime | None:
+    """When the person last left this list (unsubscribed, bounced, complained), from the consent log."""
+    at = session.exec(
+        select(func.max(SubscriberEvent.at)).where(
+            SubscriberEvent.subscriber_id == subscriber_id, SubscriberEvent.list_id == list_id,
+            SubscriberEvent.new_state.in_(S.NEVER_RESUBSCRIBE))  # type: ignore[union-attr]
+    ).one()
+    return aware(at) if at is not None else None
+
+
+def _signup_page(session: Session, subscriber_id: int, list_id: int) -> str | None:
+    """The page the signup came from, copied from the newest web signup event into the consent record."""
+    events = session.exec(
+        select(SubscriberEvent).where(SubscriberEvent.subscriber_id == subscriber_id,
+                                      SubscriberEvent.list_id == list_id, SubscriberEvent.source == SOURCE)
+        .order_by(SubscriberEvent.at.desc(), SubscriberEvent.id.desc())  # type: ignore[union-attr]
+    ).all()
+    for ev in events:
+        page = (ev.detail or {}).get("page")
+        if page:
+            return str(page)
+    return None

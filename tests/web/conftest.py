@@ -1,0 +1,98 @@
+"""Fixtures of the web tests: the app on the parametrized database, synced lists, the outbox."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from bulletin.audience.lists import load_lists, sync_lists
+from bulletin.config import Settings
+from bulletin.db import make_engine, session_scope
+from bulletin.models import MailingList
+from bulletin.web.app import create_app
+from bulletin.web.options import WebOptions
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+CONFIRM_RE = re.compile(r"(https?://\S+/confirm/\S+)")
+
+
+@pytest.fixture
+def synced(settings: Settings) -> Settings:
+    """Settings whose database holds the lists of subscribers/lists.toml."""
+    engine = make_engine(settings.effective_database_url)
+    with session_scope(engine) as session:
+        sync_lists(session, load_lists(settings.path(settings.subscribers_dir) / "lists.toml"))
+    engine.dispose()
+    return settings
+
+
+def make_client(settings: Settings, **options: object) -> TestClient:
+    return TestClient(create_app(settings, WebOptions(**options)), follow_redirects=False)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(synced: Settings) -> Iterator[TestClient]:
+    with make_client(synced) as c:
+        yield c
+
+
+@pytest.fixture
+def db(synced: Settings) -> Iterator[Session]:
+    """A session for assertions; the app commits its own work before each response."""
+    engine = make_engine(synced.effective_database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+
+
+def list_id(session: Session, slug: str) -> int:
+    session.expire_all()
+    ml = session.exec(select(MailingList).where(MailingList.slug == slug)).one()
+    assert ml.id is not None
+    return ml.id
+
+
+def csrf(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    found = CSRF_RE.search(page.text)
+    assert found, "page has no CSRF token"
+    return found.group(1)
+
+
+def outbox(settings: Settings) -> list[Message]:
+    folder = settings.outbox_path / "new"
+    if not folder.is_dir():
+        return []
+    return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.iterdir())]
+
+
+def confirm_link(msg: Message) -> str:
+    part = msg.get_body(("plain",)) if hasattr(msg, "get_body") else msg
+    text = part.get_payload(decode=True).decode() if part and not part.is_multipart() else str(msg)
+    found = CONFIRM_RE.search(text)
+    assert found, f"no confirm link in: {text!r}"
+    return found.group(1)
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def signup(client: TestClient, email_addr: str, path: str = "/signup/shared-services", **fields: str):  # type: ignore[no-untyped-def]
+    token = csrf(client, path)
+    data = {"csrf_token": token, "email": email_addr, "name": "Ann Example", "organisation": "Example Council"}
+    data.update(fields)
+    return client.post(path, data=data)
+
+
+def read_outbox_paths(settings: Settings) -> list[Path]:
+    folder = settings.outbox_path / "new"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
