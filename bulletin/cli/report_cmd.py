@@ -1,9 +1,91 @@
-"""Commands of the report group (being built)."""
+"""`bulletin report <issue>` and `bulletin doctor`: how an issue did, and whether sending can work."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from bulletin.cli.common import console, ctx_of
+from bulletin.db import session_scope
+from bulletin.doctor import FAIL, Check, run_checks
+from bulletin.report import IssueReport, issue_report
+from bulletin.report.export import LABELS, display_value, to_csv, to_html
+
+STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
+
+
+def report(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="Slug of the published issue.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the figures as CSV (metric,value).")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a standalone HTML page with a chart to FILE.",
+                                              metavar="FILE", dir_okay=False)] = None,
+) -> None:
+    """Recipients, sent, deferred, failed, bounces, complaints, unsubscribes and replies of one issue."""
+    with session_scope(ctx_of(ctx).engine) as session:
+        result = issue_report(session, issue)
+    if html is not None:
+        html.write_text(to_html(result), encoding="utf-8")
+    if as_json:
+        typer.echo(result.to_json())
+    elif as_csv:
+        typer.echo(to_csv(result), nl=False)
+    else:
+        print_report(result)
+        if html is not None:
+            console.print(f"HTML report written to {html}", highlight=False)
+
+
+def print_report(result: IssueReport) -> None:
+    """The terminal table; shared with `bulletin demo`, which ends by showing it."""
+    figures = Table(title=f"{result.title} ({result.slug})", show_header=False, title_justify="left")
+    figures.add_column("figure")
+    figures.add_column("value", justify="right")
+    for name, value in result.metrics().items():
+        figures.add_row(LABELS.get(name, name), display_value(name, value))
+    console.print(figures)
+    blocks = Table(title="Replies by block", title_justify="left")
+    blocks.add_column("block")
+    blocks.add_column("anchor", style="dim")
+    blocks.add_column("replies", justify="right")
+    for block in result.replies_by_block:
+        blocks.add_row(block.heading or "(none)", block.anchor, str(block.replies))
+    console.print(blocks)
+
+
+def doctor(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Skip the DNS (SPF, DKIM, DMARC) checks.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each network check.")] = 5.0,
+) -> None:
+    """Check database, SMTP, the public unsubscribe URL and the sending domain's SPF/DKIM/DMARC."""
+    checks = run_checks(ctx_of(ctx).settings, timeout=timeout, offline=offline)
+    if as_json:
+        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        print_checks(checks)
+    if any(c.status == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
+def print_checks(checks: list[Check]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("found")
+    table.add_column("fix")
+    for check in checks:
+        table.add_row(check.name, STYLE[check.status], check.detail, check.fix)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `report` and `doctor` to the root app."""
+    app.command("report")(report)
+    app.command("doctor")(doctor)
