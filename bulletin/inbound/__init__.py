@@ -1,0 +1,7 @@
+"""Inbound mail: store raw, classify, match, and turn it into feedback, bounces and complaints."""
+
+from __future__ import annotations
+
+from bulletin.inbound.pipeline import IngestResult, ingest, process, reprocess
+
+__all__ = ["IngestResult", "ingest", "process", "reprocess"]

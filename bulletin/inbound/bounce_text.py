@@ -1,0 +1,59 @@
+"""Last-resort bounce reading for servers that write neither RFC 3464 nor a shape flufl knows.
+
+A message only gets here when it looks like a bounce (mailer-daemon sender or a
+non-delivery subject). Recipients come from the returned original's To:, else
+from addresses on lines that carry an error; permanence from the status code,
+else the SMTP reply code, else the wording.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from bulletin.inbound.parse import header, sender
+from bulletin.inbound.reports import BounceRecipient, original_headers, status_code
+
+_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mail.delivery.system")
+_SUBJECT_RE = re.compile(
+    r"undeliver|delivery (?:status )?notification|delivery fail|returned mail|mail delivery (?:fail|system)"
+    r"|failure notice|could not be delivered|non[- ]?deliver|delivery has failed|not delivered|delivery error"
+    r"|unzustellbar|nicht zugestellt|delivery problem|mail system error|rejected|bounce|failed mail",
+    re.I,
+)
+_ADDR_RE = re.compile(r"[A-Za-z0-9._%+=/'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_REPLY_CODE_RE = re.compile(r"\b([45])[0-9]{2}\b")
+_ERROR_WORDS = re.compile(
+    r"unknown|not exist|no such|invalid|unavailable|rejected|refused|fail|error|full|quota|disabled|"
+    r"unrouteable|not found|denied|blocked|inactive|expired|undeliver|couldn't|could not|unable", re.I)
+_TEMPORARY_WORDS = re.compile(r"temporar|quota|mailbox (?:is )?full|try again|deferred|delayed|retry|over limit", re.I)
+
+
+def looks_like_bounce(msg: Message) -> bool:
+    _, addr = sender(msg)
+    local = addr.split("@")[0]
+    if any(local.startswith(d) for d in _DAEMONS):
+        return True
+    return bool(_SUBJECT_RE.search(header(msg, "Subject")))
+
+
+def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
+    own = {sender(msg)[1]}
+    original = original_headers(msg)
+    found: list[str] = []
+    if original is not None:
+        found = [a.lower() for a in _ADDR_RE.findall(header(original, "To"))]
+    if not found:
+        for line in text.splitlines():
+            if _ERROR_WORDS.search(line) or line.strip().startswith("<"):
+                found += [a.lower().strip(".") for a in _ADDR_RE.findall(line)]
+    found = [a for a in dict.fromkeys(found) if a not in own and not a.split("@")[0].startswith(_DAEMONS)]
+    if not found:
+        return []
+    code = status_code(text)
+    if code:
+        permanent = code.startswith("5")
+    else:
+        reply = _REPLY_CODE_RE.search(text)
+        permanent = reply.group(1) == "5" if reply else not _TEMPORARY_WORDS.search(text)
+    return [BounceRecipient(a, permanent, code, "") for a in found[:5]]

@@ -1,0 +1,76 @@
+"""Classify one parsed message: complaint, bounce, auto-reply, unsubscribe request or human mail.
+
+Order matters and follows how sure each signal is: an ARF report, then a
+VERP bounce address plus an RFC 3464 report, then flufl.bounce heuristics, then
+auto-reply signs. Exceptions from third-party parsers are not caught here:
+the pipeline quarantines the message with the error and moves on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from bulletin.inbound.addresses import AddressTokens
+from bulletin.inbound.autoreply import auto_reply_reason
+from bulletin.inbound.bounce_text import looks_like_bounce, text_recipients
+from bulletin.inbound.parse import body_text
+from bulletin.inbound.reports import BounceRecipient, arf_complaint, dsn_recipients, status_code
+
+COMPLAINT, BOUNCE, AUTO_REPLY, UNSUBSCRIBE, MAIL = "complaint", "bounce", "auto_reply", "unsubscribe", "mail"
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: str
+    reason: str
+    bounces: tuple[BounceRecipient, ...] = ()
+    complaint_addresses: tuple[str, ...] = ()
+    feedback_type: str = ""
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+def classify(msg: Message, tokens: AddressTokens) -> Classification:
+    """What kind of message this is, and who bounced or complained."""
+    if tokens.unsubscribe is not None:
+        return Classification(UNSUBSCRIBE, "list-unsubscribe-mailto")
+    complaint = arf_complaint(msg)
+    if complaint is not None:
+        return Classification(COMPLAINT, "arf", complaint_addresses=complaint.addresses,
+                              feedback_type=complaint.feedback_type)
+    dsn = dsn_recipients(msg)
+    if dsn:
+        return Classification(BOUNCE, "verp+dsn" if tokens.bounce else "dsn", bounces=tuple(dsn))
+    reason = auto_reply_reason(msg)
+    bouncey = looks_like_bounce(msg) or dsn is not None
+    if reason and not bouncey:
+        return Classification(AUTO_REPLY, reason)
+    found = _heuristic_bounces(msg)
+    if found:
+        return Classification(BOUNCE, "verp+heuristic" if tokens.bounce else "heuristic", bounces=tuple(found))
+    if tokens.bounce is not None:
+        return Classification(BOUNCE, "verp")
+    if bouncey:
+        # Shaped like a bounce but naming nobody: nothing to act on, so it is only an automatic message.
+        return Classification(AUTO_REPLY, "delivery-report" if dsn is not None else "bounce-without-recipient")
+    reason = reason or auto_reply_reason(msg, subject_only=True)
+    if reason:
+        return Classification(AUTO_REPLY, reason)
+    return Classification(MAIL, "human")
+
+
+def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
+    """flufl.bounce's detectors, then our own reading of the text; status from the text when present."""
+    temporary, permanent = all_failures(msg)
+    text = body_text(msg)
+    code = status_code(text)
+    out: list[BounceRecipient] = []
+    for raw, perm in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
+        addr = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip("<> ").lower()
+        if "@" in addr and addr not in {b.address for b in out}:
+            out.append(BounceRecipient(addr, code[:1] != "4" if code else perm, code, ""))
+    if not out and looks_like_bounce(msg):
+        out = text_recipients(msg, text)
+    return out

@@ -1,0 +1,45 @@
+"""The visible part of a reply: what the person wrote, without the quoted issue or their signature.
+
+mail-parser-reply does the heavy lifting and knows the "On ... wrote:" header in
+many languages. Before it, two cheap passes it lacks: trailing `>` quote
+blocks and a `-- ` signature delimiter at the end of the first reply.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailparser_reply import EmailReplyParser
+
+LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "da", "sv", "pl", "cs", "ja"]
+_PARSER = EmailReplyParser(languages=LANGUAGES)
+_MAX_CHARS = 200_000
+_WROTE_RE = re.compile(r"^(?:On|Am|Le|El|Il|Op|Den|Dnia)\s.{0,200}?(?:wrote|schrieb|a écrit|escribió|ha scritto|schreef|skrev|napisał)\s*:?\s*$",
+                       re.M | re.S | re.I)
+_SIG_RE = re.compile(r"^(?:-- ?|__+|Sent from my [\w ]+|Sent from \w+ for \w+|Get Outlook for \w+)$", re.M)
+
+
+def visible_text(text: str) -> str:
+    """The new text of a reply, stripped; the whole text when nothing is recognisably quoted."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")[:_MAX_CHARS]
+    try:
+        replies = _PARSER.read(text=text).replies
+        latest = next((r.body for r in replies if r.body.strip()), None)
+    except Exception:  # noqa: BLE001 - a parser bug must not lose the reply; fall back to our own pass
+        latest = None
+    cleaned = _own_pass(latest if latest is not None else text)
+    return cleaned or text.strip()
+
+
+def _own_pass(text: str) -> str:
+    lines = text.split("\n")
+    wrote = _WROTE_RE.search(text)
+    if wrote:
+        lines = text[: wrote.start()].split("\n")
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">")):
+        lines.pop()
+    joined = "\n".join(lines)
+    sig = _SIG_RE.search(joined)
+    if sig and sig.start() > 0:
+        joined = joined[: sig.start()]
+    return joined.strip()

@@ -1,0 +1,183 @@
+"""Feedback records: a matched reply, cleaned, and the staff workflow around it.
+
+The record is recomputable from the stored raw mail, except for what staff
+added (status, tags, answer), which a reprocess keeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from email.message import Message
+
+from sqlmodel import Session, select
+
+from bulletin.errors import NotFound, StateError
+from bulletin.inbound.clean import visible_text
+from bulletin.inbound.match import Match, block_anchor
+from bulletin.inbound.parse import attachments, body_text, header, sender
+from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+
+STATUSES = ("new", "read", "answered", "archived")
+
+
+def record_feedback(session: Session, row: InboundMessage, msg: Message, found: Match) -> Feedback:
+    """Create or refresh the feedback record of a matched reply."""
+    assert row.id is not None
+    full = body_text(msg)
+    subject = header(msg, "Subject")[:998]
+    fb = session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).first()
+    if fb is None:
+        fb = Feedback(inbound_id=row.id, received_at=row.received_at)
+    fb.subscriber_id = found.subscriber_id
+    fb.issue_id = found.issue_id
+    fb.block_anchor = block_anchor(session, found.issue_id, subject)
+    fb.from_address = sender(msg)[1][:320]
+    fb.subject = subject
+    fb.full_text = full
+    fb.visible_text = visible_text(full)
+    fb.attachments = [a.as_dict() for a in attachments(msg)]
+    session.add(fb)
+    session.flush()
+    return fb
+
+
+@dataclass(frozen=True)
+class FeedbackView:
+    """A feedback record with the names staff read instead of ids."""
+
+    id: int
+    status: str
+    received_at: str
+    subscriber_id: int | None
+    email: str
+    name: str
+    issue: str
+    block: str
+    subject: str
+    visible_text: str
+    full_text: str
+    attachments: list[dict[str, object]]
+    tags: list[str]
+    answered_at: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _view(session: Session, fb: Feedback) -> FeedbackView:
+    assert fb.id is not None
+    sub = session.get(Subscriber, fb.subscriber_id) if fb.subscriber_id else None
+    issue = session.get(IssueRecord, fb.issue_id) if fb.issue_id else None
+    return FeedbackView(
+        id=fb.id, status=fb.status, received_at=fb.received_at.isoformat(timespec="seconds"),
+        subscriber_id=fb.subscriber_id, email=(sub.email if sub else None) or fb.from_address,
+        name=sub.name if sub else "", issue=issue.slug if issue else "", block=fb.block_anchor or "",
+        subject=fb.subject, visible_text=fb.visible_text, full_text=fb.full_text,
+        attachments=list(fb.attachments), tags=list(fb.tags),
+        answered_at=fb.answered_at.isoformat(timespec="seconds") if fb.answered_at else "",
+    )
+
+
+def list_feedback(session: Session, *, issue: str | None = None, status: str | None = None,
+                  tag: str | None = None) -> list[FeedbackView]:
+    stmt = select(Feedback).order_by(Feedback.received_at, Feedback.id)
+    if status is not None:
+        _check_status(status)
+        stmt = stmt.where(Feedback.status == status)
+    if issue is not None:
+        record = session.exec(select(IssueRecord).where(IssueRecord.slug == issue)).first()
+        if record is None:
+            raise NotFound(f"no issue {issue!r}", where="--issue")
+        stmt = stmt.where(Feedback.issue_id == record.id)
+    views = [_view(session, fb) for fb in session.exec(stmt).all()]
+    return [v for v in views if tag is None or tag in v.tags]
+
+
+def get_feedback(session: Session, feedback_id: int) -> Feedback:
+    fb = session.get(Feedback, feedback_id)
+    if fb is None:
+        raise NotFound(f"no feedback #{feedback_id}")
+    return fb
+
+
+def show_feedback(session: Session, feedback_id: int) -> FeedbackView:
+    return _view(session, get_feedback(session, feedback_id))
+
+
+def mark_feedback(session: Session, feedback_id: int, *, status: str | None = None,
+                  add_tags: list[str] | None = None, remove_tags: list[str] | None = None) -> FeedbackView:
+    """Set the status and edit tags; tags are trimmed, lowercased and kept unique."""
+    fb = get_feedback(session, feedback_id)
+    if status is not None:
+        _check_status(status)
+        fb.status = status
+    tags = [t for t in fb.tags if t not in {x.strip().lower() for x in remove_tags or []}]
+    for tag in add_tags or []:
+        clean = tag.strip().lower()
+        if clean and clean not in tags:
+            tags.append(clean[:64])
+    fb.tags = tags
+    session.add(fb)
+    session.flush()
+    return _view(session, fb)
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise StateError(f"unknown status {status!r} (expected one of {', '.join(STATUSES)})", where="--status")
+
+
+CSV_FIELDS = ("id", "status", "received_at", "email", "name", "issue", "block", "subject", "visible_text",
+              "tags", "attachments", "answered_at")
+
+
+def export_csv(views: list[FeedbackView]) -> str:
+    """CSV for a spreadsheet; cells that a spreadsheet would run as a formula are quoted with '."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for v in views:
+        row = v.as_dict()
+        row["tags"] = ";".join(v.tags)
+        row["attachments"] = ";".join(str(a.get("filename", "")) for a in v.attachments)
+        writer.writerow([_safe_cell(str(row[f])) for f in CSV_FIELDS])
+    return out.getvalue()
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def answer_feedback(session: Session, settings, feedback_id: int, text: str, *,  # type: ignore[no-untyped-def]
+                    from_addr: str | None = None) -> FeedbackView:
+    """Email the person an answer threaded under their reply, then mark the record answered."""
+    from bulletin.delivery.message import simple_message
+    from bulletin.delivery.transport import make_transport
+
+    fb = get_feedback(session, feedback_id)
+    sub = session.get(Subscriber, fb.subscriber_id) if fb.subscriber_id else None
+    if sub is None or not sub.email:
+        raise StateError("only feedback matched to a subscriber can be answered", where=f"feedback #{feedback_id}")
+    if not text.strip():
+        raise StateError("the answer is empty", where=f"feedback #{feedback_id}")
+    original = session.get(InboundMessage, fb.inbound_id)
+    parent = original.message_id if original else None
+    subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
+    data, message_id = simple_message(settings, to=sub.email, subject=subject, text=text, from_addr=from_addr,
+                                      in_reply_to=parent, references=parent)
+    transport = make_transport(settings)
+    try:
+        result = transport.send(from_addr or f"{settings.bounce_local}@{settings.sending_domain}",
+                                [sub.email], data, message_id)
+    finally:
+        transport.close()
+    if not result.ok:
+        from bulletin.errors import DeliveryError
+
+        raise DeliveryError(f"server answered {result.code} {result.detail}", where=sub.email)
+    fb.status, fb.answered_at, fb.answer_message_id = "answered", utcnow(), message_id
+    session.add(fb)
+    session.flush()
+    return _view(session, fb)

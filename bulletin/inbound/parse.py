@@ -1,0 +1,154 @@
+"""Tolerant reading of raw mail: nothing a sender writes may crash the pipeline.
+
+Real inbound mail has CR-only line ends, unknown charsets, broken MIME and
+headers that the strict `email.policy.default` refuses when read. Everything
+here parses with the forgiving compat32 policy and decodes by hand, falling
+back to replacement characters rather than raising.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+_TAG_RE = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
+_BR_RE = re.compile(r"<br\s*/?>|</p>|</div>|</tr>|</li>", re.I)
+_MID_RE = re.compile(r"<[^<>\s]+>")
+
+
+def normalise_line_ends(raw: bytes) -> bytes:
+    """CRLF and CR-only (old Mac) line ends both become LF, which the parser handles best."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def parse_bytes(raw: bytes) -> Message:
+    """Parse with compat32: it records defects instead of raising on them."""
+    return email.message_from_bytes(normalise_line_ends(raw))
+
+
+def parse_headers_only(raw: bytes) -> Message:
+    """Just the header block: enough for the Message-ID, cheap on a large message."""
+    head = normalise_line_ends(raw[:262144]).split(b"\n\n", 1)[0]
+    return email.message_from_bytes(head + b"\n\n")
+
+
+def header(msg: Message, name: str) -> str:
+    """A header decoded to text (RFC 2047), '' when absent, never an exception."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    return decode_value(value)
+
+
+def decode_value(value: object) -> str:
+    text = str(value)
+    try:
+        decoded = str(make_header(decode_header(text)))
+    except Exception:  # noqa: BLE001 - any broken encoded-word: keep the raw text
+        decoded = text
+    return " ".join(decoded.split())
+
+
+def addresses(msg: Message, *names: str) -> list[str]:
+    """Bare addresses from address headers, lowercased, in header order."""
+    values = []
+    for name in names:
+        values.extend(decode_value(v) for v in msg.get_all(name, []))
+    out = []
+    for _, addr in getaddresses(values):
+        addr = addr.strip().strip("<>").lower()
+        if "@" in addr:
+            out.append(addr)
+    return out
+
+
+def sender(msg: Message) -> tuple[str, str]:
+    """(display name, address) of From:, address lowercased."""
+    name, addr = parseaddr(header(msg, "From"))
+    return name, addr.strip().lower()
+
+
+def message_ids(value: str) -> list[str]:
+    """Every `<id>` in an In-Reply-To or References header."""
+    return _MID_RE.findall(value)
+
+
+def message_id_of(msg: Message, raw: bytes) -> str:
+    """The Message-ID, or one derived from the content so a redelivery still deduplicates."""
+    found = message_ids(header(msg, "Message-ID"))
+    if found and len(found[0]) <= 900:
+        return found[0]
+    return f"<sha256.{hashlib.sha256(raw).hexdigest()}@inbound.invalid>"
+
+
+def part_text(part: Message) -> str:
+    """Decode one leaf part to text whatever its declared charset."""
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except (LookupError, TypeError):
+        return payload.decode("utf-8", errors="replace")
+
+
+def html_to_text(markup: str) -> str:
+    """Good enough for quote stripping: block ends become newlines, tags vanish."""
+    text = _BR_RE.sub("\n", markup)
+    text = _TAG_RE.sub("", text)
+    return html.unescape(text)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"filename": self.filename, "content_type": self.content_type, "size": self.size}
+
+
+def body_text(msg: Message) -> str:
+    """The message's readable text: the first text/plain part, else the first HTML part as text."""
+    plain: str | None = None
+    markup: str | None = None
+    for part in msg.walk():
+        if part.is_multipart() or _is_attachment(part):
+            continue
+        ctype = part.get_content_type()
+        if ctype == "text/plain" and plain is None:
+            plain = part_text(part)
+        elif ctype == "text/html" and markup is None:
+            markup = part_text(part)
+    if plain is not None and plain.strip():
+        return plain.replace("\r\n", "\n").replace("\r", "\n")
+    return html_to_text(markup or "").replace("\r\n", "\n")
+
+
+def attachments(msg: Message) -> list[Attachment]:
+    out = []
+    for part in msg.walk():
+        if part.is_multipart() or not _is_attachment(part):
+            continue
+        payload = part.get_payload(decode=True) or b""
+        name = decode_value(part.get_filename() or "") or "(unnamed)"
+        out.append(Attachment(filename=name, content_type=part.get_content_type(), size=len(payload)))
+    return out
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    return bool(part.get_filename()) and not part.get_content_type().startswith("text/")

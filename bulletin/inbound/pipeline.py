@@ -1,0 +1,172 @@
+"""One path for every source: store the raw bytes, then classify, match and act.
+
+`ingest` commits the raw message first, then processes it in a second
+transaction. If processing raises (a third-party parser bug, a malformed
+report), that transaction rolls back and the stored row is marked
+quarantined with the error: the message is kept and the next one goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bulletin.audience.links import Links
+from bulletin.config import Settings
+from bulletin.db import session_scope
+from bulletin.inbound import actions
+from bulletin.inbound.addresses import read_tokens
+from bulletin.inbound.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
+from bulletin.inbound.feedback import record_feedback
+from bulletin.inbound.match import Match, match_sender
+from bulletin.inbound.parse import parse_bytes
+from bulletin.inbound.store import store_raw
+from bulletin.logs import log_event
+from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+
+REPLY, UNMATCHED = "reply", "unmatched"
+
+
+@dataclass
+class IngestResult:
+    """What happened to one message; `as_dict` is the `--json` line."""
+
+    inbound_id: int
+    message_id: str
+    duplicate: bool = False
+    status: str = "stored"
+    classification: str | None = None
+    reason: str = ""
+    subscriber_id: int | None = None
+    subscriber: str | None = None
+    issue_id: int | None = None
+    issue: str | None = None
+    match: str | None = None
+    block: str | None = None
+    bounces: list[dict[str, object]] = field(default_factory=list)
+    feedback_id: int | None = None
+    visible_text: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envelope_from: str | None = None,
+           envelope_to: str | list[str] | None = None) -> IngestResult:
+    """Store, then process; a message already stored is reported, not processed again."""
+    rcpts = [envelope_to] if isinstance(envelope_to, str) else list(envelope_to or [])
+    stored = store_raw(engine, raw, source=source, envelope_from=envelope_from, envelope_to=rcpts)
+    if stored.duplicate:
+        with session_scope(engine) as session:
+            result = describe(session, session.get(InboundMessage, stored.inbound_id))
+        result.duplicate = True
+        return result
+    return process(engine, settings, stored.inbound_id)
+
+
+def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links | None = None) -> IngestResult:
+    """Classify, match and act on one stored message; quarantine it if anything raises."""
+    links = links or Links.for_settings(settings)
+    try:
+        with session_scope(engine) as session:
+            row = session.get(InboundMessage, inbound_id)
+            assert row is not None
+            result = _handle(session, settings, links, row)
+    except Exception as exc:  # noqa: BLE001 - any failure quarantines this message and lets the rest go on
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        with session_scope(engine) as session:
+            row = session.get(InboundMessage, inbound_id)
+            assert row is not None
+            row.status, row.error, row.processed_at = "quarantined", error, utcnow()
+            session.add(row)
+            result = IngestResult(row.id or inbound_id, row.message_id, status="quarantined", error=error)
+    log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
+              classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
+              issue_id=result.issue_id, error=result.error, level=logging.INFO)
+    return result
+
+
+def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+    msg = parse_bytes(row.raw)
+    envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
+    tokens = read_tokens(msg, links, envelope_to)
+    cls = classify(msg, tokens)
+    result = IngestResult(row.id or 0, row.message_id, status="processed", classification=cls.kind,
+                          reason=cls.reason)
+    found: Match | None = None
+    if cls.kind == BOUNCE:
+        pairs = actions.apply_bounces(session, settings, links, row, msg, tokens, cls)
+        result.bounces = [{**r.as_dict(), "subscriber_id": m.subscriber_id if m else None} for r, m in pairs]
+        found = next((m for _, m in pairs if m is not None), None)
+    elif cls.kind == COMPLAINT:
+        found = actions.apply_complaint(session, links, row, msg, tokens, cls)
+    elif cls.kind == UNSUBSCRIBE:
+        found = actions.apply_unsubscribe(session, row, tokens)
+    elif cls.kind == AUTO_REPLY:
+        found = match_sender(session, msg, links, tokens)
+    else:
+        found = match_sender(session, msg, links, tokens)
+        result.classification = REPLY if found is not None else UNMATCHED
+        if tokens.forged:
+            result.reason = "forged-token"
+        if found is not None:
+            fb = record_feedback(session, row, msg, found)
+            result.feedback_id, result.visible_text, result.block = fb.id, fb.visible_text, fb.block_anchor
+    if result.classification != REPLY:
+        _drop_stale_feedback(session, row)
+    row.classification = result.classification
+    row.subscriber_id = found.subscriber_id if found else None
+    row.issue_id = found.issue_id if found else None
+    row.status, row.error, row.processed_at = "processed", None, utcnow()
+    session.add(row)
+    session.flush()
+    if found is not None:
+        result.match = found.method
+    _names(session, result, row)
+    return result
+
+
+def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:
+    """After a reprocess reclassifies a former reply, its feedback record would be a lie."""
+    for fb in session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).all():
+        session.delete(fb)
+
+
+def _names(session: Session, result: IngestResult, row: InboundMessage) -> None:
+    result.subscriber_id, result.issue_id = row.subscriber_id, row.issue_id
+    sub = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
+    issue = session.get(IssueRecord, row.issue_id) if row.issue_id else None
+    result.subscriber = sub.email if sub else None
+    result.issue = issue.slug if issue else None
+
+
+def describe(session: Session, row: InboundMessage | None) -> IngestResult:
+    """The stored outcome of an already processed message (for duplicates and `inbound list`)."""
+    assert row is not None and row.id is not None
+    result = IngestResult(row.id, row.message_id, status=row.status, classification=row.classification,
+                          error=row.error)
+    _names(session, result, row)
+    fb = session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).first()
+    if fb is not None:
+        result.feedback_id, result.visible_text, result.block = fb.id, fb.visible_text, fb.block_anchor
+    return result
+
+
+def reprocess(engine: Engine, settings: Settings, *, status: str | None = None,
+              classification: str | None = None, ids: list[int] | None = None) -> list[IngestResult]:
+    """Run classification and matching again from the stored raw mail (after a fix or a rule change)."""
+    with session_scope(engine) as session:
+        stmt = select(InboundMessage.id).order_by(InboundMessage.id)
+        if status:
+            stmt = stmt.where(InboundMessage.status == status)
+        if classification:
+            stmt = stmt.where(InboundMessage.classification == classification)
+        if ids:
+            stmt = stmt.where(InboundMessage.id.in_(ids))  # type: ignore[union-attr]
+        todo = [i for i in session.exec(stmt).all() if i is not None]
+    links = Links.for_settings(settings)
+    return [process(engine, settings, i, links=links) for i in todo]

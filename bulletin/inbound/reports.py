@@ -1,0 +1,134 @@
+"""Machine-written reports inside a message: RFC 3464 delivery status and RFC 5965 ARF.
+
+Both are MIME parts of header blocks. compat32 parses them into a list of
+`Message` objects, except when the part is malformed, so both shapes are read.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from bulletin.inbound.parse import decode_value, header, part_text
+
+DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/delivery-status")
+ARF_TYPE = "message/feedback-report"
+ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
+_COMPLAINT_SUBJECT = re.compile(r"complaint about message|abuse report|spam report|feedback report", re.I)
+_STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class BounceRecipient:
+    """One recipient a report says failed: permanent for 5.x.x, temporary for 4.x.x."""
+
+    address: str
+    permanent: bool
+    status: str = ""
+    diagnostic: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"address": self.address, "permanent": self.permanent, "status": self.status,
+                "diagnostic": self.diagnostic}
+
+
+def field_blocks(part: Message) -> list[Message]:
+    """The header blocks of a delivery-status or feedback-report part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [p for p in payload if isinstance(p, Message)]
+    text = part_text(part) if isinstance(payload, str) else ""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+    return [email.message_from_string(b.strip() + "\n") for b in blocks if b.strip()]
+
+
+def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
+    return [p for p in msg.walk() if p.get_content_type() in types]
+
+
+def _address_field(value: str) -> str:
+    """`rfc822; user@example.org` -> `user@example.org`."""
+    value = decode_value(value)
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    return value.strip().strip("<>").strip().lower()
+
+
+def status_code(text: str) -> str:
+    """The first RFC 3463 enhanced status code in a text, '' when none."""
+    found = _STATUS_RE.search(text or "")
+    return found.group(0) if found else ""
+
+
+def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
+    """Failed or delayed recipients of an RFC 3464 report; None when the message has no such part."""
+    parts = find_parts(msg, DSN_TYPES)
+    if not parts:
+        return None
+    out: list[BounceRecipient] = []
+    for part in parts:
+        for block in field_blocks(part):
+            rcpt = _address_field(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+            if "@" not in rcpt:
+                continue
+            action = (block.get("Action") or "").strip().lower()
+            diagnostic = decode_value(block.get("Diagnostic-Code") or "")
+            status = status_code(block.get("Status") or "") or status_code(diagnostic)
+            if action in ("delivered", "relayed", "expanded") or (not action and not status):
+                continue
+            if status:
+                permanent = status.startswith("5")
+            else:
+                permanent = action == "failed"
+            out.append(BounceRecipient(rcpt, permanent, status, diagnostic[:500]))
+    return out
+
+
+@dataclass(frozen=True)
+class Complaint:
+    """What an ARF report says about who complained and about which message."""
+
+    feedback_type: str
+    addresses: tuple[str, ...]
+    original_mail_from: str
+
+
+def arf_complaint(msg: Message) -> Complaint | None:
+    """The ARF feedback report of a message, or None when it has none."""
+    parts = find_parts(msg, (ARF_TYPE,))
+    report_type = (msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
+    informal = _COMPLAINT_SUBJECT.search(header(msg, "Subject")) and find_parts(msg, ORIGINAL_TYPES)
+    if not parts and str(report_type).lower() != "feedback-report" and not informal:
+        return None
+    fields: dict[str, list[str]] = {}
+    for part in parts:
+        for block in field_blocks(part):
+            for name, value in block.items():
+                fields.setdefault(name.lower(), []).append(decode_value(value))
+    addrs = [_address_field(v) for k in ("original-rcpt-to", "removal-recipient") for v in fields.get(k, [])]
+    original = original_headers(msg)
+    if original is not None:
+        addrs += [a for a in _plain_addresses(header(original, "To")) if a not in addrs]
+    ftype = (fields.get("feedback-type") or ["abuse"])[0].strip().lower()
+    mail_from = _address_field((fields.get("original-mail-from") or [""])[0])
+    return Complaint(ftype, tuple(a for a in addrs if "@" in a), mail_from)
+
+
+def original_headers(msg: Message) -> Message | None:
+    """The returned original message (or its headers) inside a report, when present."""
+    for part in find_parts(msg, ORIGINAL_TYPES):
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            return payload[0]
+        text = part_text(part) if isinstance(payload, str) else ""
+        if text.strip():
+            return email.message_from_string(text.lstrip())
+    return None
+
+
+def _plain_addresses(value: str) -> list[str]:
+    from email.utils import getaddresses
+
+    return [a.lower() for _, a in getaddresses([value]) if "@" in a]

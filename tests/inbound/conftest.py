@@ -1,0 +1,102 @@
+"""Inbound fixtures: a database with two lists, three subscribers and one published issue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bulletin.audience.lifecycle import subscribe
+from bulletin.audience.links import Links
+from bulletin.config import Settings
+from bulletin.db import session_scope
+from bulletin.delivery.issues import publish_issue
+from bulletin.models import MailingList
+from bulletin.render.compiled import BlockRef, Compiled, Template
+
+ISSUE_SUBJECT = "Shared Services e-bulletin: June 2016"
+
+
+@dataclass
+class World:
+    settings: Settings
+    engine: Engine
+    links: Links
+    list_ids: list[int]
+    subscribers: dict[str, int]
+    issue_id: int
+
+
+def _compiled() -> Compiled:
+    text = Template(chunks=("Hello",), slots=(), escape=False)
+    return Compiled(slug="2016-06", title="June 2016", subject=ISSUE_SUBJECT, preheader="", issue_date="2016-06-01",
+                    lists=("shared-services",), html=text, text=text, web_html="<p>Hello</p>",
+                    blocks=(BlockRef("payroll-merger", "story", "Payroll merger"),
+                            BlockRef("tell-us", "feedback", "Tell us")))
+
+
+@pytest.fixture
+def world(settings: Settings, engine: Engine) -> World:
+    with session_scope(engine) as session:
+        lists = []
+        for slug in ("shared-services", "workforce"):
+            ml = MailingList(slug=slug, name=slug, from_name="Team", from_address=f"{slug}@example.gov.uk")
+            session.add(ml)
+            session.flush()
+            lists.append(ml.id)
+        subs = {}
+        for addr in ("amina@example.gov.uk", "ben@example.org", "carl@example.org"):
+            subs[addr] = subscribe(session, addr, lists, confirmed=True, source="cli", actor="test").id
+        issue = publish_issue(session, _compiled())
+    return World(settings, engine, Links.for_settings(settings), lists, subs, issue.id)
+
+
+def mail(*, to: str, frm: str = "Amina <amina@example.gov.uk>", subject: str = "Re: " + ISSUE_SUBJECT,
+         body: str = "Thanks, very useful.\n", headers: dict[str, str] | None = None,
+         message_id: str = "<m1@client.example.org>") -> bytes:
+    """A plain message as a mail client would send it."""
+    lines = [f"From: {frm}", f"To: {to}", f"Subject: {subject}", f"Message-ID: {message_id}",
+             "Date: Wed, 01 Jun 2016 10:00:00 +0000", "MIME-Version: 1.0",
+             "Content-Type: text/plain; charset=utf-8"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+def dsn(*, to: str, recipient: str, status: str, original_message_id: str = "<x@elsewhere>",
+        message_id: str = "<dsn1@mx.example.net>") -> bytes:
+    """An RFC 3464 delivery status notification for one recipient."""
+    action = "failed" if status.startswith("5") else "delayed"
+    return f"""From: MAILER-DAEMON@mx.example.net
+To: {to}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: {message_id}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+The mail could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; {recipient}
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {status[0]}50 {status} mailbox problem
+
+--B
+Content-Type: text/rfc822-headers
+
+From: bulletin@news.example.org
+To: {recipient}
+Subject: {ISSUE_SUBJECT}
+Message-ID: {original_message_id}
+
+--B--
+""".replace("\n", "\r\n").encode()
