@@ -158,11 +158,14 @@ def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[
         from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to,
     )
     envelope_from = f"{settings.bounce_local}@{settings.sending_domain}"
-    transport = make_transport(settings)
     try:
-        result = transport.send(envelope_from, [email], data, message_id)
-    finally:
-        transport.close()
+        transport = make_transport(settings)
+        try:
+            result = transport.send(envelope_from, [email], data, message_id)
+        finally:
+            transport.close()
+    except OSError as exc:
+        raise DeliveryError(f"confirmation mail not sent: {exc}", where=f"address {email!r}") from None
     if not result.ok:
         raise DeliveryError(f"confirmation mail refused: {result.code} {result.detail}", where=f"address {email!r}")
     return message_id

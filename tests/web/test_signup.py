@@ -1,0 +1,238 @@
+"""Signup forms: double opt-in, same answer for every state, CSRF, honeypot, limits, bad input."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from bulletin.audience.subscribers import find_subscriber, suppress, unsubscribe
+from bulletin.config import Settings
+from bulletin.db import make_engine, session_scope
+from bulletin.models import Subscriber, SubscriberEvent, Subscription
+from tests.web.conftest import csrf, list_id, make_client, outbox, signup
+
+
+def _state(db: Session, email_addr: str, slug: str) -> str | None:
+    db.expire_all()
+    sub = find_subscriber(db, email_addr)
+    if sub is None:
+        return None
+    row = db.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
+                                             Subscription.list_id == list_id(db, slug))).first()
+    return row.state if row else None
+
+
+def _main(html: str) -> str:
+    """The page's main text, without the per-response CSRF token."""
+    body = html.split('<main id="main">', 1)[1].split("</main>", 1)[0]
+    return re.sub(r"\s+", " ", body)
+
+
+def test_signup_forms_render_with_labels_for_every_field(client: TestClient) -> None:
+    page = client.get("/signup").text
+    for field in ("email", "name", "organisation", "list-shared-services", "list-finance"):
+        assert f'for="{field}"' in page and f'id="{field}"' in page
+    single = client.get("/signup/workforce")
+    assert single.status_code == 200 and "Workforce e-bulletin" in single.text
+    assert 'name="list"' not in single.text
+
+
+def test_unknown_list_is_404_on_get_and_post(client: TestClient) -> None:
+    assert client.get("/signup/no-such-list").status_code == 404
+    token = csrf(client, "/signup")
+    assert client.post("/signup/no-such-list", data={"csrf_token": token, "email": "a@example.org"}).status_code == 404
+
+
+def test_signup_makes_a_pending_subscription_and_mails_a_confirmation(client: TestClient, db: Session, synced: Settings) -> None:
+    resp = signup(client, "Ann@Example.org")
+    assert resp.status_code == 200 and "Check your inbox" in resp.text
+    assert _state(db, "ann@example.org", "shared-services") == "pending"
+    mails = outbox(synced)
+    assert len(mails) == 1
+    assert mails[0]["To"] == "ann@example.org"
+    assert "Shared Services" in mails[0]["Subject"] and "/confirm/" in mails[0].as_string()
+    sub = find_subscriber(db, "ann@example.org")
+    assert sub is not None and sub.name == "Ann Example" and sub.organisation == "Example Council"
+    event = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id,
+                                                  SubscriberEvent.new_state == "pending")).one()
+    assert event.source == "web" and event.ip == "testclient" and event.detail["page"] == "/signup/shared-services"
+
+
+def test_the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed(client: TestClient, synced: Settings) -> None:
+    engine = make_engine(synced.effective_database_url)
+    from bulletin.audience.subscribers import subscribe
+
+    with session_scope(engine) as s:
+        lid = list_id(s, "shared-services")
+        subscribe(s, "pending@example.org", [lid], confirmed=False, source="cli", actor="t")
+        subscribe(s, "confirmed@example.org", [lid], confirmed=True, source="cli", actor="t")
+        gone = subscribe(s, "gone@example.org", [lid], confirmed=True, source="cli", actor="t")
+        unsubscribe(s, gone.id, lid, source="cli", actor="t")
+    engine.dispose()
+    answers = {addr: signup(client, addr) for addr in
+               ("new@example.org", "pending@example.org", "confirmed@example.org", "gone@example.org")}
+    assert {r.status_code for r in answers.values()} == {200}
+    assert len({_main(r.text) for r in answers.values()}) == 1
+
+
+def test_second_signup_within_the_window_sends_no_second_mail(client: TestClient, synced: Settings) -> None:
+    signup(client, "twice@example.org")
+    again = signup(client, "twice@example.org", path="/signup/workforce")
+    assert again.status_code == 200
+    assert len(outbox(synced)) == 1
+
+
+def test_confirmed_address_gets_no_mail(client: TestClient, synced: Settings, db: Session) -> None:
+    from bulletin.audience.subscribers import subscribe
+
+    subscribe(db, "done@example.org", [list_id(db, "shared-services")], confirmed=True, source="cli", actor="t")
+    db.commit()
+    signup(client, "done@example.org")
+    assert outbox(synced) == []
+
+
+def test_post_without_csrf_token_or_cookie_is_refused(client: TestClient, db: Session) -> None:
+    no_token = client.post("/signup/shared-services", data={"email": "x@example.org"})
+    assert no_token.status_code == 403
+    token = csrf(client, "/signup/shared-services")
+    client.cookies.clear()
+    no_cookie = client.post("/signup/shared-services", data={"csrf_token": token, "email": "x@example.org"})
+    assert no_cookie.status_code == 403
+    csrf(client, "/signup/shared-services")
+    forged = client.post("/signup/shared-services", data={"csrf_token": "0" * 64, "email": "x@example.org"})
+    assert forged.status_code == 403
+    assert find_subscriber(db, "x@example.org") is None
+
+
+def test_csrf_token_survives_key_rotation(synced: Settings, db: Session) -> None:
+    with make_client(synced) as old:
+        token = csrf(old, "/signup/shared-services")
+        cookies = dict(old.cookies)
+    rotated = synced.model_copy(update={"secret_keys": ["a-brand-new-key", *synced.secret_keys]})
+    with make_client(rotated) as new:
+        new.cookies.update(cookies)
+        resp = new.post("/signup/shared-services", data={"csrf_token": token, "email": "rot@example.org"})
+    assert resp.status_code == 200
+    assert find_subscriber(db, "rot@example.org") is not None
+
+
+def test_honeypot_gets_the_same_page_and_changes_nothing(client: TestClient, db: Session, synced: Settings) -> None:
+    resp = signup(client, "bot@example.org", website="http://spam.example")
+    assert resp.status_code == 200 and "Check your inbox" in resp.text
+    assert find_subscriber(db, "bot@example.org") is None and outbox(synced) == []
+
+
+def test_crlf_and_oversized_fields_are_refused(client: TestClient, db: Session) -> None:
+    crlf = signup(client, "crlf@example.org", name="Ann\r\nBcc: victim@example.org")
+    assert crlf.status_code == 400 and "single line" in crlf.text
+    long_org = signup(client, "long@example.org", organisation="x" * 201)
+    assert long_org.status_code == 400 and "longer than 200" in long_org.text
+    token = csrf(client, "/signup/shared-services")
+    huge = client.post("/signup/shared-services", data={"csrf_token": token, "email": "h@example.org", "name": "y" * 40000})
+    assert huge.status_code == 413
+    twice = client.post("/signup/shared-services", data={"csrf_token": token, "email": ["a@example.org", "b@example.org"]})
+    assert twice.status_code == 400
+    for addr in ("crlf@example.org", "long@example.org", "h@example.org", "a@example.org"):
+        assert find_subscriber(db, addr) is None
+
+
+def test_bad_address_redisplays_the_form_with_the_error(client: TestClient) -> None:
+    resp = signup(client, "not an address", name="Keep Me")
+    assert resp.status_code == 400
+    assert 'role="alert"' in resp.text and 'value="Keep Me"' in resp.text
+    assert signup(client, "").status_code == 400
+
+
+def test_combined_form_needs_known_lists_and_at_least_one(client: TestClient, db: Session) -> None:
+    none = signup(client, "c@example.org", path="/signup")
+    assert none.status_code == 400 and "choose at least one" in none.text
+    unknown = signup(client, "c@example.org", path="/signup", list="no-such-list")
+    assert unknown.status_code == 400 and "does not exist" in unknown.text
+    assert find_subscriber(db, "c@example.org") is None
+
+
+def test_combined_form_sends_one_mail_for_several_lists(client: TestClient, db: Session, synced: Settings) -> None:
+    token = csrf(client, "/signup")
+    resp = client.post("/signup", data={"csrf_token": token, "email": "multi@example.org",
+                                        "list": ["shared-services", "productivity", "finance"]})
+    assert resp.status_code == 200
+    assert _state(db, "multi@example.org", "shared-services") == "pending"
+    assert _state(db, "multi@example.org", "productivity") == "pending"
+    assert _state(db, "multi@example.org", "finance") == "confirmed"  # no double opt-in on that list
+    assert len(outbox(synced)) == 1
+
+
+def test_list_without_double_opt_in_confirms_at_once(client: TestClient, db: Session, synced: Settings) -> None:
+    assert signup(client, "fin@example.org", path="/signup/finance").status_code == 200
+    assert _state(db, "fin@example.org", "finance") == "confirmed"
+    assert outbox(synced) == []
+
+
+def test_form_never_edits_an_existing_profile(client: TestClient, db: Session) -> None:
+    signup(client, "prof@example.org", name="Original")
+    signup(client, "prof@example.org", path="/signup/workforce", name="Attacker", organisation="Evil")
+    db.expire_all()
+    sub = find_subscriber(db, "prof@example.org")
+    assert sub is not None and sub.name == "Original" and sub.organisation == "Example Council"
+
+
+def test_rate_limit_per_ip(synced: Settings) -> None:
+    with make_client(synced, ip_limit=2) as c:
+        assert signup(c, "r1@example.org").status_code == 200
+        assert signup(c, "r2@example.org").status_code == 200
+        blocked = signup(c, "r3@example.org")
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"]
+
+
+def test_rate_limit_per_address_whatever_the_spelling(synced: Settings) -> None:
+    with make_client(synced, address_limit=1) as c:
+        assert signup(c, "same@example.org").status_code == 200
+        assert signup(c, "SAME@Example.org").status_code == 429
+        assert signup(c, "other@example.org").status_code == 200
+
+
+def test_suppressed_address_gets_the_same_page_and_no_mail(client: TestClient, db: Session, synced: Settings) -> None:
+    suppress(db, "blocked@example.org", "manual", source="cli", actor="t")
+    db.commit()
+    resp = signup(client, "blocked@example.org")
+    assert resp.status_code == 200 and "Check your inbox" in resp.text
+    assert outbox(synced) == [] and find_subscriber(db, "blocked@example.org") is None
+
+
+def test_mail_failure_keeps_the_same_page_and_leaves_nothing_half_done(synced: Settings, db: Session) -> None:
+    broken = synced.model_copy(update={"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": 9, "smtp_timeout": 2.0})
+    with make_client(broken) as c:
+        resp = signup(c, "nomail@example.org")
+    assert resp.status_code == 200 and "Check your inbox" in resp.text
+    assert find_subscriber(db, "nomail@example.org") is None  # rolled back: a retry starts afresh
+
+
+def test_referral_link_shows_the_list_form_and_records_the_referrer(client: TestClient, db: Session, synced: Settings) -> None:
+    from bulletin.audience.links import Links
+    from bulletin.audience.subscribers import subscribe
+
+    lid = list_id(db, "workforce")
+    friend = subscribe(db, "friend@example.org", [lid], confirmed=True, source="cli", actor="t")
+    db.commit()
+    url = Links.for_settings(synced).referral_url(friend.id, lid)
+    page = client.get("/refer/" + url.rsplit("/", 1)[1])
+    assert page.status_code == 200 and "Workforce e-bulletin" in page.text and 'name="ref"' in page.text
+    ref = re.search(r'name="ref" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    client.post("/signup/workforce", data={"csrf_token": token, "email": "colleague@example.org", "ref": ref})
+    sub = find_subscriber(db, "colleague@example.org")
+    assert sub is not None
+    events = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id)).all()
+    assert any(e.detail.get("referrer") == friend.id for e in events)
+    assert "%22r%22" not in outbox(synced)[0].as_string()  # the link is signed, not a readable query
+
+
+def test_tampered_referral_link_is_refused_and_a_bad_ref_field_is_ignored(client: TestClient, db: Session) -> None:
+    assert client.get("/refer/eyJzIjoxLCJsIjoxfQ.AAAAAA.forged").status_code == 400
+    resp = signup(client, "noref@example.org", ref="forged.token.value")
+    assert resp.status_code == 200
+    sub = db.exec(select(Subscriber).where(Subscriber.email == "noref@example.org")).one()
+    events = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id)).all()
+    assert all(e.detail.get("referrer") is None for e in events)
