@@ -22,3 +22,197 @@ def test_reply_to_token_address_becomes_feedback_with_block(world: World) -> Non
     with session_scope(world.engine) as session:
         fb = session.exec(select(Feedback)).one()
         assert fb.subscriber_id == sid and fb.status == "new" and "> Hello" in fb.full_text
+
+
+def _states(world: World, sid: int) -> set[str]:
+    from bulletin.models import Subscription
+
+    with session_scope(world.engine) as session:
+        return {s.state for s in session.exec(select(Subscription).where(Subscription.subscriber_id == sid))}
+
+
+def _events(world: World, sid: int) -> list[str]:
+    from bulletin.models import SubscriberEvent
+
+    with session_scope(world.engine) as session:
+        rows = session.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sid)
+                            .order_by(SubscriberEvent.id)).all()
+        return [e.kind for e in rows]
+
+
+def test_same_message_delivered_twice_is_stored_once(world: World) -> None:
+    raw = mail(to="someone@example.org", frm="stranger@example.net")
+    first = ingest(world.engine, world.settings, raw, source="test")
+    second = ingest(world.engine, world.settings, raw, source="test")
+    assert not first.duplicate and second.duplicate and first.inbound_id == second.inbound_id
+    with session_scope(world.engine) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1
+
+
+def test_message_without_message_id_is_keyed_by_content(world: World) -> None:
+    raw = b"From: x@example.net\r\nSubject: hi\r\n\r\nbody\r\n"
+    first = ingest(world.engine, world.settings, raw, source="test")
+    assert first.message_id.startswith("<sha256.")
+    assert ingest(world.engine, world.settings, raw, source="test").duplicate
+
+
+def test_forged_reply_token_stays_unmatched_even_from_a_subscriber(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    good = world.links.reply_address(sid, world.issue_id)
+    forged = good.replace(good.split("-")[-1].split("@")[0], "aaaaaaaaaaaaaaaa")
+    result = ingest(world.engine, world.settings, mail(to=forged), source="test")
+    assert (result.classification, result.reason, result.subscriber_id) == ("unmatched", "forged-token", None)
+    with session_scope(world.engine) as session:
+        assert session.exec(select(Feedback)).all() == []
+
+
+def test_reply_matched_by_in_reply_to_our_message_id(world: World) -> None:
+    sid = world.subscribers["ben@example.org"]
+    raw = mail(to="shared-services@example.gov.uk", frm="ben@example.org",
+               headers={"In-Reply-To": world.links.message_id(sid, world.issue_id)})
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.match, result.subscriber_id, result.issue_id) == (
+        "reply", "in-reply-to", sid, world.issue_id)
+
+
+def test_reply_matched_by_sender_and_subject(world: World) -> None:
+    raw = mail(to="shared-services@example.gov.uk", frm="Carl <CARL@example.org>",
+               subject=f"AW: Re: {ISSUE_SUBJECT} [payroll-merger]")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.match, result.issue, result.block) == ("sender+subject", "2016-06", "payroll-merger")
+
+
+def test_unknown_block_tag_is_not_attached(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    raw = mail(to=world.links.reply_address(sid, world.issue_id), subject=f"Re: {ISSUE_SUBJECT} [no-such-block]")
+    assert ingest(world.engine, world.settings, raw, source="test").block is None
+
+
+def test_stranger_mail_is_unmatched(world: World) -> None:
+    result = ingest(world.engine, world.settings, mail(to="reply@news.example.org", frm="x@example.net"),
+                    source="test")
+    assert (result.classification, result.subscriber_id, result.feedback_id) == ("unmatched", None, None)
+
+
+def test_hard_bounce_to_verp_address_marks_subscriptions_bounced(world: World) -> None:
+    from tests.inbound.conftest import dsn
+
+    sid = world.subscribers["ben@example.org"]
+    raw = dsn(to=world.links.bounce_address(sid, world.issue_id), recipient="ben@example.org", status="5.1.1")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.reason, result.subscriber_id) == ("bounce", "verp+dsn", sid)
+    assert result.bounces[0]["permanent"] is True and result.bounces[0]["status"] == "5.1.1"
+    assert _states(world, sid) == {"bounced"}
+    assert _events(world, sid).count("bounce") == 2
+
+
+def test_dsn_without_verp_matches_recipient_by_address(world: World) -> None:
+    from tests.inbound.conftest import dsn
+
+    sid = world.subscribers["carl@example.org"]
+    raw = dsn(to="bounces@news.example.org", recipient="carl@example.org", status="5.1.1")
+    assert ingest(world.engine, world.settings, raw, source="test").subscriber_id == sid
+    assert _states(world, sid) == {"bounced"}
+
+
+def test_soft_bounces_mark_bounced_at_threshold(world: World) -> None:
+    from tests.inbound.conftest import dsn
+
+    sid = world.subscribers["amina@example.gov.uk"]
+    verp = world.links.bounce_address(sid, world.issue_id)
+    for n in range(world.settings.soft_bounce_threshold):
+        assert _states(world, sid) == {"confirmed"}
+        raw = dsn(to=verp, recipient="amina@example.gov.uk", status="4.2.2", message_id=f"<soft{n}@mx>")
+        result = ingest(world.engine, world.settings, raw, source="test")
+        assert result.bounces[0]["permanent"] is False
+    assert _states(world, sid) == {"bounced"}
+    assert _events(world, sid).count("soft_bounce") == world.settings.soft_bounce_threshold
+
+
+def test_soft_bounces_outside_the_window_expire(world: World) -> None:
+    from datetime import timedelta
+
+    from bulletin.models import Bounce, utcnow
+    from tests.inbound.conftest import dsn
+
+    sid = world.subscribers["amina@example.gov.uk"]
+    with session_scope(world.engine) as session:
+        old = utcnow() - timedelta(days=world.settings.soft_bounce_window_days + 1)
+        for _ in range(world.settings.soft_bounce_threshold):
+            session.add(Bounce(subscriber_id=sid, permanent=False, at=old))
+    raw = dsn(to=world.links.bounce_address(sid, world.issue_id), recipient="amina@example.gov.uk", status="4.2.2")
+    ingest(world.engine, world.settings, raw, source="test")
+    assert _states(world, sid) == {"confirmed"}
+
+
+def test_complaint_unsubscribes_every_list_and_suppresses(world: World) -> None:
+    from pathlib import Path
+
+    from bulletin.audience.subscribers import is_suppressed
+
+    sid = world.subscribers["ben@example.org"]
+    mid = world.links.message_id(sid, world.issue_id)
+    raw = (Path(__file__).parent / "data" / "arf.eml").read_text().replace("ORIGINAL_MID", mid)
+    result = ingest(world.engine, world.settings, raw.replace("\n", "\r\n").encode(), source="test")
+    assert (result.classification, result.subscriber_id, result.issue_id) == ("complaint", sid, world.issue_id)
+    assert _states(world, sid) == {"complained"}
+    with session_scope(world.engine) as session:
+        assert is_suppressed(session, "ben@example.org")
+    assert "complaint" in _events(world, sid) and "suppress" in _events(world, sid)
+
+
+def test_auto_reply_is_matched_but_makes_no_feedback(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    raw = mail(to=world.links.reply_address(sid, world.issue_id), subject="Out of Office: away until Monday",
+               headers={"Auto-Submitted": "auto-replied"})
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.feedback_id) == ("auto_reply", sid, None)
+    assert _states(world, sid) == {"confirmed"}
+
+
+def test_list_unsubscribe_mailto_leaves_that_list(world: World) -> None:
+    sid = world.subscribers["carl@example.org"]
+    address = world.links.unsubscribe_mailto(sid, world.list_ids[0]).removeprefix("mailto:").split("?")[0]
+    result = ingest(world.engine, world.settings, mail(to=address, subject="unsubscribe"), source="test")
+    assert result.classification == "unsubscribe"
+    assert _states(world, sid) == {"unsubscribed", "confirmed"}
+
+
+def test_parser_crash_quarantines_and_the_next_message_goes_on(world: World) -> None:
+    # flufl.bounce 6.0.0 raises IndexError on a single-part message with no From: header.
+    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
+    bad = ingest(world.engine, world.settings, raw, source="test")
+    assert bad.status == "quarantined" and "IndexError" in (bad.error or "")
+    good = ingest(world.engine, world.settings, mail(to="a@example.org", frm="x@example.net"), source="test")
+    assert good.status == "processed"
+    with session_scope(world.engine) as session:
+        row = session.get(InboundMessage, bad.inbound_id)
+        assert row is not None and row.raw == raw and row.status == "quarantined"
+
+
+def test_reprocess_recomputes_from_raw_and_keeps_staff_status(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    raw = mail(to=world.links.reply_address(sid, world.issue_id))
+    first = ingest(world.engine, world.settings, raw, source="test")
+    with session_scope(world.engine) as session:
+        fb = session.get(Feedback, first.feedback_id)
+        assert fb is not None
+        fb.status, fb.visible_text = "read", "tampered"
+        session.add(fb)
+    again = reprocess(world.engine, world.settings)
+    assert [r.feedback_id for r in again] == [first.feedback_id]
+    with session_scope(world.engine) as session:
+        fb = session.get(Feedback, first.feedback_id)
+        assert fb is not None and fb.status == "read" and fb.visible_text == "Thanks, very useful."
+
+
+def test_reprocessing_a_soft_bounce_does_not_count_it_twice(world: World) -> None:
+    from tests.inbound.conftest import dsn
+
+    sid = world.subscribers["amina@example.gov.uk"]
+    raw = dsn(to=world.links.bounce_address(sid, world.issue_id), recipient="amina@example.gov.uk", status="4.2.2")
+    ingest(world.engine, world.settings, raw, source="test")
+    for _ in range(world.settings.soft_bounce_threshold):
+        reprocess(world.engine, world.settings)
+    assert _states(world, sid) == {"confirmed"}
+    assert _events(world, sid).count("soft_bounce") == 1
