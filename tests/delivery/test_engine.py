@@ -1,0 +1,188 @@
+"""The send engine and ledger against a real aiosmtpd sink, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import pytest
+from sqlmodel import select
+
+from bulletin.audience.lifecycle import unsubscribe
+from bulletin.db import session_scope
+from bulletin.delivery import service
+from bulletin.delivery.engine import SendOptions
+from bulletin.errors import DeliveryError
+from bulletin.models import (
+    Bounce,
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+)
+from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
+
+FAST = SendOptions(retry_base=0.01, retry_max=0.05, linger=30.0)
+
+
+def _states(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        out: dict[str, int] = {}
+        for d in session.exec(select(Delivery)).all():
+            out[d.state] = out.get(d.state, 0) + 1
+        return out
+
+
+def test_every_confirmed_subscriber_gets_exactly_one_message(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 60)
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    assert queued.new_rows == 60
+    tally = service.send_queued(s, engine, [queued.send_id], options=FAST)
+    assert tally.sent == 60
+    assert sorted(sink.copies()) == sorted(emails)
+    assert set(sink.copies().values()) == {1}
+    assert _states(engine) == {DeliveryState.SENT: 60}
+
+
+def test_450s_are_retried_550s_fail_with_a_bounce_and_drops_reconnect(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink, connections=3)
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 90)
+    hard = set(emails[5:10])
+    soft = set(emails[20:30])
+    sink.always_fail.update({e: 550 for e in hard})
+    sink.temp_fail.update({e: 2 for e in soft})
+    sink.drop_every = 7
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    copies = sink.copies()
+    assert set(copies) == set(emails) - hard
+    assert set(copies.values()) == {1}, "nobody gets two copies"
+    assert sink.drops > 0 and all(sink.refused[e] == 2 for e in soft)
+    assert _states(engine) == {DeliveryState.SENT: 85, DeliveryState.FAILED: 5}
+    with session_scope(engine) as session:
+        bounced = {b.subscriber_id for b in session.exec(select(Bounce)).all()}
+        assert len(bounced) == 5 and all(b.permanent for b in session.exec(select(Bounce)).all())
+        events = session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "bounce")).all()
+        assert {e.subscriber_id for e in events} == bounced
+        assert all(e.source == "delivery" and e.new_state == "bounced" for e in events)
+        hard_ids = set(session.exec(select(Subscriber.id).where(Subscriber.email.in_(hard))).all())
+        assert bounced == hard_ids
+
+
+def test_a_4xx_past_the_deadline_fails_without_a_hard_bounce(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink, connections=1).model_copy(update={"defer_deadline_hours": 0.000001})
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 3)
+    sink.temp_fail[emails[0]] = 99
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    assert _states(engine) == {DeliveryState.SENT: 2, DeliveryState.FAILED: 1}
+    with session_scope(engine) as session:
+        (bounce,) = session.exec(select(Bounce)).all()
+        assert not bounce.permanent
+        assert not session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "bounce")).all()
+
+
+def test_sending_twice_sends_only_to_those_who_have_not_had_it(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    first = add_subscribers(engine, list_id, 10)
+    q1 = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    service.send_queued(s, engine, [q1.send_id], options=FAST)
+    later = add_subscribers(engine, list_id, 4, start=10)
+    q2 = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    assert (q2.new_rows, q2.already) == (4, 10)
+    service.send_queued(s, engine, [q2.send_id], options=FAST)
+    assert sink.copies() == {e: 1 for e in first + later}
+
+
+def test_people_who_leave_after_queuing_are_not_sent_to(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 5)
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        sid = session.exec(select(Subscriber.id).where(Subscriber.email == emails[2])).one()
+        unsubscribe(session, sid, None, source="web", actor="test")
+    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    assert emails[2] not in sink.copies() and len(sink.copies()) == 4
+    assert _states(engine) == {DeliveryState.SENT: 4, DeliveryState.CANCELLED: 1}
+
+
+def test_a_bad_recipient_stops_the_send_before_any_message_leaves(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 5)
+    with session_scope(engine) as session:
+        bad = session.exec(select(Subscriber).where(Subscriber.email == "r3@example.org")).one()
+        bad.email = "zoë@exämple.org"
+        session.add(bad)
+    with pytest.raises(DeliveryError, match="zoë@exämple.org"):
+        service.queue_issue(s, engine, make_compiled(), "shared-services")
+    assert _states(engine) == {}
+    assert sink.count() == 0
+
+
+def test_pause_stops_claiming_resume_finishes_and_cancel_drops_the_rest(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 30)
+    compiled = make_compiled()
+    queued = service.queue_issue(s, engine, compiled, "shared-services")
+    assert service.pause_issue(engine, compiled.slug) == 1
+    tally = service.send_queued(s, engine, [queued.send_id], options=FAST)
+    assert tally.sent == 0 and sink.count() == 0
+    assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
+    ids = service.resume_issue(engine, compiled.slug)
+    service.send_queued(s, engine, ids, options=FAST)
+    st = service.issue_status(engine, compiled.slug)
+    assert st.counts[DeliveryState.SENT] == 30 and st.sends[0]["status"] == "done"
+    add_subscribers(engine, list_id, 3, start=30)
+    service.queue_issue(s, engine, compiled, "shared-services")
+    assert service.cancel_issue(engine, compiled.slug) == 3
+    assert service.resume_issue(engine, compiled.slug) == []
+    assert _states(engine) == {DeliveryState.SENT: 30, DeliveryState.CANCELLED: 3}
+
+
+def test_status_of_an_unknown_or_unsent_issue_is_a_clear_error(settings, engine):  # type: ignore[no-untyped-def]
+    from bulletin.errors import NotFound
+
+    with pytest.raises(NotFound, match="nope"):
+        service.issue_status(engine, "nope")
+
+
+def test_a_scheduled_send_waits_for_its_time_then_a_worker_sends_it(settings, engine, sink):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from bulletin.models import utcnow
+
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 8)
+    compiled = make_compiled()
+    service.queue_issue(s, engine, compiled, "shared-services", at=utcnow() + timedelta(days=1))
+    service.run_worker(s, engine, once=True, options=FAST)
+    assert sink.count() == 0
+    service.queue_issue(s, engine, compiled, "shared-services", at=utcnow() - timedelta(seconds=1))
+    service.run_worker(s, engine, once=True, options=FAST)
+    assert sink.count() == 8
+
+
+def test_the_message_on_the_wire_parses_to_the_filled_issue(settings, engine, sink):  # type: ignore[no-untyped-def]
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 1)
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    (got,) = sink.received
+    msg = email.message_from_bytes(got.data, policy=policy.default)
+    assert got.mail_from.startswith("bounces+") and msg["Message-ID"] == got.message_id
+    assert "Reader 0" in msg.get_body(("plain",)).get_content()
+    with session_scope(engine) as session:
+        (row,) = session.exec(select(Delivery)).all()
+        assert row.message_id == got.message_id and row.smtp_code == 250 and row.attempts == 1
+    _ = Subscription
