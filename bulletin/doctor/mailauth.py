@@ -56,16 +56,23 @@ def org_domain(domain: str) -> str:
 
 
 def check_alignment(settings: Settings, from_domains: list[str]) -> Check:
-    """DMARC passes only if the From domain shares its organisational domain with SPF/DKIM's."""
+    """DMARC passes only if each From domain aligns with the SPF domain or the DKIM domain.
+
+    The envelope sender (SPF) is at 'sending_domain'; delivery signs with d= the
+    From domain, so DKIM aligns by construction once a key is configured.
+    """
     sending = settings.sending_domain.lower()
     off = [d for d in from_domains if org_domain(d) != org_domain(sending)]
-    if off:
-        return Check("alignment", FAIL,
-                     f"From domain(s) {', '.join(off)} do not align with sending domain {sending}: "
-                     "DMARC fails and Gmail/Yahoo reject or junk bulk mail",
-                     f"send from an address at {org_domain(sending)} (lists.toml from_address), or set "
-                     "'sending_domain' to a subdomain of the From domain")
-    return Check("alignment", PASS, f"From domain(s) {', '.join(from_domains)} align with {sending}")
+    if not off:
+        return Check("alignment", PASS, f"From domain(s) {', '.join(from_domains)} align with SPF domain {sending}")
+    if settings.dkim_key_path is not None:
+        return Check("alignment", PASS, f"From domain(s) {', '.join(off)} align through DKIM (d= the From "
+                     f"domain); SPF domain {sending} does not align")
+    return Check("alignment", FAIL,
+                 f"From domain(s) {', '.join(off)} align with neither SPF domain {sending} nor a DKIM "
+                 "signature: DMARC fails and Gmail/Yahoo reject or junk bulk mail",
+                 f"set 'dkim_key_path' (messages are then signed as the From domain), or send from an "
+                 f"address at {org_domain(sending)} (lists.toml from_address)")
 
 
 def check_records(settings: Settings, from_domains: list[str], resolver: dns.resolver.Resolver) -> list[Check]:
@@ -74,7 +81,8 @@ def check_records(settings: Settings, from_domains: list[str], resolver: dns.res
         fix = "run `bulletin doctor` again on a machine with DNS access"
         return [Check(name, WARN, "skipped: offline", fix) for name in ("spf", "dkim", "dmarc")]
     try:
-        return [check_spf(settings, resolver), check_dkim(settings, resolver),
+        return [check_spf(settings, resolver),
+                *[check_dkim(settings, d, resolver) for d in from_domains],
                 *[check_dmarc(d, resolver) for d in from_domains]]
     except (dns.exception.DNSException, OSError) as exc:
         return [Check("dns", WARN, f"DNS lookups failed part-way: {exc}", "try again; check the resolver")]
@@ -95,8 +103,9 @@ def check_spf(settings: Settings, resolver: dns.resolver.Resolver) -> Check:
     return Check("spf", PASS, f"SPF at {domain}: {records[0]}")
 
 
-def check_dkim(settings: Settings, resolver: dns.resolver.Resolver) -> Check:
-    name = f"{settings.dkim_selector}._domainkey.{settings.sending_domain}"
+def check_dkim(settings: Settings, from_domain: str, resolver: dns.resolver.Resolver) -> Check:
+    """The key delivery signs with (d= the From domain) is published and matches the key file."""
+    name = f"{settings.dkim_selector}._domainkey.{from_domain}"
     if settings.dkim_key_path is None:
         return Check("dkim", FAIL, "messages are not DKIM-signed ('dkim_key_path' is not set)",
                      f"generate a key, set 'dkim_key_path', and publish its public key as TXT at {name}")

@@ -10,12 +10,13 @@ from bulletin.db import make_engine
 from bulletin.doctor import PASS, Check
 from bulletin.doctor.checks import check_database, check_public_url, check_smtp
 from bulletin.doctor.mailauth import check_alignment, check_records, make_resolver
+from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
 
 
 def run_checks(settings: Settings, *, timeout: float = 5.0, offline: bool = False,
                resolver: dns.resolver.Resolver | None = None) -> list[Check]:
-    """Database, SMTP, public URL, From alignment, then SPF/DKIM/DMARC unless `offline`.
+    """Database, SMTP, public URL, secrets, From alignment, then SPF/DKIM/DMARC unless `offline`.
 
     `resolver` lets a caller point the DNS checks at a particular server.
     """
@@ -24,6 +25,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0, offline: bool = Fals
     from_domains = from_domains or [settings.sending_domain]
     checks += [check_smtp(settings, min(timeout, settings.smtp_timeout)),
                check_public_url(settings, timeout),
+               check_secrets(settings),
                check_alignment(settings, from_domains)]
     if offline:
         checks += [Check(name, "warn", "skipped: offline (--offline)", "run without --offline")

@@ -1,5 +1,7 @@
 import base64
+import shutil
 import sqlite3
+import subprocess
 import threading
 
 import pytest
@@ -13,6 +15,7 @@ from bulletin.db import session_scope
 from bulletin.doctor import run_checks
 from bulletin.doctor.checks import check_database, check_public_url, check_smtp
 from bulletin.doctor.mailauth import check_alignment, check_records, org_domain
+from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
 from tests.report.servers import dns_server, free_port, http_server
 
@@ -166,13 +169,45 @@ def test_public_url_passes_against_bulletins_own_web_app(settings, engine):
     assert check.status == "pass", check
 
 
+# Secrets -----------------------------------------------------------------------------------------
+
+def test_generated_key_outside_git_passes(ws_settings):
+    check = check_secrets(ws_settings())
+    assert check.status == "pass", check
+
+
+def test_key_file_readable_by_others_warns_with_chmod(ws_settings, workspace):
+    settings = ws_settings()
+    (workspace / ".bulletin" / "secret_keys.json").chmod(0o644)
+    check = check_secrets(settings)
+    assert check.status == "warn" and "chmod 600" in check.fix
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_passwords_in_a_committable_toml_and_unignored_keys_warn(ws_settings, workspace):
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "bulletin.toml").write_text('smtp_password = "x"\n')
+    check = check_secrets(ws_settings())
+    assert check.status == "warn"
+    assert "BULLETIN_SMTP_PASSWORD" in check.fix and ".bulletin/ to .gitignore" in check.fix
+    (workspace / ".gitignore").write_text(".bulletin/\nbulletin.toml\n")
+    assert check_secrets(ws_settings()).status == "pass"
+
+
 # Alignment and DNS -------------------------------------------------------------------------------
 
-def test_from_domain_in_another_organisation_fails_alignment(ws_settings):
+def test_from_domain_in_another_organisation_fails_alignment_without_dkim(ws_settings):
     s = ws_settings(sending_domain="news.example.org")
     assert check_alignment(s, ["example.org", "mail.example.org"]).status == "pass"
     check = check_alignment(s, ["example.org", "council.example.gov.uk"])
     assert check.status == "fail" and "council.example.gov.uk" in check.detail
+    assert "dkim_key_path" in check.fix
+
+
+def test_dkim_signing_as_the_from_domain_rescues_alignment(ws_settings, tmp_path):
+    path, _ = _dkim_key(tmp_path)
+    check = check_alignment(ws_settings(dkim_key_path=path), ["council.example.gov.uk"])
+    assert check.status == "pass" and "through DKIM" in check.detail
     assert org_domain("a.b.example.gov.uk") == "example.gov.uk"
 
 
@@ -189,7 +224,7 @@ def _dkim_key(tmp_path):
 def test_spf_dkim_and_dmarc_pass_when_published(ws_settings, tmp_path):
     path, public = _dkim_key(tmp_path)
     zone = {"news.example.org": ["v=spf1 ip4:192.0.2.0/24 ~all", "google-site-verification=x"],
-            "bulletin._domainkey.news.example.org": [f"v=DKIM1; k=rsa; p={public}"],
+            "bulletin._domainkey.example.org": [f"v=DKIM1; k=rsa; p={public}"],
             "_dmarc.example.org": ["v=DMARC1; p=none; rua=mailto:d@example.org"]}
     with dns_server(zone) as resolver:
         checks = by_name(check_records(ws_settings(dkim_key_path=path), ["example.org"], resolver))
@@ -201,7 +236,7 @@ def test_missing_or_wrong_records_fail_with_the_record_to_publish(ws_settings, t
     path, _ = _dkim_key(tmp_path)
     _, other_public = _dkim_key(tmp_path / "..")
     zone = {"news.example.org": ["v=spf1 +all", "v=spf1 -all"],
-            "bulletin._domainkey.news.example.org": [f"v=DKIM1; p={other_public}"]}
+            "bulletin._domainkey.example.org": [f"v=DKIM1; p={other_public}"]}
     with dns_server(zone) as resolver:
         checks = by_name(check_records(ws_settings(dkim_key_path=path), ["example.org"], resolver))
     assert checks["spf"].status == "fail" and "2 SPF records" in checks["spf"].detail
@@ -239,5 +274,5 @@ def test_run_checks_uses_the_lists_from_domains_for_alignment_and_dmarc(settings
 
 def test_offline_flag_skips_dns_entirely(ws_settings):
     checks = run_checks(ws_settings(), timeout=1, offline=True)
-    assert [c.name for c in checks] == ["database", "smtp", "public_url", "alignment", "spf", "dkim", "dmarc"]
+    assert [c.name for c in checks] == ["database", "smtp", "public_url", "secrets", "alignment", "spf", "dkim", "dmarc"]
     assert all(c.detail.startswith("skipped: offline") for c in checks[-3:])
