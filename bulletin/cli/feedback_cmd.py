@@ -1,7 +1,130 @@
-"""`bulletin feedback` (being built)."""
+"""`bulletin feedback`: read, triage, export and answer what subscribers wrote back."""
 
 from __future__ import annotations
 
-import typer
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="feedback", no_args_is_help=True)
+import typer
+from rich.table import Table
+
+from bulletin.cli.common import console, ctx_of
+from bulletin.db import session_scope
+from bulletin.inbound.feedback import (
+    FeedbackView,
+    answer_feedback,
+    export_csv,
+    list_feedback,
+    mark_feedback,
+    show_feedback,
+)
+
+app = typer.Typer(help="Replies from subscribers, matched to issue and block.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IdArg = Annotated[int, typer.Argument(help="Feedback id (see `bulletin feedback list`).")]
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    issue: Annotated[str | None, typer.Option(help="Only replies to this issue (slug).")] = None,
+    status: Annotated[str | None, typer.Option(help="new, read, answered or archived.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only replies with this tag.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List feedback, oldest first."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        views = list_feedback(session, issue=issue, status=status, tag=tag)
+    if as_json:
+        typer.echo(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
+        return
+    table = Table("id", "status", "received", "from", "issue", "block", "reply", "tags")
+    for v in views:
+        snippet = " ".join(v.visible_text.split())[:60]
+        table.add_row(str(v.id), v.status, v.received_at[:16], v.email, v.issue, v.block, snippet, ",".join(v.tags))
+    console.print(table)
+
+
+@app.command()
+def show(ctx: typer.Context, feedback_id: IdArg, as_json: JsonOpt = False,
+         full: Annotated[bool, typer.Option("--full", help="Also print the full text with quotes.")] = False) -> None:
+    """Show one reply."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        view = show_feedback(session, feedback_id)
+    if as_json:
+        typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
+        return
+    _print_view(view, full)
+
+
+def _print_view(v: FeedbackView, full: bool) -> None:
+    console.print(f"[bold]#{v.id}[/] {v.status}  {v.received_at}  {v.name} <{v.email}>", highlight=False)
+    console.print(f"issue: {v.issue or '-'}  block: {v.block or '-'}  tags: {', '.join(v.tags) or '-'}",
+                  highlight=False)
+    console.print(f"subject: {v.subject}", highlight=False, markup=False)
+    for att in v.attachments:
+        console.print(f"attachment: {att.get('filename')} ({att.get('content_type')}, {att.get('size')} bytes)",
+                      highlight=False, markup=False)
+    console.print()
+    console.print(v.full_text if full else v.visible_text, highlight=False, markup=False)
+
+
+@app.command()
+def mark(
+    ctx: typer.Context,
+    feedback_id: IdArg,
+    status: Annotated[str | None, typer.Option(help="new, read, answered or archived.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Add a tag (repeatable).")] = None,
+    untag: Annotated[list[str] | None, typer.Option("--untag", help="Remove a tag (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the status and tags of a reply."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        view = mark_feedback(session, feedback_id, status=status, add_tags=tag, remove_tags=untag)
+    if as_json:
+        typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
+    else:
+        console.print(f"#{view.id}: {view.status} {', '.join(view.tags)}", highlight=False)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write CSV to this file ('-' for stdout).")] = None,
+    issue: Annotated[str | None, typer.Option(help="Only replies to this issue (slug).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """Export feedback as CSV for a spreadsheet."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        data = export_csv(list_feedback(session, issue=issue, status=status))
+    if csv_out is None or str(csv_out) == "-":
+        sys.stdout.write(data)
+    else:
+        csv_out.write_text(data, encoding="utf-8")
+        console.print(f"wrote {csv_out}")
+
+
+@app.command()
+def reply(
+    ctx: typer.Context,
+    feedback_id: IdArg,
+    text: Annotated[str | None, typer.Option("--text", help="The answer (default: read from stdin).")] = None,
+    from_addr: Annotated[str | None, typer.Option("--from", help="From address of the answer.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer the person by email, threaded under their reply (In-Reply-To), and mark it answered."""
+    c = ctx_of(ctx)
+    body = text if text is not None else sys.stdin.read()
+    with session_scope(c.engine) as session:
+        view = answer_feedback(session, c.settings, feedback_id, body, from_addr=from_addr)
+    if as_json:
+        typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
+    else:
+        console.print(f"#{view.id}: answered {view.email}", highlight=False)

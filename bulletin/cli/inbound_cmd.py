@@ -1,7 +1,129 @@
-"""`bulletin inbound` (being built)."""
+"""`bulletin inbound`: feed mail in (stdin, Maildir, mbox, IMAP), listen for LMTP, reprocess.
+
+Postfix, pipe (master.cf):
+  bulletin unix - n n - - pipe flags=Rq user=bulletin argv=/usr/local/bin/bulletin -w /srv/bulletin inbound
+    --envelope-from ${sender} --envelope-to ${original_recipient}
+Postfix, LMTP (main.cf, with `bulletin inbound serve --port 2424` running):
+  transport_maps = inline:{ news.example.org = lmtp:inet:127.0.0.1:2424 }
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="inbound", no_args_is_help=True)
+from bulletin.cli.common import console, ctx_of, err_console
+from bulletin.inbound import IngestResult, ingest, reprocess
+from bulletin.inbound.sources import SourceItem, imap_poll, ingest_items, maildir_items, mbox_items
+
+EX_TEMPFAIL = 75
+
+app = typer.Typer(help="Take in replies, bounces and complaints.", invoke_without_command=True,
+                  rich_markup_mode="rich")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON line per message.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+@app.callback()
+def inbound(
+    ctx: typer.Context,
+    maildir: Annotated[Path | None, typer.Option(help="Read a Maildir (new/, unseen cur/); moves done mail to cur/.")] = None,
+    mbox: Annotated[Path | None, typer.Option(help="Read every message of an mbox file.")] = None,
+    imap: Annotated[bool, typer.Option("--imap", help="Poll the IMAP folder from the settings; moves done mail.")] = False,
+    envelope_from: Annotated[str | None, typer.Option(help="Envelope sender (from the MTA pipe).")] = None,
+    envelope_to: Annotated[list[str] | None, typer.Option(help="Envelope recipient (from the MTA pipe).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Read one message from stdin (an MTA pipe), or a --maildir, --mbox or --imap folder."""
+    if ctx.invoked_subcommand is not None:
+        return
+    c = ctx_of(ctx)
+    if sum(bool(x) for x in (maildir, mbox, imap)) > 1:
+        raise typer.BadParameter("choose one of --maildir, --mbox, --imap")
+    if imap:
+        _report(imap_poll(c.engine, c.settings), as_json, quiet)
+        return
+    if maildir or mbox:
+        items = maildir_items(maildir) if maildir else mbox_items(mbox)  # type: ignore[arg-type]
+        source = "maildir" if maildir else "mbox"
+        _report((r for _, r in ingest_items(c.engine, c.settings, items, source=source)), as_json, quiet)
+        return
+    data = sys.stdin.buffer.read()
+    if not data.strip():
+        raise typer.BadParameter("no message on stdin")
+    try:
+        result = ingest(c.engine, c.settings, data, source="stdin", envelope_from=envelope_from,
+                        envelope_to=envelope_to)
+    except Exception as exc:  # noqa: BLE001 - not stored: tell the MTA to keep the message and retry
+        err_console.print(f"[bold red]error:[/] message not stored, try again later: {exc}")
+        raise typer.Exit(EX_TEMPFAIL) from None
+    _report([result], as_json, quiet)
+
+
+def _report(results: Iterable[IngestResult], as_json: bool, quiet: bool) -> None:
+    counts: dict[str, int] = {}
+    for result in results:
+        key = "duplicate" if result.duplicate else (result.classification or result.status)
+        counts[key] = counts.get(key, 0) + 1
+        if as_json:
+            typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, default=str))
+        elif not quiet:
+            who = result.subscriber or "-"
+            console.print(f"#{result.inbound_id} {result.message_id} [bold]{key}[/] {who} {result.issue or ''}",
+                          highlight=False, soft_wrap=True)
+    if not as_json and not quiet:
+        console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no messages")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 2424,
+    smtp: Annotated[bool, typer.Option("--smtp", help="Speak SMTP instead of LMTP.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Listen for LMTP (or SMTP) from the MTA; each message is stored before the 250."""
+    from bulletin.inbound.listener import start_listener
+
+    c = ctx_of(ctx)
+
+    def show(result: IngestResult) -> None:
+        _report([result], as_json, False) if as_json else console.print(
+            f"#{result.inbound_id} {result.classification} {result.subscriber or '-'}", highlight=False)
+
+    controller = start_listener(c.engine, c.settings, host=host, port=port, lmtp=not smtp, on_result=show)
+    err_console.print(f"listening on {host}:{port} ({'SMTP' if smtp else 'LMTP'}); Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+@app.command("reprocess")
+def reprocess_cmd(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only messages with this status (stored, processed, quarantined).")] = None,
+    classification: Annotated[str | None, typer.Option("--class", help="Only messages of this class.")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(help="Inbound message ids (default: all).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Classify and match stored raw mail again, e.g. after a fix; feedback status and tags are kept."""
+    c = ctx_of(ctx)
+    _report(reprocess(c.engine, c.settings, status=status, classification=classification, ids=ids),
+            as_json, quiet)
+
+
+__all__ = ["app", "SourceItem"]

@@ -13,7 +13,10 @@ from email.message import Message
 
 from sqlmodel import Session, select
 
-from bulletin.errors import NotFound, StateError
+from bulletin.config import Settings
+from bulletin.delivery.message import simple_message
+from bulletin.delivery.transport import make_transport
+from bulletin.errors import DeliveryError, NotFound, StateError
 from bulletin.inbound.clean import visible_text
 from bulletin.inbound.match import Match, block_anchor
 from bulletin.inbound.parse import attachments, body_text, header, sender
@@ -150,12 +153,9 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def answer_feedback(session: Session, settings, feedback_id: int, text: str, *,  # type: ignore[no-untyped-def]
+def answer_feedback(session: Session, settings: Settings, feedback_id: int, text: str, *,
                     from_addr: str | None = None) -> FeedbackView:
     """Email the person an answer threaded under their reply, then mark the record answered."""
-    from bulletin.delivery.message import simple_message
-    from bulletin.delivery.transport import make_transport
-
     fb = get_feedback(session, feedback_id)
     sub = session.get(Subscriber, fb.subscriber_id) if fb.subscriber_id else None
     if sub is None or not sub.email:
@@ -174,8 +174,6 @@ def answer_feedback(session: Session, settings, feedback_id: int, text: str, *, 
     finally:
         transport.close()
     if not result.ok:
-        from bulletin.errors import DeliveryError
-
         raise DeliveryError(f"server answered {result.code} {result.detail}", where=sub.email)
     fb.status, fb.answered_at, fb.answer_message_id = "answered", utcnow(), message_id
     session.add(fb)

@@ -100,3 +100,18 @@ Message-ID: {original_message_id}
 
 --B--
 """.replace("\n", "\r\n").encode()
+
+
+def run_cli(world: World, *args: str, input: bytes | str | None = None):  # type: ignore[no-untyped-def]
+    """Run `bulletin -w <workspace> ...` against the world's database, as an operator would."""
+    from typer.testing import CliRunner
+
+    from bulletin.cli import app
+
+    ws = world.settings.workspace
+    toml = ws / "bulletin.toml"
+    if not toml.exists():
+        toml.write_text(f'database_url = "{world.settings.effective_database_url}"\n'
+                        f'sending_domain = "{world.settings.sending_domain}"\n'
+                        f'public_base_url = "{world.settings.public_base_url}"\n')
+    return CliRunner().invoke(app, ["-w", str(ws), *args], input=input, catch_exceptions=False)
