@@ -1,0 +1,216 @@
+"""Rendering the sample issue: anchors, back-to-top links, inlined styles, text part, slots."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import lxml.html
+import pytest
+
+from bulletin.compose import load_issue
+from bulletin.config import Settings
+from bulletin.errors import ContentError
+from bulletin.render.build import build_issue, compile_issue, issue_folder
+from bulletin.render.compiled import SLOTS, Compiled, marker
+from bulletin.render.pipeline import render_html, render_text
+from bulletin.render.templating import make_environments
+from tests.render.conftest import ALICE, SAMPLE_SLUG
+
+
+def doc_of(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(html.encode())
+
+
+@pytest.fixture(scope="module")
+def alice_html(sample: Compiled) -> str:
+    return sample.fill(ALICE).html
+
+
+def test_every_contents_link_targets_an_existing_block_id(sample: Compiled, alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    contents = doc.xpath('//*[@id="contents"]/following::ol[1]//a/@href')
+    assert contents == [f"#{b.anchor}" for b in sample.blocks]
+    ids = set(doc.xpath("//@id"))
+    assert all(href[1:] in ids for href in contents)
+    assert all(doc.get_element_by_id(b.anchor).text_content() == b.heading for b in sample.blocks)
+
+
+def test_every_block_ends_with_a_back_to_top_link_to_the_top_anchor(sample: Compiled, alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    anchors = [b.anchor for b in sample.blocks]
+    for this, nxt in zip(anchors, anchors[1:] + ["footer"], strict=True):
+        between = doc.xpath(f'//*[@id="{this}"]/following::a[@href="#top"][1]/following::*[@id="{nxt}"]')
+        assert between, f"no Back to top link between {this} and {nxt}"
+    backs = doc.xpath('//a[@href="#top"]')
+    assert len(backs) == len(anchors) and all(a.text_content() == "Back to top" for a in backs)
+    top = doc.get_element_by_id("top")
+    assert top.xpath(".//a/@href") == [ALICE.view_online_url]  # view online sits at the very top
+
+
+def test_styles_are_inlined_and_only_media_rules_stay_in_style_tags(alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    h2 = doc.get_element_by_id("contents")
+    assert "color:#00587c" in h2.get("style", "").replace(" ", "")
+    for style in doc.xpath("//style"):
+        css = re.sub(r"/\*.*?\*/", "", style.text or "", flags=re.S).strip()
+        assert css.startswith("@media") or ".mj-outlook-group-fix" in css or ".moz-text-html" in css, css[:80]
+
+
+def test_doctype_colour_schemes_and_media_rules_survive(alice_html: str) -> None:
+    assert alice_html.startswith("<!doctype html>")
+    assert "@media (prefers-color-scheme: dark)" in alice_html
+    assert "@media only screen and (max-width: 480px)" in alice_html
+    assert '<meta name="color-scheme" content="light dark">' in alice_html
+    assert "!important" in alice_html.split("prefers-color-scheme")[1][:400]
+
+
+def test_nothing_remote_is_loaded(alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    assert not doc.xpath("//link[@rel='stylesheet']") and not doc.xpath("//script")
+    assert "googleapis" not in alice_html and "@import" not in alice_html
+
+
+def test_text_part_holds_every_heading_numbered_and_every_link(sample: Compiled, alice_html: str) -> None:
+    text = sample.fill(ALICE).text
+    for n, block in enumerate(sample.blocks, 1):
+        assert f"\n{n}. {block.heading}\n" in text
+    links = set(doc_of(alice_html).xpath("//a/@href"))
+    for href in links:
+        if href.startswith("#"):
+            continue
+        shown = href[7:].split("?")[0] if href.startswith("mailto:") else href
+        assert shown in text, href
+    assert "Back to top" not in text and "<" not in text.replace("<https://", "").replace("<mailto", "")
+
+
+def test_feedback_button_replies_to_the_reply_slot_naming_the_block(sample: Compiled, alice_html: str) -> None:
+    hrefs = [h for h in doc_of(alice_html).xpath("//a/@href") if h.startswith(f"mailto:{ALICE.reply_address}")]
+    assert len(hrefs) == 1
+    assert unquote(hrefs[0].split("?subject=")[1]) == f"Re: {sample.subject} [we-want-to-hear-from-you]"
+
+
+def test_subscribe_block_links_to_signup_pages_on_the_public_base_url(alice_html: str) -> None:
+    hrefs = doc_of(alice_html).xpath("//a/@href")
+    assert "https://news.example.org/signup/productivity" in hrefs
+    assert "https://news.example.org/signup/workforce" in hrefs
+
+
+def test_footer_carries_unsubscribe_and_preferences(alice_html: str) -> None:
+    footer = doc_of(alice_html).get_element_by_id("footer")
+    assert set(footer.xpath(".//a/@href")) >= {ALICE.unsubscribe_url, ALICE.preferences_url}
+
+
+def test_fill_escapes_for_html_and_not_for_text(sample: Compiled) -> None:
+    filled = sample.fill(ALICE)
+    assert "Dear Alice O&#x27;Neill &amp; co," in filled.html
+    assert "Dear Alice O'Neill & co," in filled.text
+    assert "tok-alice?x=1&amp;y=2" in filled.html and "tok-alice?x=1&y=2" in filled.text
+    assert "BULLETINSLOT" not in filled.html + filled.text
+
+
+def test_fill_equals_a_full_render_with_the_same_values(module_settings: Settings, sample: Compiled) -> None:
+    """The cheap path and the slow path agree, so skipping the re-render loses nothing."""
+    issue = load_issue(issue_folder(module_settings, SAMPLE_SLUG))
+    html_env, text_env = make_environments(module_settings.templates_path)
+    plain = {s: ALICE.value(s).replace("&", "").replace("'", "") for s in SLOTS}
+    from bulletin.render.compiled import Recipient
+
+    recipient = Recipient(**plain)
+    filled = sample.fill(recipient)
+    assert filled.html == render_html(html_env, issue, plain, module_settings.public_base_url)
+    assert filled.text == render_text(text_env, issue, plain, module_settings.public_base_url)
+
+
+def test_compiled_survives_json(sample: Compiled) -> None:
+    again = Compiled.from_json(sample.to_json())
+    assert again == sample
+    assert again.fill(ALICE) == sample.fill(ALICE)
+
+
+def test_web_copy_has_no_personal_slots(sample: Compiled) -> None:
+    assert "BULLETINSLOT" not in sample.web_html
+    assert "Dear reader," in sample.web_html
+    assert "https://news.example.org/signup/shared-services" in sample.web_html
+    assert "reply@news.example.org" in sample.web_html
+
+
+def test_every_slot_marker_survives_the_pipeline(sample: Compiled) -> None:
+    assert set(sample.html.slots) == set(SLOTS)
+    assert set(sample.text.slots) == set(SLOTS)
+    assert marker("name") not in "".join(sample.html.chunks)
+
+
+def test_build_writes_email_text_and_archive_page(render_settings: Settings) -> None:
+    result = build_issue(render_settings, SAMPLE_SLUG)
+    folder = render_settings.workspace / "build" / SAMPLE_SLUG
+    assert result.folder == folder
+    assert {p.name for p in folder.iterdir()} == {"email.html", "email.txt", "index.html", "compiled.json"}
+    assert result.email_html.read_text().startswith("<!doctype html>")
+    assert "IN THIS ISSUE" in result.email_text.read_text()
+    assert result.index_html.read_text() == result.compiled.web_html
+    assert result.html_bytes == len(result.email_html.read_bytes())
+
+
+def test_an_issue_can_be_named_by_folder_path(render_settings: Settings) -> None:
+    folder = render_settings.workspace / "content" / SAMPLE_SLUG
+    assert compile_issue(render_settings, str(folder)).slug == SAMPLE_SLUG
+
+
+def test_unknown_issue_is_a_content_error(render_settings: Settings) -> None:
+    with pytest.raises(ContentError, match="no issue 'nope'"):
+        compile_issue(render_settings, "nope")
+
+
+def test_bad_content_writes_nothing_and_keeps_the_last_build(render_settings: Settings) -> None:
+    first = build_issue(render_settings, SAMPLE_SLUG)
+    before = {p.name: p.read_bytes() for p in first.folder.iterdir()}
+    bad = render_settings.workspace / "content" / SAMPLE_SLUG / "12-broken.md"
+    bad.write_text("---\ntype: poem\nheading: x\n---\n")
+    with pytest.raises(ContentError, match="12-broken.md:2: field 'type'"):
+        build_issue(render_settings, SAMPLE_SLUG)
+    assert {p.name: p.read_bytes() for p in first.folder.iterdir()} == before
+
+
+def test_bad_content_on_a_first_build_creates_no_build_folder(render_settings: Settings) -> None:
+    bad = render_settings.workspace / "content" / SAMPLE_SLUG / "12-broken.md"
+    bad.write_text("---\ntype: article\n---\n")
+    with pytest.raises(ContentError, match="field 'heading'"):
+        build_issue(render_settings, SAMPLE_SLUG)
+    assert not (render_settings.workspace / "build").exists()
+
+
+def test_raw_html_in_markdown_arrives_sanitised_in_the_email(render_settings: Settings) -> None:
+    block = render_settings.workspace / "content" / SAMPLE_SLUG / "12-raw.md"
+    block.write_text('---\ntype: article\nheading: Raw\n---\n<p onmouseover="x()">Hi <script>evil()</script></p>\n')
+    html = compile_issue(render_settings, SAMPLE_SLUG).fill(ALICE).html
+    assert "evil()" not in html and "onmouseover" not in html and "Hi" in html
+
+
+def test_stats_series_renders_as_a_bar_table(render_settings: Settings) -> None:
+    block = render_settings.workspace / "content" / SAMPLE_SLUG / "12-chart.md"
+    block.write_text("---\ntype: stats\nheading: Chart\nfigures:\n  - value: 3\n    label: things\n"
+                     "series:\n  title: By size\n  unit: '%'\n  points:\n    - label: Small\n      value: 5\n"
+                     "    - label: Large\n      value: 20\n---\n")
+    compiled = compile_issue(render_settings, SAMPLE_SLUG)
+    doc = doc_of(compiled.fill(ALICE).html)
+    widths = doc.xpath('//*[@id="chart"]/following::table[@width="25%" or @width="100%"]/@width')
+    assert "25%" in widths and "100%" in widths
+    assert "Large: 20%" in compiled.fill(ALICE).text
+
+
+def test_template_errors_name_the_template(render_settings: Settings) -> None:
+    shutil_copy_templates(render_settings.workspace)
+    layout = render_settings.workspace / "templates" / "email" / "layout.mjml.j2"
+    layout.write_text(layout.read_text().replace("{{ issue.title }}", "{{ issue.titel }}"))
+    with pytest.raises(ContentError, match="layout.mjml.j2"):
+        compile_issue(render_settings, SAMPLE_SLUG)
+
+
+def shutil_copy_templates(ws: Path) -> None:
+    import shutil
+
+    from bulletin.config import default_templates_dir
+
+    shutil.copytree(default_templates_dir(), ws / "templates")
