@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
 from bulletin.audience.lists import load_lists, sync_lists
@@ -45,8 +46,14 @@ def client(synced: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db(synced: Settings) -> Iterator[Session]:
-    """A session for assertions; the app commits its own work before each response."""
-    engine = make_engine(synced.effective_database_url)
+    """A session for arranging and asserting; commit after writing so the app can write too."""
+    url = synced.effective_database_url
+    if url.startswith("sqlite"):
+        # pysqlite's own transactions begin only at the first write, so reads here never hold
+        # the lock the app needs and always see its latest commit (make_engine begins IMMEDIATE).
+        engine = create_engine(url, connect_args={"timeout": 30})
+    else:
+        engine = make_engine(url)
     with Session(engine, expire_on_commit=False) as session:
         yield session
     engine.dispose()
