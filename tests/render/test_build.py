@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -10,10 +11,10 @@ import lxml.html
 import pytest
 
 from bulletin.compose import load_issue
-from bulletin.config import Settings
+from bulletin.config import Settings, default_templates_dir
 from bulletin.errors import ContentError
 from bulletin.render.build import build_issue, compile_issue, issue_folder
-from bulletin.render.compiled import SLOTS, Compiled, marker
+from bulletin.render.compiled import SLOTS, Compiled, Recipient, marker
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments
 from tests.render.conftest import ALICE, SAMPLE_SLUG
@@ -115,8 +116,6 @@ def test_fill_equals_a_full_render_with_the_same_values(module_settings: Setting
     issue = load_issue(issue_folder(module_settings, SAMPLE_SLUG))
     html_env, text_env = make_environments(module_settings.templates_path)
     plain = {s: ALICE.value(s).replace("&", "").replace("'", "") for s in SLOTS}
-    from bulletin.render.compiled import Recipient
-
     recipient = Recipient(**plain)
     filled = sample.fill(recipient)
     assert filled.html == render_html(html_env, issue, plain, module_settings.public_base_url)
@@ -209,8 +208,4 @@ def test_template_errors_name_the_template(render_settings: Settings) -> None:
 
 
 def shutil_copy_templates(ws: Path) -> None:
-    import shutil
-
-    from bulletin.config import default_templates_dir
-
     shutil.copytree(default_templates_dir(), ws / "templates")
