@@ -41,12 +41,19 @@ def report(
             console.print(f"HTML report written to {html}", highlight=False)
 
 
+SECTIONS = {"recipients": "Delivery", "bounced": "Bounces", "complaints": "Responses",
+            "hard_bounce_rate": "Rates"}
+
+
 def print_report(result: IssueReport) -> None:
     """The terminal table; shared with `bulletin demo`, which ends by showing it."""
-    figures = Table(title=f"{result.title} ({result.slug})", show_header=False, title_justify="left")
+    console.print(f"[bold]{result.title}[/] ({result.slug})\nSubject: {result.subject}", highlight=False)
+    figures = Table(show_header=False, box=None, padding=(0, 2))
     figures.add_column("figure")
     figures.add_column("value", justify="right")
     for name, value in result.metrics().items():
+        if name in SECTIONS:
+            figures.add_row(f"[bold underline]{SECTIONS[name]}[/]", "")
         figures.add_row(LABELS.get(name, name), display_value(name, value))
     console.print(figures)
     blocks = Table(title="Replies by block", title_justify="left")

@@ -40,7 +40,7 @@ def test_report_table_shows_the_figures_and_blocks(cli, expected):
     assert result.exit_code == 0, result.output
     assert "Title ours (ours)" in result.output
     line = next(x for x in result.output.splitlines() if "Hard bounces" in x)
-    assert line.split()[-2] == str(expected.hard_bounces)
+    assert line.split()[-1] == str(expected.hard_bounces)
     assert "We want to hear from you" in result.output
 
 
