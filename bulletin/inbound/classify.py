@@ -17,7 +17,13 @@ from bulletin.inbound.addresses import AddressTokens
 from bulletin.inbound.autoreply import auto_reply_reason
 from bulletin.inbound.bounce_text import looks_like_bounce, text_recipients
 from bulletin.inbound.parse import body_text
-from bulletin.inbound.reports import BounceRecipient, arf_complaint, dsn_recipients, status_code
+from bulletin.inbound.reports import (
+    BounceRecipient,
+    arf_complaint,
+    bare_address,
+    dsn_recipients,
+    status_code,
+)
 
 COMPLAINT, BOUNCE, AUTO_REPLY, UNSUBSCRIBE, MAIL = "complaint", "bounce", "auto_reply", "unsubscribe", "mail"
 
@@ -68,8 +74,8 @@ def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
     code = status_code(text)
     out: list[BounceRecipient] = []
     for raw, perm in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
-        addr = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip("<> ").lower()
-        if "@" in addr and addr not in {b.address for b in out}:
+        addr = bare_address(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+        if addr and addr not in {b.address for b in out}:
             out.append(BounceRecipient(addr, code[:1] != "4" if code else perm, code, ""))
     if not out and looks_like_bounce(msg):
         out = text_recipients(msg, text)

@@ -13,7 +13,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 
@@ -49,12 +49,33 @@ def header(msg: Message, name: str) -> str:
 
 
 def decode_value(value: object) -> str:
+    if isinstance(value, Header):
+        # compat32 wraps raw 8-bit headers in a Header with the unknown-8bit charset.
+        value = "".join(_decode_chunk(b, c) for b, c in decode_header(value))
     text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        # Raw 8-bit header (SMTPUTF8 or a sloppy client): the parser kept the bytes as surrogates.
+        raw = text.encode("ascii", "surrogateescape")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
     try:
         decoded = str(make_header(decode_header(text)))
     except Exception:  # noqa: BLE001 - any broken encoded-word: keep the raw text
         decoded = text
     return " ".join(decoded.split())
+
+
+def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    for candidate in (charset if charset and charset != "unknown-8bit" else "utf-8", "utf-8"):
+        try:
+            return chunk.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return chunk.decode("latin-1")
 
 
 def addresses(msg: Message, *names: str) -> list[str]:

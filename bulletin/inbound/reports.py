@@ -17,6 +17,7 @@ DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/
 ARF_TYPE = "message/feedback-report"
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _COMPLAINT_SUBJECT = re.compile(r"complaint about message|abuse report|spam report|feedback report", re.I)
+_PLAIN_ADDR_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~.-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -53,7 +54,16 @@ def _address_field(value: str) -> str:
     value = decode_value(value)
     if ";" in value:
         value = value.split(";", 1)[1]
-    return value.strip().strip("<>").strip().lower()
+    return bare_address(value)
+
+
+def bare_address(value: str) -> str:
+    """The address in a report field or a detector's output, '' when there is none."""
+    value = value.strip().strip("<>").strip().lower()
+    if _PLAIN_ADDR_RE.fullmatch(value):
+        return value
+    found = _PLAIN_ADDR_RE.search(value)
+    return found.group(0).strip(".") if found else ""
 
 
 def status_code(text: str) -> str:

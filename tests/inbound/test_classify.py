@@ -1,0 +1,156 @@
+"""Classification against the public sisimai corpus, plus one message per auto-reply sign.
+
+Expectations come from sisimai's own tables (expected.json). The corpus gives
+no recipient addresses, so "recipient right" is checked as the number of
+recipients found; permanence is checked against the RFC 3463 class of the
+expected status code (5 = permanent, 4 = temporary), which is how bulletin decides.
+"""
+
+from __future__ import annotations
+
+import json
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from bulletin.audience.links import Links
+from bulletin.config import load_settings
+from bulletin.inbound.addresses import AddressTokens, read_tokens
+from bulletin.inbound.classify import Classification, classify
+from bulletin.inbound.parse import parse_bytes
+from tests.conftest import corpus
+
+
+@pytest.fixture(scope="module")
+def links(tmp_path_factory: pytest.TempPathFactory) -> Links:
+    ws = tmp_path_factory.mktemp("ws")
+    return Links.for_settings(load_settings(ws, secret_keys=["test-key"], sending_domain="news.example.org"))
+
+
+def _classify(raw: bytes, links: Links) -> Classification:
+    msg = parse_bytes(raw)
+    return classify(msg, read_tokens(msg, links, []))
+
+
+@pytest.fixture(scope="module")
+def sisimai(links: Links) -> dict[str, tuple[Classification, list[dict[str, object]]]]:
+    root = corpus("sisimai")
+    expected = json.loads((root / "expected.json").read_text())["expected"]
+    out = {}
+    for name, rows in expected.items():
+        path = root / "maildir" / "bsd" / name
+        if path.exists():
+            out[name] = (_classify(path.read_bytes(), links), rows)
+    return out
+
+
+def _bounces(sisimai: dict) -> dict:  # type: ignore[type-arg]
+    return {k: v for k, v in sisimai.items() if v[1][0]["reason"] not in ("feedback", "vacation")}
+
+
+def test_bounces_are_classified_as_bounces(sisimai: dict) -> None:  # type: ignore[type-arg]
+    bounces = _bounces(sisimai)
+    right = sum(c.kind == "bounce" for c, _ in bounces.values())
+    assert right / len(bounces) >= 0.94, f"{right}/{len(bounces)}"
+
+
+def test_bounce_recipient_count_and_permanence(sisimai: dict) -> None:  # type: ignore[type-arg]
+    bounces = _bounces(sisimai)
+    counted = {k: (c, rows) for k, (c, rows) in bounces.items() if len(c.bounces) == len(rows)}
+    assert len(counted) / len(bounces) >= 0.9, f"{len(counted)}/{len(bounces)}"
+    kind_right = 0
+    for c, rows in counted.values():
+        want = [str(r["deliverystatus"]).startswith("5") if r["deliverystatus"] else r["hardbounce"] for r in rows]
+        kind_right += [b.permanent for b in c.bounces] == want
+    assert kind_right / len(bounces) >= 0.87, f"{kind_right}/{len(bounces)}"
+
+
+def test_every_bounce_recipient_is_an_address(sisimai: dict) -> None:  # type: ignore[type-arg]
+    for name, (c, _) in _bounces(sisimai).items():
+        for b in c.bounces:
+            assert "@" in b.address and " " not in b.address, name
+
+
+def test_rfc3464_report_reads_status_and_diagnostic(sisimai: dict) -> None:  # type: ignore[type-arg]
+    c, _ = sisimai["rfc3464-01.eml"]
+    assert (c.reason, c.bounces[0].address, c.bounces[0].status) == ("dsn", "userunknown@bouncehammer.jp", "5.1.1")
+    assert c.bounces[0].permanent and "User Unknown" in c.bounces[0].diagnostic
+
+
+def test_arf_complaints_are_recognised(sisimai: dict) -> None:  # type: ignore[type-arg]
+    arf = {k: c for k, (c, rows) in sisimai.items() if rows[0]["reason"] == "feedback"}
+    right = sum(c.kind == "complaint" for c in arf.values())
+    assert right >= len(arf) - 2, f"{right}/{len(arf)}"
+    standard = [k for k in arf if b"message/feedback-report" in (corpus("sisimai", "maildir", "bsd", k)).read_bytes()]
+    assert all(arf[k].kind == "complaint" for k in standard)
+
+
+def test_rfc3834_auto_replies_are_recognised(sisimai: dict) -> None:  # type: ignore[type-arg]
+    auto = {k: c for k, (c, rows) in sisimai.items() if rows[0]["reason"] == "vacation"}
+    assert auto and all(c.kind == "auto_reply" for c in auto.values()), auto
+
+
+@pytest.mark.parametrize("name", ["is-not-bounce-01.eml", "is-not-bounce-02.eml", "rb-issue-368-bug.eml"])
+def test_not_bounces_are_neither_bounce_nor_complaint(name: str, links: Links) -> None:
+    c = _classify(corpus("sisimai", "maildir", "not", name).read_bytes(), links)
+    assert c.kind not in ("bounce", "complaint")
+
+
+@pytest.mark.parametrize("folder", ["err", "dos", "mac"])
+def test_odd_messages_classify_without_raising(folder: str, links: Links) -> None:
+    files = sorted(corpus("sisimai", "maildir", folder).iterdir())
+    kinds = [_classify(f.read_bytes(), links).kind for f in files]
+    assert len(kinds) == len(files)
+
+
+def test_cr_only_and_crlf_copies_classify_like_the_original(links: Links) -> None:
+    bsd, mac, dos = (corpus("sisimai", "maildir", d) for d in ("bsd", "mac", "dos"))
+    same = [f.name for f in mac.iterdir() if (bsd / f.name).exists() and (dos / f.name).exists()]
+    assert same
+    for name in same:
+        want = _classify((bsd / name).read_bytes(), links)
+        for folder in (mac, dos):
+            got = _classify((folder / name).read_bytes(), links)
+            assert (got.kind, [b.address for b in got.bounces]) == (want.kind, [b.address for b in want.bounces]), name
+
+
+def _msg(headers: dict[str, str], subject: str = "Re: June bulletin") -> bytes:
+    lines = ["From: amina@example.gov.uk", "To: reply@news.example.org", f"Subject: {subject}",
+             *[f"{k}: {v}" for k, v in headers.items()]]
+    return ("\n".join(lines) + "\n\nI am away.\n").encode()
+
+
+@pytest.mark.parametrize(("headers", "subject"), [
+    ({"Auto-Submitted": "auto-replied (vacation)"}, "Re: June bulletin"),
+    ({"X-Autoreply": "yes"}, "Re: June bulletin"),
+    ({"X-MS-Exchange-Inbox-Rules-Loop": "amina@example.gov.uk"}, "Re: June bulletin"),
+    ({"Return-Path": "<>"}, "Re: June bulletin"),
+    ({"Precedence": "auto_reply"}, "Re: June bulletin"),
+    ({}, "Automatic reply: June bulletin"),
+    ({}, "Out of Office: June bulletin"),
+    ({}, "Abwesenheitsnotiz: June bulletin"),
+    ({}, "Réponse automatique : June bulletin"),
+    ({}, "Automatisch antwoord: June bulletin"),
+    ({}, "Frånvaro: June bulletin"),
+    ({}, "Poza biurem: June bulletin"),
+    ({}, "Respuesta automática: June bulletin"),
+])
+def test_auto_reply_signs(headers: dict[str, str], subject: str, links: Links) -> None:
+    assert _classify(_msg(headers, subject), links).kind == "auto_reply"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Auto-Submitted": "no"}, {"Return-Path": "<amina@example.gov.uk>"}])
+def test_human_mail_is_not_an_auto_reply(headers: dict[str, str], links: Links) -> None:
+    assert _classify(_msg(headers), links).kind == "mail"
+
+
+def test_forged_reply_token_is_flagged(links: Links) -> None:
+    good = links.reply_address(1, 1)
+    msg: Message = parse_bytes(_msg({}).replace(b"reply@news.example.org", good[:-22].encode() + b"x@news.example.org"))
+    assert read_tokens(msg, links, []).forged
+    assert read_tokens(parse_bytes(_msg({})), links, [good]) == AddressTokens(reply=(1, 1))
+
+
+def test_unreadable_corpus_folder_would_skip_not_fail() -> None:
+    assert Path(corpus("sisimai")).is_dir()

@@ -1,0 +1,62 @@
+"""Tolerant parsing: line ends, charsets, encoded words, attachments, Message-IDs."""
+
+from __future__ import annotations
+
+from bulletin.inbound.parse import (
+    attachments,
+    body_text,
+    header,
+    message_id_of,
+    parse_bytes,
+    sender,
+)
+
+BASE = b"From: =?utf-8?q?Zo=C3=AB?= <ZOE@Example.ORG>\nSubject: =?iso-8859-1?q?R=E9union?=\nMessage-ID: <a@b>\n"
+
+
+def test_cr_only_line_ends_parse_like_lf() -> None:
+    raw = (BASE + b"\nHello\nWorld\n").replace(b"\n", b"\r")
+    msg = parse_bytes(raw)
+    assert header(msg, "Subject") == "Réunion" and body_text(msg) == "Hello\nWorld\n"
+
+
+def test_sender_is_decoded_and_lowercased() -> None:
+    assert sender(parse_bytes(BASE + b"\nx\n")) == ("Zoë", "zoe@example.org")
+
+
+def test_unknown_charset_falls_back_instead_of_raising() -> None:
+    raw = BASE + b"Content-Type: text/plain; charset=x-no-such-charset\n\ncaf\xc3\xa9\n"
+    assert body_text(parse_bytes(raw)) == "café\n"
+
+
+def test_broken_encoded_word_keeps_raw_text() -> None:
+    raw = b"Subject: =?utf-8?b?not-base64?=\n\nx\n"
+    assert header(parse_bytes(raw), "Subject") != ""
+
+
+def test_html_only_reply_becomes_text() -> None:
+    raw = BASE + b"Content-Type: text/html\n\n<p>Yes &amp; no</p><p>second</p>\n"
+    assert body_text(parse_bytes(raw)).split() == ["Yes", "&", "no", "second"]
+
+
+def test_attachments_are_listed_with_size() -> None:
+    raw = BASE + (b'Content-Type: multipart/mixed; boundary="X"\n\n--X\nContent-Type: text/plain\n\nSee file.\n'
+                  b'--X\nContent-Type: application/pdf\nContent-Disposition: attachment; filename="plan.pdf"\n'
+                  b"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--X--\n")
+    msg = parse_bytes(raw)
+    assert [a.as_dict() for a in attachments(msg)] == [
+        {"filename": "plan.pdf", "content_type": "application/pdf", "size": 5}]
+    assert body_text(msg).strip() == "See file."
+
+
+def test_missing_or_absurd_message_id_is_derived_from_content() -> None:
+    raw = b"Subject: x\n\nbody\n"
+    assert message_id_of(parse_bytes(raw), raw) == message_id_of(parse_bytes(raw), raw)
+    assert message_id_of(parse_bytes(raw), raw) != message_id_of(parse_bytes(raw + b"!"), raw + b"!")
+    long = b"Message-ID: <" + b"a" * 1000 + b"@x>\n\nbody\n"
+    assert message_id_of(parse_bytes(long), long).startswith("<sha256.")
+
+
+def test_truncated_multipart_does_not_raise() -> None:
+    raw = BASE + b'Content-Type: multipart/mixed; boundary="X"\n\n--X\nContent-Type: text/plain\n\nhalf'
+    assert body_text(parse_bytes(raw)).startswith("half")
