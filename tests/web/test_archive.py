@@ -1,0 +1,80 @@
+"""The web archive: sent issues of public lists only, newest first, each the same render as the email."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from bulletin.audience.links import Links
+from bulletin.audience.subscribers import subscribe
+from bulletin.config import Settings
+from bulletin.models import Delivery, IssueRecord, Send
+from bulletin.render.compiled import Compiled, Template
+from tests.web.conftest import list_id, path_of
+
+
+def _issue(db: Session, slug: str, date: str) -> IssueRecord:
+    compiled = Compiled(
+        slug=slug, title=f"Title {slug}", subject=f"Subject {slug}", preheader="", issue_date=date,
+        lists=("shared-services",), html=Template.split("<p>mail</p>", escape=True),
+        text=Template.split("mail", escape=False), web_html=f"<!doctype html><h1>Web page of {slug}</h1>",
+    )
+    rec = IssueRecord(slug=slug, title=compiled.title, subject=compiled.subject, issue_date=date,
+                      compiled=compiled.to_json(), content_hash=slug)
+    db.add(rec)
+    db.flush()
+    return rec
+
+
+def _send(db: Session, issue: IssueRecord, list_slug: str, status: str) -> Send:
+    send = Send(issue_id=issue.id, list_id=list_id(db, list_slug), status=status)  # type: ignore[arg-type]
+    db.add(send)
+    db.flush()
+    return send
+
+
+def _arrange(db: Session) -> None:
+    _send(db, _issue(db, "2016-03", "2016-03-01"), "shared-services", "done")
+    _send(db, _issue(db, "2016-05", "2016-05-01"), "workforce", "sending")
+    paused = _send(db, _issue(db, "2016-04", "2016-04-01"), "productivity", "paused")
+    sub = subscribe(db, "reader@example.org", [list_id(db, "productivity")], confirmed=True, source="cli", actor="t")
+    db.add(Delivery(issue_id=paused.issue_id, subscriber_id=sub.id, send_id=paused.id, state="sent", message_id="<m1@x>"))  # type: ignore[arg-type]
+    _send(db, _issue(db, "2016-06-draft", "2016-06-01"), "shared-services", "queued")  # not sent yet
+    _send(db, _issue(db, "2016-07-members", "2016-07-01"), "finance", "done")  # members-only list
+    _issue(db, "2016-08-built", "2016-08-01")  # never sent anywhere
+    db.commit()
+
+
+def test_index_lists_sent_public_issues_newest_first(client: TestClient, db: Session) -> None:
+    _arrange(db)
+    page = client.get("/archive/")
+    assert page.status_code == 200
+    shown = [s for s in ("2016-05", "2016-04", "2016-03") if f'href="/archive/{s}/"' in page.text]
+    assert shown == ["2016-05", "2016-04", "2016-03"]
+    assert page.text.index("/archive/2016-05/") < page.text.index("/archive/2016-04/") < page.text.index("/archive/2016-03/")
+    for hidden in ("2016-06-draft", "2016-07-members", "2016-08-built"):
+        assert hidden not in page.text
+
+
+def test_issue_page_is_the_compiled_web_html(client: TestClient, db: Session) -> None:
+    _arrange(db)
+    resp = client.get("/archive/2016-03/")
+    assert resp.status_code == 200 and resp.text == "<!doctype html><h1>Web page of 2016-03</h1>"
+    assert resp.headers["referrer-policy"] == "no-referrer"
+
+
+def test_unsent_private_and_unknown_issues_are_404(client: TestClient, db: Session) -> None:
+    _arrange(db)
+    for slug in ("2016-06-draft", "2016-07-members", "2016-08-built", "no-such-issue"):
+        assert client.get(f"/archive/{slug}/").status_code == 404
+
+
+def test_view_online_link_of_the_email_opens_the_archive_page(client: TestClient, db: Session, synced: Settings) -> None:
+    _arrange(db)
+    url = Links.for_settings(synced).view_online_url("2016-03")
+    assert client.get(path_of(url)).status_code == 200
+
+
+def test_empty_archive_says_so(client: TestClient) -> None:
+    page = client.get("/archive/")
+    assert page.status_code == 200 and "No issues have been published yet" in page.text

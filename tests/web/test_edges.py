@@ -1,0 +1,74 @@
+"""Edge pieces: the rate limiter's window, web options from the environment, client address, headers."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bulletin.errors import ConfigError
+from bulletin.web.options import WebOptions
+from bulletin.web.ratelimit import RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limiter_refuses_over_the_limit_and_forgets_after_the_window() -> None:
+    clock = Clock()
+    limiter = RateLimiter(2, 60, clock=clock)
+    assert limiter.hit("a") and limiter.hit("a")
+    assert not limiter.hit("a")
+    assert limiter.hit("b")  # keys are independent
+    clock.now += 61
+    assert limiter.hit("a")
+
+
+def test_rate_limiter_drops_idle_keys() -> None:
+    clock = Clock()
+    limiter = RateLimiter(5, 10, clock=clock)
+    for i in range(100):
+        limiter.hit(f"ip{i}")
+    clock.now += 25
+    limiter.hit("fresh")
+    assert len(limiter) == 1
+
+
+def test_options_round_trip_through_the_environment() -> None:
+    opts = WebOptions(ip_limit=3, confirm_window=60.0, trust_forwarded=True)
+    assert WebOptions.from_env(opts.to_env()) == opts
+    assert WebOptions.from_env({}) == WebOptions()
+
+
+def test_bad_option_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="BULLETIN_WEB_IP_LIMIT"):
+        WebOptions.from_env({"BULLETIN_WEB_IP_LIMIT": "lots"})
+
+
+def test_pages_carry_protective_headers(client: TestClient) -> None:
+    resp = client.get("/signup")
+    assert resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in resp.headers["content-security-policy"]
+    assert resp.headers["cache-control"] == "no-store"
+    cookie = resp.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_forwarded_for_is_used_only_when_trusted(synced) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import make_client, signup
+
+    with make_client(synced, ip_limit=1) as c:
+        assert signup(c, "f1@example.org", ).status_code == 200
+        # Untrusted: a forged header does not buy a fresh limit.
+        c.headers["X-Forwarded-For"] = "203.0.113.9"
+        assert signup(c, "f2@example.org").status_code == 429
+    with make_client(synced, ip_limit=1, trust_forwarded=True) as c:
+        c.headers["X-Forwarded-For"] = "203.0.113.9"
+        assert signup(c, "f3@example.org").status_code == 200
+        c.headers["X-Forwarded-For"] = "203.0.113.10, 10.0.0.1"
+        assert signup(c, "f4@example.org").status_code == 200

@@ -1,0 +1,122 @@
+"""The preference centre: choose bulletins, edit the profile, export everything, erase."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from bulletin.audience.links import Links
+from bulletin.audience.subscribers import subscribe, suppress
+from bulletin.config import Settings
+from bulletin.models import Subscriber, SubscriberEvent, Subscription
+from tests.web.conftest import CSRF_RE, list_id, path_of
+
+
+@pytest.fixture
+def member(db: Session) -> int:
+    sub = subscribe(db, "prefs@example.org", [list_id(db, "shared-services")], name="Pat", organisation="Old Council",
+                    confirmed=True, source="cli", actor="t")
+    db.commit()
+    assert sub.id is not None
+    return sub.id
+
+
+def _url(settings: Settings, sid: int) -> str:
+    return path_of(Links.for_settings(settings).preferences_url(sid))
+
+
+def _token(client: TestClient, url: str) -> str:
+    return CSRF_RE.search(client.get(url).text).group(1)  # type: ignore[union-attr]
+
+
+def _states(db: Session, sid: int) -> dict[int, str]:
+    db.expire_all()
+    return {r.list_id: r.state for r in db.exec(select(Subscription).where(Subscription.subscriber_id == sid)).all()}
+
+
+def test_page_shows_the_lists_and_profile(client: TestClient, synced: Settings, member: int) -> None:
+    page = client.get(_url(synced, member))
+    assert page.status_code == 200
+    assert "prefs@example.org" in page.text and 'value="Old Council"' in page.text
+    assert 'id="list-shared-services" name="list" value="shared-services" checked' in page.text
+    assert 'id="list-workforce" name="list" value="workforce">' in page.text
+
+
+def test_saving_subscribes_unsubscribes_and_updates_the_profile(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    url = _url(synced, member)
+    resp = client.post(url, data={"csrf_token": _token(client, url), "list": ["workforce", "productivity"],
+                                  "name": "Pat Q", "organisation": "New Council"})
+    assert resp.status_code == 200 and "have been saved" in resp.text
+    states = _states(db, member)
+    assert states[list_id(db, "shared-services")] == "unsubscribed"
+    assert states[list_id(db, "workforce")] == "confirmed"
+    assert states[list_id(db, "productivity")] == "confirmed"
+    sub = db.get(Subscriber, member)
+    assert sub is not None and (sub.name, sub.organisation) == ("Pat Q", "New Council")
+    profile = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == member,
+                                                    SubscriberEvent.kind == "profile")).one()
+    assert profile.detail == {"fields": ["name", "organisation"]} and profile.source == "web"
+
+
+def test_saving_needs_csrf(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    url = _url(synced, member)
+    client.get(url)
+    assert client.post(url, data={"list": []}).status_code == 403
+    assert _states(db, member)[list_id(db, "shared-services")] == "confirmed"
+
+
+def test_bad_fields_are_refused_and_change_nothing(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    url = _url(synced, member)
+    token = _token(client, url)
+    assert client.post(url, data={"csrf_token": token, "name": "Pat\nX"}).status_code == 400
+    assert client.post(url, data={"csrf_token": token, "organisation": "o" * 300}).status_code == 400
+    assert client.post(url, data={"csrf_token": token, "list": "no-such-list"}).status_code == 400
+    assert _states(db, member)[list_id(db, "shared-services")] == "confirmed"
+    db.expire_all()
+    assert db.get(Subscriber, member).name == "Pat"  # type: ignore[union-attr]
+
+
+def test_suppressed_person_cannot_subscribe_here(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    suppress(db, member, "manual", source="cli", actor="t")
+    db.commit()
+    url = _url(synced, member)
+    page = client.get(url)
+    assert "blocked" in page.text
+    client.post(url, data={"csrf_token": _token(client, url), "list": ["workforce"]})
+    assert list_id(db, "workforce") not in _states(db, member)
+
+
+def test_bad_links_are_refused(client: TestClient, synced: Settings, member: int) -> None:
+    good = _url(synced, member)
+    assert client.get(good[:-2] + "xx").status_code == 400
+    unsub = Links.for_settings(synced).unsubscribe_url(member, 1).rsplit("/", 1)[1]
+    assert client.get(f"/preferences/{unsub}").status_code == 400
+    assert client.get(_url(synced, 999_999)).status_code == 400
+
+
+def test_export_holds_everything_about_the_person(client: TestClient, synced: Settings, member: int) -> None:
+    resp = client.get(_url(synced, member) + "/export.json")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
+    assert "attachment" in resp.headers["content-disposition"]
+    data = resp.json()
+    assert data["subscriber"]["email"] == "prefs@example.org" and data["subscriber"]["name"] == "Pat"
+    assert data["subscriptions"][0]["list"] == "shared-services"
+    assert [e["kind"] for e in data["consent_log"]][:1] == ["created"]
+    assert set(data) == {"subscriber", "subscriptions", "consent_log", "deliveries", "replies", "bounces"}
+
+
+def test_erase_needs_the_box_ticked_then_forgets_the_person(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    url = _url(synced, member)
+    token = _token(client, url)
+    assert client.post(url + "/erase", data={"csrf_token": token}).status_code == 400
+    assert client.post(url + "/erase", data={"confirm": "yes"}).status_code == 403
+    db.expire_all()
+    assert db.get(Subscriber, member).email == "prefs@example.org"  # type: ignore[union-attr]
+    done = client.post(url + "/erase", data={"csrf_token": token, "confirm": "yes"})
+    assert done.status_code == 200 and "erased" in done.text
+    db.expire_all()
+    sub = db.get(Subscriber, member)
+    assert sub is not None and sub.email is None and sub.name == "" and sub.erased_at is not None
+    assert client.get(url).status_code == 400
