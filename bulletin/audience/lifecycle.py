@@ -13,7 +13,12 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from bulletin.audience.addresses import address_hash, hash_normalised, normalise_address
+from bulletin.audience.addresses import (
+    address_hash,
+    has_control_chars,
+    hash_normalised,
+    normalise_address,
+)
 from bulletin.audience.subscribers import (
     confirmed_subscribers,
     find_subscriber,
@@ -21,7 +26,7 @@ from bulletin.audience.subscribers import (
     get_subscriber,
     is_suppressed,
 )
-from bulletin.errors import NotFound, StateError
+from bulletin.errors import ContentError, NotFound, StateError
 from bulletin.models import (
     MailingList,
     Subscriber,
@@ -115,6 +120,10 @@ def subscribe(
     A confirmed subscription is never downgraded to pending.
     """
     address = normalise_address(email)
+    for label, value in (("name", name), ("organisation", organisation)):
+        if has_control_chars(value):
+            raise ContentError("contains a control character (CR, LF, tab...)",
+                               where=f"address {address!r}: field '{label}'")
     if is_suppressed(session, address):
         raise StateError("the address is suppressed; it cannot be subscribed", where=f"address {address!r}")
     subscriber = find_subscriber(session, address)

@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bulletin.audience.addresses import has_control_chars, normalise_address
+from bulletin.audience.subscribers import state_counts
 from bulletin.errors import AddressError, ConfigError, location
-from bulletin.models import MailingList, utcnow
+from bulletin.models import MailingList, SubscriptionState, utcnow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public")
@@ -132,3 +133,31 @@ def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False
 
 def all_lists(session: Session) -> list[MailingList]:
     return list(session.exec(select(MailingList).order_by(MailingList.slug)).all())
+
+
+@dataclass(frozen=True)
+class ListOverview:
+    slug: str
+    name: str
+    double_opt_in: bool
+    archive_public: bool
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def overview(session: Session) -> list[ListOverview]:
+    """Each list with its subscription counts by state (every state present, zeros included)."""
+    counts = state_counts(session)
+    return [
+        ListOverview(m.slug, m.name, m.double_opt_in, m.archive_public,
+                     {state: counts.get(int(m.id or 0), {}).get(state, 0) for state in SubscriptionState.ALL})
+        for m in all_lists(session)
+    ]
+
+
+def sync_file(session: Session, path: Path, *, dry_run: bool = False) -> SyncReport:
+    """Load lists.toml and sync it (what `bulletin lists sync` does)."""
+    return sync_lists(session, load_lists(path), dry_run=dry_run)
