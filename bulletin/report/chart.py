@@ -39,7 +39,7 @@ def _plot_timeline(ax, report: IssueReport) -> None:  # type: ignore[no-untyped-
         ax.set_axis_off()
         return
     times = [p.at for p in report.timeline]
-    width = (1 / 24 if report.bucket == "hour" else 1) * 0.8
+    width = report.bucket_seconds / 86400 * 0.8  # matplotlib dates are in days
     ax.bar(times, [p.sent for p in report.timeline], width=width, color=SENT_COLOUR, label="sent",
            align="edge")
     ax.set_ylabel("messages sent", color=SENT_COLOUR)

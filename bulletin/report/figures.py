@@ -45,7 +45,7 @@ class BlockReplies:
 
 @dataclass(frozen=True)
 class TimePoint:
-    """Messages sent and replies received in one bucket (an hour or a day) starting at `at`."""
+    """Messages sent and replies received in one time bucket (see `pick_bucket`) starting at `at`."""
 
     at: datetime
     sent: int
@@ -75,6 +75,7 @@ class IssueReport:
     replies_by_block: tuple[BlockReplies, ...] = ()
     timeline: tuple[TimePoint, ...] = ()
     bucket: str = "hour"
+    bucket_seconds: int = 3600
     generated_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -145,7 +146,7 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
     sent_times = _times(session, Delivery.sent_at, Delivery.issue_id == issue.id,
                         Delivery.state == DeliveryState.SENT)
     reply_times = _times(session, Feedback.received_at, Feedback.issue_id == issue.id)
-    bucket, timeline = _timeline(sent_times, reply_times)
+    bucket, bucket_seconds, timeline = _timeline(sent_times, reply_times)
     return IssueReport(
         issue_id=issue.id,
         slug=issue.slug,
@@ -167,6 +168,7 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
         replies_by_block=by_block,
         timeline=timeline,
         bucket=bucket,
+        bucket_seconds=bucket_seconds,
     )
 
 
@@ -228,23 +230,35 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _timeline(sent: list[datetime], replies: list[datetime]) -> tuple[str, tuple[TimePoint, ...]]:
-    """Hourly buckets over the first two days, daily after that: a bulletin's story is its first day."""
+BUCKETS: tuple[tuple[str, int], ...] = (
+    ("minute", 60), ("5 minutes", 300), ("15 minutes", 900), ("hour", 3600), ("6 hours", 21600),
+    ("day", 86400), ("week", 604800),
+)
+MAX_POINTS = 72
+
+
+def pick_bucket(span: timedelta) -> tuple[str, int]:
+    """The finest bucket that keeps the chart under MAX_POINTS bars: minutes for a demo, days for a month."""
+    for label, seconds in BUCKETS:
+        if span.total_seconds() / seconds < MAX_POINTS:
+            return label, seconds
+    return BUCKETS[-1]
+
+
+def _timeline(sent: list[datetime], replies: list[datetime]) -> tuple[str, int, tuple[TimePoint, ...]]:
     everything = sent + replies
     if not everything:
-        return "hour", ()
+        return "hour", 3600, ()
     start, end = min(everything), max(everything)
-    bucket = "hour" if end - start <= timedelta(days=2) else "day"
-    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    label, seconds = pick_bucket(end - start)
 
     def floor(t: datetime) -> datetime:
-        t = t.astimezone(UTC)
-        return t.replace(minute=0, second=0, microsecond=0) if bucket == "hour" else \
-            t.replace(hour=0, minute=0, second=0, microsecond=0)
+        stamp = int(t.timestamp())
+        return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
 
     sent_n, reply_n = Counter(map(floor, sent)), Counter(map(floor, replies))
-    points, at = [], floor(start)
+    points, at, step = [], floor(start), timedelta(seconds=seconds)
     while at <= end:
         points.append(TimePoint(at, sent_n.get(at, 0), reply_n.get(at, 0)))
         at += step
-    return bucket, tuple(points)
+    return label, seconds, tuple(points)

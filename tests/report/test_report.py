@@ -6,6 +6,7 @@ import pytest
 from bulletin.db import session_scope
 from bulletin.errors import NotFound
 from bulletin.report import issue_report
+from bulletin.report.figures import MAX_POINTS, pick_bucket
 from tests.report.ledger import generate
 
 
@@ -48,20 +49,27 @@ def test_replies_by_block_follow_the_issue_blocks_then_unknown_then_untagged(eng
     assert r.auto_replies == ledger.auto_replies > 0
 
 
-def test_timeline_buckets_sent_and_replies_by_hour_or_day(engine, ledger):
+def test_timeline_buckets_sent_and_replies_in_even_steps(engine, ledger):
     with session_scope(engine) as s:
         r = issue_report(s, "ours")
     assert sum(p.sent for p in r.timeline) == r.sent
     assert sum(p.replies for p in r.timeline) == r.replies
     everything = ledger.sent_times + ledger.reply_times
-    span = max(everything) - min(everything)
-    assert r.bucket == ("hour" if span <= timedelta(days=2) else "day")
-    step = timedelta(hours=1) if r.bucket == "hour" else timedelta(days=1)
+    assert (r.bucket, r.bucket_seconds) == pick_bucket(max(everything) - min(everything)) == ("hour", 3600)
+    step = timedelta(seconds=r.bucket_seconds)
     assert all(b.at - a.at == step for a, b in zip(r.timeline, r.timeline[1:], strict=False))
     assert all(p.at.tzinfo is not None for p in r.timeline)
-    if r.bucket == "hour":
-        first_hour = Counter(t.astimezone(UTC).replace(minute=0) for t in ledger.sent_times)
-        assert r.timeline[0].sent == first_hour[r.timeline[0].at]
+    assert len(r.timeline) <= MAX_POINTS
+    first_hour = Counter(t.astimezone(UTC).replace(minute=0) for t in ledger.sent_times)
+    assert r.timeline[0].sent == first_hour[r.timeline[0].at]
+
+
+def test_bucket_is_the_finest_that_keeps_the_chart_readable():
+    assert pick_bucket(timedelta(seconds=20)) == ("minute", 60)
+    assert pick_bucket(timedelta(hours=2)) == ("5 minutes", 300)
+    assert pick_bucket(timedelta(days=2)) == ("hour", 3600)
+    assert pick_bucket(timedelta(days=30)) == ("day", 86400)
+    assert pick_bucket(timedelta(days=3650)) == ("week", 604800)
 
 
 def test_an_issue_with_nothing_sent_reports_zeros(engine, ledger):
