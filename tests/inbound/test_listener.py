@@ -1,0 +1,61 @@
+"""`bulletin inbound serve`: LMTP and SMTP listeners store before they answer 250."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+
+import pytest
+from sqlmodel import select
+
+from bulletin.db import session_scope
+from bulletin.inbound import IngestResult
+from bulletin.inbound.listener import start_listener
+from bulletin.models import InboundMessage
+from tests.inbound.conftest import World, mail
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_lmtp_delivery_is_stored_and_answered_per_recipient(world: World) -> None:
+    seen: list[IngestResult] = []
+    port = _port()
+    controller = start_listener(world.engine, world.settings, port=port, lmtp=True, on_result=seen.append)
+    try:
+        sid = world.subscribers["ben@example.org"]
+        reply_to = world.links.reply_address(sid, world.issue_id)
+        client = smtplib.LMTP("127.0.0.1", port)
+        refused = client.sendmail("ben@example.org", [reply_to, "reply@news.example.org"],
+                                  mail(to=reply_to, frm="ben@example.org"))
+        client.quit()
+    finally:
+        controller.stop()
+    assert refused == {}
+    assert [(r.classification, r.subscriber_id) for r in seen] == [("reply", sid)]
+    with session_scope(world.engine) as session:
+        row = session.exec(select(InboundMessage)).one()
+        assert row.source == "lmtp" and row.envelope_from == "ben@example.org" and reply_to in (row.envelope_to or "")
+
+
+def test_smtp_listener_answers_451_when_the_message_cannot_be_stored(world: World) -> None:
+    from bulletin.db import make_engine
+
+    port = _port()
+    gone = world.settings.workspace / "gone"
+    engine = make_engine(f"sqlite:///{gone / 'x.db'}")  # a database whose folder then disappears
+    engine.dispose()
+    (gone / "x.db").unlink()
+    gone.rmdir()
+    controller = start_listener(engine, world.settings, port=port, lmtp=False)
+    try:
+        client = smtplib.SMTP("127.0.0.1", port)
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            client.sendmail("a@example.org", ["reply@news.example.org"], mail(to="reply@news.example.org"))
+        client.close()
+    finally:
+        controller.stop()
+    assert info.value.smtp_code == 451
