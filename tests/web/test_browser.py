@@ -1,0 +1,141 @@
+"""End to end in Debian's chromium: `bulletin serve` in a subprocess, signup, mail, confirm, unsubscribe.
+
+Screenshots of each page at phone width (375 px) go to test-artifacts/web/
+(gitignored) for a human to look at; the assertions are on the database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from bulletin.audience.links import Links
+from bulletin.audience.subscribers import find_subscriber
+from bulletin.config import Settings, load_settings
+from bulletin.models import Subscription
+from tests.web.conftest import confirm_link, list_id, outbox
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(synced: Settings) -> Iterator[Settings]:
+    """`bulletin serve` on a free port of 127.0.0.1, for the synced workspace and database."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    (synced.workspace / "bulletin.toml").write_text(
+        f'database_url = "{synced.effective_database_url}"\npublic_base_url = "{base}"\n'
+        f'sending_domain = "news.example.org"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    proc = subprocess.Popen([sys.executable, "-m", "bulletin", "-w", str(synced.workspace), "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(base, proc)
+        yield load_settings(synced.workspace)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise AssertionError(f"bulletin serve exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/signup", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("bulletin serve did not answer")
+
+
+@pytest.fixture
+def page(served: Settings) -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2)
+        yield context.new_page()
+        browser.close()
+
+
+def _state(db: Session, addr: str, slug: str) -> str | None:
+    db.expire_all()
+    sub = find_subscriber(db, addr)
+    if sub is None:
+        return None
+    row = db.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
+                                             Subscription.list_id == list_id(db, slug))).first()
+    return row.state if row else None
+
+
+def _shot(page, name: str, db_kind: str) -> None:  # type: ignore[no-untyped-def]
+    page.screenshot(path=str(SHOTS / f"{db_kind}-{name}.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"{name} scrolls sideways on a phone ({width}px)"
+
+
+def test_signup_confirm_and_unsubscribe_in_chromium(page, served: Settings, db: Session) -> None:  # type: ignore[no-untyped-def]
+    kind = "pg" if served.effective_database_url.startswith("postgresql") else "sqlite"
+    base = served.public_base_url
+    page.goto(f"{base}/signup")
+    _shot(page, "signup-all", kind)
+    page.goto(f"{base}/signup/shared-services")
+    _shot(page, "signup", kind)
+    # Filled through the labels (every field must have one) and submitted from the keyboard.
+    page.get_by_label("Email address").fill("e2e.officer@example.org")
+    page.get_by_label("Name").fill("Edith Example")
+    page.get_by_label("Organisation").fill("Example Borough Council")
+    page.get_by_label("Organisation").press("Enter")
+    page.wait_for_selector("text=Check your inbox")
+    _shot(page, "signup-done", kind)
+    assert _state(db, "e2e.officer@example.org", "shared-services") == "pending"
+
+    mails = outbox(served)
+    assert len(mails) == 1 and mails[0]["To"] == "e2e.officer@example.org"
+    page.goto(confirm_link(mails[0]))
+    page.wait_for_selector("text=Subscription confirmed")
+    _shot(page, "confirmed", kind)
+    assert _state(db, "e2e.officer@example.org", "shared-services") == "confirmed"
+
+    sub = find_subscriber(db, "e2e.officer@example.org")
+    assert sub is not None and sub.id is not None
+    links = Links.for_settings(served)
+    page.goto(links.preferences_url(sub.id))
+    _shot(page, "preferences", kind)
+    page.goto(links.unsubscribe_url(sub.id, list_id(db, "shared-services")))
+    _shot(page, "unsubscribe", kind)
+    assert _state(db, "e2e.officer@example.org", "shared-services") == "confirmed"  # GET changed nothing
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.wait_for_selector("text=You have been unsubscribed")
+    _shot(page, "unsubscribed", kind)
+    assert _state(db, "e2e.officer@example.org", "shared-services") == "unsubscribed"
+
+    page.goto(f"{base}/archive/")
+    _shot(page, "archive", kind)
+    page.goto(f"{base}/confirm/forged-token")
+    _shot(page, "bad-link", kind)
+    assert "cannot be used" in page.content()
