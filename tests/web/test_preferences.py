@@ -41,6 +41,7 @@ def test_page_shows_the_lists_and_profile(client: TestClient, synced: Settings, 
     assert "prefs@example.org" in page.text and 'value="Old Council"' in page.text
     assert 'id="list-shared-services" name="list" value="shared-services" checked' in page.text
     assert 'id="list-workforce" name="list" value="workforce">' in page.text
+    assert "Tell a colleague" in page.text and f"{synced.public_base_url}/refer/" in page.text
 
 
 def test_saving_subscribes_unsubscribes_and_updates_the_profile(client: TestClient, synced: Settings, db: Session, member: int) -> None:

@@ -21,7 +21,7 @@ def preferences_page(request: Request, token: str) -> Response:
     web = web_of(request)
     with web.session() as session:
         prefs = member_flow.preferences(session, member_flow.subscriber_for(session, web.links, token))
-    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": False})
+    return _page(request, web, prefs, token, saved=False)
 
 
 @router.post("/preferences/{token}")
@@ -31,7 +31,14 @@ async def preferences_save(request: Request, token: str) -> Response:
     check_csrf(web.settings.secret_keys, request, form)
     name, organisation = text_field(form, "name"), text_field(form, "organisation")
     prefs = await run_in_threadpool(_save, web, request, token, form.getlist("list"), name, organisation)
-    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": True})
+    return _page(request, web, prefs, token, saved=True)
+
+
+def _page(request: Request, web: WebContext, prefs: member_flow.Preferences, token: str, *, saved: bool) -> Response:
+    """The form, plus a signed "tell a colleague" link for each bulletin the person receives."""
+    share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id))
+             for c in prefs.lists if c.state == "confirmed"]
+    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": saved, "share": share})
 
 
 def _save(web: WebContext, request: Request, token: str, chosen: list, name: str,  # type: ignore[type-arg]
