@@ -9,7 +9,8 @@ Referer leaves our pages and token pages are never cached.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -30,7 +31,13 @@ ARCHIVE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; f
 def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI:
     """The app for one workspace; the engine is made here and disposed on shutdown."""
     engine = make_engine(settings.effective_database_url)
-    app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.web = WebContext.build(settings, engine, options or WebOptions())
     for module in (signup, unsubscribe, preferences, archive):
         app.include_router(module.router)
@@ -38,7 +45,6 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)
     app.middleware("http")(_headers)
-    app.router.add_event_handler("shutdown", engine.dispose)
     return app
 
 

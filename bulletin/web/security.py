@@ -23,6 +23,7 @@ from bulletin.errors import BulletinError
 
 CSRF_COOKIE = "bulletin_csrf"
 CSRF_FIELD = "csrf_token"
+_LINE_BREAKS = "\x7f\x85\u2028\u2029"  # besides C0 controls: DEL and what str.splitlines() breaks on
 LIMITS = {"email": 320, "name": 200, "organisation": 200, "ref": 400, "website": 200}
 
 
@@ -116,7 +117,7 @@ def text_field(form: FormData, name: str, *, required: bool = False) -> str:
     value = values[0] if values else ""
     if not isinstance(value, str):
         raise FormRejected("must be text", field=name)
-    if any(ch in value for ch in "\r\n\x00") or any(ord(c) < 32 and c != "\t" for c in value):
+    if any((ord(c) < 32 and c != "\t") or c in _LINE_BREAKS for c in value):
         raise FormRejected("must be a single line", field=name)
     value = value.strip()
     if len(value) > LIMITS.get(name, 200):

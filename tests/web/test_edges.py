@@ -72,3 +72,25 @@ def test_forwarded_for_is_used_only_when_trusted(synced) -> None:  # type: ignor
         assert signup(c, "f3@example.org").status_code == 200
         c.headers["X-Forwarded-For"] = "203.0.113.10, 10.0.0.1"
         assert signup(c, "f4@example.org").status_code == 200
+
+
+def test_uvicorn_factory_reads_the_workspace_and_options_from_the_environment(
+        synced, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.web.app import app_from_env
+
+    monkeypatch.setenv("BULLETIN_WORKSPACE", str(synced.workspace))
+    monkeypatch.setenv("BULLETIN_DATABASE_URL", synced.effective_database_url)
+    monkeypatch.setenv("BULLETIN_WEB_IP_LIMIT", "7")
+    app = app_from_env()
+    assert app.state.web.options.ip_limit == 7
+    with TestClient(app) as c:
+        assert c.get("/signup/workforce").status_code == 200
+
+
+def test_serve_command_is_registered() -> None:
+    from typer.testing import CliRunner
+
+    from bulletin.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0 and "--workers" in result.output

@@ -127,6 +127,8 @@ def test_honeypot_gets_the_same_page_and_changes_nothing(client: TestClient, db:
 def test_crlf_and_oversized_fields_are_refused(client: TestClient, db: Session) -> None:
     crlf = signup(client, "crlf@example.org", name="Ann\r\nBcc: victim@example.org")
     assert crlf.status_code == 400 and "single line" in crlf.text
+    assert signup(client, "crlf2@example.org\r\nBcc: victim@example.org").status_code == 400
+    assert signup(client, "sep@example.org", organisation="Council\u2028X-Header: 1").status_code == 400
     long_org = signup(client, "long@example.org", organisation="x" * 201)
     assert long_org.status_code == 400 and "longer than 200" in long_org.text
     token = csrf(client, "/signup/shared-services")
@@ -134,7 +136,7 @@ def test_crlf_and_oversized_fields_are_refused(client: TestClient, db: Session) 
     assert huge.status_code == 413
     twice = client.post("/signup/shared-services", data={"csrf_token": token, "email": ["a@example.org", "b@example.org"]})
     assert twice.status_code == 400
-    for addr in ("crlf@example.org", "long@example.org", "h@example.org", "a@example.org"):
+    for addr in ("crlf@example.org", "crlf2@example.org", "sep@example.org", "long@example.org", "h@example.org", "a@example.org"):
         assert find_subscriber(db, addr) is None
 
 
