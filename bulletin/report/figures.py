@@ -140,7 +140,8 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
     """All figures for the issue with this slug; NotFound when it was never published."""
     issue = session.exec(select(IssueRecord).where(IssueRecord.slug == issue_slug)).first()
     if issue is None or issue.id is None:
-        raise NotFound(f"no published issue with slug {issue_slug!r}", where="issue")
+        raise NotFound(f"no published issue with slug {issue_slug!r} (an issue is published when "
+                       "`bulletin send` queues it)", where="issue")
     states = _delivery_states(session, issue.id)
     hard, soft = _bounces(session, issue.id)
     by_block = _replies_by_block(session, issue)
