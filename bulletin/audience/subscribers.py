@@ -71,12 +71,16 @@ def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
-    """The subscriber holding this address (any spelling that normalises the same), or None."""
+    """The subscriber holding this address (any spelling that normalises the same), or None.
+
+    Erased people are not found: their row keeps only the hash, for suppression.
+    """
     try:
         key = normalise_address(email)
     except AddressError:
         return None
-    stmt = select(Subscriber).where(Subscriber.email_hash == hash_normalised(key))
+    stmt = select(Subscriber).where(Subscriber.email_hash == hash_normalised(key),
+                                    Subscriber.email.is_not(None))
     return session.exec(stmt).first()
 
 
