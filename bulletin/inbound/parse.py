@@ -9,7 +9,6 @@ back to replacement characters rather than raising.
 from __future__ import annotations
 
 import email
-import hashlib
 import html
 import re
 from dataclasses import dataclass
@@ -32,12 +31,6 @@ def normalise_line_ends(raw: bytes) -> bytes:
 def parse_bytes(raw: bytes) -> Message:
     """Parse with compat32: it records defects instead of raising on them."""
     return email.message_from_bytes(normalise_line_ends(raw))
-
-
-def parse_headers_only(raw: bytes) -> Message:
-    """Just the header block: enough for the Message-ID, cheap on a large message."""
-    head = normalise_line_ends(raw[:262144]).split(b"\n\n", 1)[0]
-    return email.message_from_bytes(head + b"\n\n")
 
 
 def header(msg: Message, name: str) -> str:
@@ -100,14 +93,6 @@ def sender(msg: Message) -> tuple[str, str]:
 def message_ids(value: str) -> list[str]:
     """Every `<id>` in an In-Reply-To or References header."""
     return _MID_RE.findall(value)
-
-
-def message_id_of(msg: Message, raw: bytes) -> str:
-    """The Message-ID, or one derived from the content so a redelivery still deduplicates."""
-    found = message_ids(header(msg, "Message-ID"))
-    if found and len(found[0]) <= 900:
-        return found[0]
-    return f"<sha256.{hashlib.sha256(raw).hexdigest()}@inbound.invalid>"
 
 
 def part_text(part: Message) -> str:

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
+from bulletin.errors import NotFound
 from bulletin.inbound import actions
 from bulletin.inbound.addresses import read_tokens
 from bulletin.inbound.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
@@ -56,34 +57,44 @@ class IngestResult:
 
 
 def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envelope_from: str | None = None,
-           envelope_to: str | list[str] | None = None) -> IngestResult:
-    """Store, then process; a message already stored is reported, not processed again."""
+           envelope_to: str | list[str] | None = None, links: Links | None = None) -> IngestResult:
+    """Store (and commit), then process; a message already stored is reported, not processed again."""
     rcpts = [envelope_to] if isinstance(envelope_to, str) else list(envelope_to or [])
-    stored = store_raw(engine, raw, source=source, envelope_from=envelope_from, envelope_to=rcpts)
-    if stored.duplicate:
-        with session_scope(engine) as session:
+    with Session(engine, expire_on_commit=False) as session:
+        stored, row = store_raw(session, raw, source=source, envelope_from=envelope_from, envelope_to=rcpts)
+        if row is None:
             result = describe(session, session.get(InboundMessage, stored.inbound_id))
-        result.duplicate = True
-        return result
-    return process(engine, settings, stored.inbound_id)
+            session.rollback()
+            result.duplicate = True
+            return result
+        return _process_row(session, settings, links or Links.for_settings(settings), row)
 
 
 def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links | None = None) -> IngestResult:
-    """Classify, match and act on one stored message; quarantine it if anything raises."""
-    links = links or Links.for_settings(settings)
+    """Classify, match and act on one stored message again."""
+    with Session(engine, expire_on_commit=False) as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            raise NotFound(f"no inbound message #{inbound_id}")
+        return _process_row(session, settings, links or Links.for_settings(settings), row)
+
+
+def _process_row(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+    """One transaction for the outcome; if anything raises, roll back and quarantine the row instead."""
+    inbound_id = row.id
+    assert inbound_id is not None
     try:
-        with session_scope(engine) as session:
-            row = session.get(InboundMessage, inbound_id)
-            assert row is not None
-            result = _handle(session, settings, links, row)
+        result = _handle(session, settings, links, row)
+        session.commit()
     except Exception as exc:  # noqa: BLE001 - any failure quarantines this message and lets the rest go on
+        session.rollback()
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        with session_scope(engine) as session:
-            row = session.get(InboundMessage, inbound_id)
-            assert row is not None
-            row.status, row.error, row.processed_at = "quarantined", error, utcnow()
-            session.add(row)
-            result = IngestResult(row.id or inbound_id, row.message_id, status="quarantined", error=error)
+        row = session.get(InboundMessage, inbound_id)
+        assert row is not None
+        row.status, row.error, row.processed_at = "quarantined", error, utcnow()
+        session.add(row)
+        session.commit()
+        result = IngestResult(inbound_id, row.message_id, status="quarantined", error=error)
     log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
               classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
@@ -169,4 +180,4 @@ def reprocess(engine: Engine, settings: Settings, *, status: str | None = None,
             stmt = stmt.where(InboundMessage.id.in_(ids))  # type: ignore[union-attr]
         todo = [i for i in session.exec(stmt).all() if i is not None]
     links = Links.for_settings(settings)
-    return [process(engine, settings, i, links=links) for i in todo]
+    return [process(engine, settings, i, links=links) for i in todo if i is not None]

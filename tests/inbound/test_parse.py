@@ -6,10 +6,10 @@ from bulletin.inbound.parse import (
     attachments,
     body_text,
     header,
-    message_id_of,
     parse_bytes,
     sender,
 )
+from bulletin.inbound.store import message_id_from_raw
 
 BASE = b"From: =?utf-8?q?Zo=C3=AB?= <ZOE@Example.ORG>\nSubject: =?iso-8859-1?q?R=E9union?=\nMessage-ID: <a@b>\n"
 
@@ -51,10 +51,14 @@ def test_attachments_are_listed_with_size() -> None:
 
 def test_missing_or_absurd_message_id_is_derived_from_content() -> None:
     raw = b"Subject: x\n\nbody\n"
-    assert message_id_of(parse_bytes(raw), raw) == message_id_of(parse_bytes(raw), raw)
-    assert message_id_of(parse_bytes(raw), raw) != message_id_of(parse_bytes(raw + b"!"), raw + b"!")
+    assert message_id_from_raw(raw) == message_id_from_raw(raw) != message_id_from_raw(raw + b"!")
     long = b"Message-ID: <" + b"a" * 1000 + b"@x>\n\nbody\n"
-    assert message_id_of(parse_bytes(long), long).startswith("<sha256.")
+    assert message_id_from_raw(long).startswith("<sha256.")
+
+
+def test_message_id_is_read_from_folded_header_and_cr_line_ends() -> None:
+    raw = b"Subject: x\rMessage-Id:\r <folded@example.org>\r\rbody: <not@this>\r"
+    assert message_id_from_raw(raw) == "<folded@example.org>"
 
 
 def test_truncated_multipart_does_not_raise() -> None:

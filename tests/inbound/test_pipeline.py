@@ -216,3 +216,14 @@ def test_reprocessing_a_soft_bounce_does_not_count_it_twice(world: World) -> Non
         reprocess(world.engine, world.settings)
     assert _states(world, sid) == {"confirmed"}
     assert _events(world, sid).count("soft_bounce") == 1
+
+
+def test_malformed_corpus_messages_are_all_stored_and_never_crash(world: World) -> None:
+    from tests.conftest import corpus
+
+    files = sorted(corpus("sisimai", "maildir", "err").iterdir())
+    results = [ingest(world.engine, world.settings, f.read_bytes(), source="test") for f in files]
+    assert all(r.status in ("processed", "quarantined") for r in results)
+    with session_scope(world.engine) as session:
+        stored = {r.raw for r in session.exec(select(InboundMessage)).all()}
+    assert {f.read_bytes() for f in files} <= stored or len(stored) == len({r.message_id for r in results})

@@ -1,0 +1,228 @@
+"""Inbound benchmark: messages per second through store + classify + match + act, over the sisimai corpus.
+
+Each run starts from a fresh database seeded with one list and a subscriber for
+every bounced address the corpus names (so matching and the bounce actions
+really run), then ingests all 629 messages. The peer is flufl.bounce alone
+(parse + `all_failures`, no storage, no matching) on the same messages, run in
+the same process. Also prints the accuracy figures of the classifier.
+
+    python bench/inbound.py [--runs 5] [--database-url postgresql://...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from flufl.bounce import all_failures  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bulletin.audience.links import Links  # noqa: E402
+from bulletin.config import load_settings  # noqa: E402
+from bulletin.db import make_engine, session_scope  # noqa: E402
+from bulletin.inbound import ingest  # noqa: E402
+from bulletin.inbound.addresses import read_tokens  # noqa: E402
+from bulletin.inbound.classify import classify  # noqa: E402
+from bulletin.inbound.clean import visible_text  # noqa: E402
+from bulletin.inbound.parse import parse_bytes  # noqa: E402
+from bulletin.models import MailingList, Subscriber, Subscription  # noqa: E402
+
+CORPORA = ROOT.parent / "shared" / "corpora"
+SISIMAI = CORPORA / "sisimai"
+
+
+def corpus_messages() -> list[tuple[str, bytes]]:
+    return [(f.name, f.read_bytes()) for f in sorted((SISIMAI / "maildir" / "bsd").iterdir())]
+
+
+def seed(engine, addresses: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """One list and one confirmed subscriber per address, inserted directly (the bench measures inbound)."""
+    from bulletin.audience.addresses import address_hash
+
+    with session_scope(engine) as session:
+        ml = MailingList(slug="bench", name="Bench", from_name="Bench", from_address="bench@example.org")
+        session.add(ml)
+        session.flush()
+        for addr in sorted(addresses):
+            sub = Subscriber(email=addr, email_hash=address_hash(addr))
+            session.add(sub)
+            session.flush()
+            session.add(Subscription(subscriber_id=sub.id, list_id=ml.id, state="confirmed"))
+
+
+def fresh_database(base_url: str | None, tmp: Path) -> tuple[str, object]:
+    if not base_url:
+        return f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", None
+    name = f"bulletin_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(base_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base_url).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False), (admin, name)
+
+
+def drop_database(handle) -> None:  # type: ignore[no-untyped-def]
+    if handle is None:
+        return
+    admin, name = handle
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_url: str | None) -> float:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        url, handle = fresh_database(base_url, tmp)
+        try:
+            settings = load_settings(tmp, database_url=url, secret_keys=["bench"], sending_domain="news.example.org")
+            engine = make_engine(url)
+            seed(engine, addresses)
+            start = time.perf_counter()
+            for _, raw in messages:
+                ingest(engine, settings, raw, source="bench")
+            elapsed = time.perf_counter() - start
+            engine.dispose()
+        finally:
+            drop_database(handle)
+    return len(messages) / elapsed
+
+
+def classify_rate(messages: list[tuple[str, bytes]], links: Links) -> float:
+    start = time.perf_counter()
+    for _, raw in messages:
+        msg = parse_bytes(raw)
+        classify(msg, read_tokens(msg, links, []))
+    return len(messages) / (time.perf_counter() - start)
+
+
+def flufl_rate(messages: list[tuple[str, bytes]]) -> float:
+    start = time.perf_counter()
+    for _, raw in messages:
+        try:
+            all_failures(email.message_from_bytes(raw))
+        except Exception:  # noqa: BLE001, S112 - the peer's own crashes are part of its run
+            continue
+    return len(messages) / (time.perf_counter() - start)
+
+
+def accuracy(links: Links) -> dict[str, object]:
+    """The closing-note figures: bounces, complaints, auto-replies, not-bounces, replies, robustness."""
+    expected = json.loads((SISIMAI / "expected.json").read_text())["expected"]
+    figures: dict[str, list[int]] = {k: [0, 0] for k in (
+        "bounce_classified", "bounce_recipients_and_kind", "bounce_sisimai_hardbounce", "arf_complaints",
+        "auto_replies", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text",
+        "mail_parser_reply_agreement")}
+
+    def tally(key: str, ok: bool) -> None:
+        figures[key][0] += int(ok)
+        figures[key][1] += 1
+
+    for name, rows in expected.items():
+        path = SISIMAI / "maildir" / "bsd" / name
+        if not path.exists():
+            continue
+        msg = parse_bytes(path.read_bytes())
+        c = classify(msg, read_tokens(msg, links, []))
+        reason = rows[0]["reason"]
+        if reason == "feedback":
+            tally("arf_complaints", c.kind == "complaint")
+        elif reason == "vacation":
+            tally("auto_replies", c.kind == "auto_reply")
+        else:
+            tally("bounce_classified", c.kind == "bounce")
+            want = [r["deliverystatus"].startswith("5") if r["deliverystatus"] else r["hardbounce"] for r in rows]
+            got = [b.permanent for b in c.bounces]
+            tally("bounce_recipients_and_kind", got == want)
+            tally("bounce_sisimai_hardbounce", got == [r["hardbounce"] for r in rows])
+    for f in sorted((SISIMAI / "maildir" / "not").iterdir()):
+        msg = parse_bytes(f.read_bytes())
+        tally("not_bounces", classify(msg, read_tokens(msg, links, [])).kind not in ("bounce", "complaint"))
+    for folder in ("err", "dos", "mac"):
+        for f in sorted((SISIMAI / "maildir" / folder).iterdir()):
+            try:
+                msg = parse_bytes(f.read_bytes())
+                classify(msg, read_tokens(msg, links, []))
+                tally("odd_messages_without_crash", True)
+            except Exception:  # noqa: BLE001 - counted, the pipeline would quarantine it
+                tally("odd_messages_without_crash", False)
+    _reply_accuracy(tally)
+    return {k: f"{ok}/{total}" for k, (ok, total) in figures.items()}
+
+
+def _reply_accuracy(tally) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    erp = CORPORA / "email-reply-parser"
+    for name, e in json.loads((erp / "expected.json").read_text())["hand"].items():
+        checks = []
+        v = visible_text((erp / "test" / "emails" / f"{name}.txt").read_text(errors="replace"))
+        if "fragment0_equals" in e:
+            checks.append(v.strip() == e["fragment0_equals"].strip())
+        if "fragment0_matches" in e:
+            checks.append(bool(re.search(e["fragment0_matches"], v)))
+        if "fragment0_contains" in e:
+            checks.append(e["fragment0_contains"] in v)
+        if checks:
+            tally("reply_parser_visible_text", all(checks))
+    mpr = CORPORA / "mail-parser-reply"
+    ref = json.loads((mpr / "expected_generated.json").read_text())["generated_mail_parser_reply_1_36"]
+    for name, e in ref.items():
+        v = visible_text((mpr / "test" / "emails" / f"{name}.txt").read_text(errors="replace"))
+        tally("mail_parser_reply_agreement", " ".join(v.split()) == " ".join((e["latest_reply_body"] or "").split()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5, help="Repetitions; medians are reported.")
+    ap.add_argument("--database-url", default=None, help="PostgreSQL server URL (default: a SQLite file).")
+    ap.add_argument("--json", action="store_true", help="Print the figures as JSON.")
+    args = ap.parse_args()
+    if not SISIMAI.is_dir():
+        sys.exit(f"corpus not found: {SISIMAI}")
+    messages = corpus_messages()
+    with tempfile.TemporaryDirectory() as tmp:
+        links = Links.for_settings(load_settings(Path(tmp), secret_keys=["bench"], sending_domain="news.example.org"))
+    addresses = set()
+    for _, raw in messages:
+        msg = parse_bytes(raw)
+        c = classify(msg, read_tokens(msg, links, []))
+        addresses.update(b.address for b in c.bounces)
+        addresses.update(c.complaint_addresses)
+    pipeline = [pipeline_rate(messages, addresses, args.database_url) for _ in range(args.runs)]
+    classify_only = [classify_rate(messages, links) for _ in range(args.runs)]
+    peer = [flufl_rate(messages) for _ in range(args.runs)]
+    result = {
+        "messages": len(messages),
+        "database": "postgresql" if args.database_url else "sqlite",
+        "pipeline_msgs_per_s": round(statistics.median(pipeline), 1),
+        "classify_only_msgs_per_s": round(statistics.median(classify_only), 1),
+        "peer_flufl_bounce_only_msgs_per_s": round(statistics.median(peer), 1),
+        "ratio_pipeline_to_peer": round(statistics.median(pipeline) / statistics.median(peer), 2),
+        "runs": args.runs,
+        "accuracy": accuracy(links),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        if key == "accuracy":
+            for k, v in value.items():  # type: ignore[union-attr]
+                print(f"  {k:34} {v}")
+        else:
+            print(f"{key:36} {value}")
+
+
+if __name__ == "__main__":
+    main()
