@@ -73,6 +73,8 @@ def _verp_match(session: Session, tokens: AddressTokens) -> Match | None:
 
 def clear_bounces(session: Session, row: InboundMessage) -> bool:
     """Reprocessing replaces this message's Bounce rows; True when there were some (a replay)."""
+    if row.processed_at is None:
+        return False  # first run: nothing to replace, spare the queries
     count = session.exec(select(func.count()).select_from(Bounce).where(Bounce.inbound_id == row.id)).one()
     if count:
         session.exec(delete(Bounce).where(Bounce.inbound_id == row.id))  # type: ignore[call-overload]

@@ -143,6 +143,8 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
 
 def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:
     """After a reprocess reclassifies a former reply, its feedback record would be a lie."""
+    if row.processed_at is None:
+        return
     for fb in session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).all():
         session.delete(fb)
 
