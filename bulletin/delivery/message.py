@@ -243,9 +243,7 @@ class MessageSkeleton:
             raise DeliveryError(f"cannot build the message: {exc}", where=row.email) from None
 
     def _build(self, row: RecipientRow) -> OutgoingMessage:
-        email = clean_header(row.email)
-        if not email or "@" not in email or " " in email:
-            raise DeliveryError("not a usable address", where=repr(row.email))
+        email = check_recipient(row)
         r = self.recipient(row)
         message_id = self.links.message_id(row.subscriber_id, self.issue_id)
         mailto = self.links.unsubscribe_mailto(row.subscriber_id, self.list.id)
@@ -299,6 +297,25 @@ def _to_header(name: str, email: str) -> bytes:
     if not email.isascii():
         raise DeliveryError("non-ASCII addresses need SMTPUTF8, which bulletin does not send", where=email)
     return fold("To", format_address(name, email))
+
+
+def check_recipient(row: RecipientRow) -> str:
+    """Everything about a recipient that could make `build` fail, checked up front for the whole list.
+
+    The rest of a fill is string joins over known slots (see `check_slots`), so a
+    list that passes this check cannot fail half-way through a send.
+    """
+    email = clean_header(row.email)
+    if not email or "@" not in email or " " in email or email != row.email.strip():
+        raise DeliveryError("not a usable address", where=f"subscriber #{row.subscriber_id} {row.email!r}")
+    if not email.isascii():
+        raise DeliveryError("non-ASCII addresses need SMTPUTF8, which bulletin does not send",
+                            where=f"subscriber #{row.subscriber_id} {email!r}")
+    try:
+        row.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DeliveryError("name is not valid text", where=f"subscriber #{row.subscriber_id} {email!r}") from None
+    return email
 
 
 def check_slots(compiled: Compiled) -> None:

@@ -1,0 +1,330 @@
+"""The delivery ledger: every SQL statement about sends and deliveries lives here.
+
+One row per (issue, subscriber). A row is committed as claimed before its SMTP
+transaction and as sent only after the server's 250, so after any stop the rows
+still open are exactly the ones left to send. Claims use `FOR UPDATE SKIP LOCKED`
+on PostgreSQL (several workers never take the same row) and the SQLite write
+lock (db.py begins every transaction IMMEDIATE) on the embedded default.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, select
+
+from bulletin.db import session_scope
+from bulletin.errors import NotFound, StateError
+from bulletin.models import (
+    Delivery,
+    DeliveryState,
+    Send,
+    Subscriber,
+    Subscription,
+    SubscriptionState,
+    utcnow,
+)
+
+D = DeliveryState
+LEASE = timedelta(minutes=10)  # a claim older than this is taken to belong to a dead worker
+
+
+class SendStatus:
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    RUNNABLE = (QUEUED, SENDING)
+    FINISHED = (CANCELLED, DONE)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed row with what the message needs."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    message_id: str
+    attempts: int
+    deadline: datetime | None
+
+
+def worker_id() -> str:
+    """host:pid, so a restart on the same host can tell its dead predecessor's claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# Sends --------------------------------------------------------------------------------------------
+
+
+def open_send(session: Session, issue_id: int, list_id: int, scheduled_at: datetime | None = None) -> Send:
+    """The unfinished send of this issue to this list, or a new one: a second `send` tops it up."""
+    stmt = select(Send).where(Send.issue_id == issue_id, Send.list_id == list_id,
+                              Send.status.not_in(SendStatus.FINISHED)).order_by(Send.id.desc())
+    send = session.exec(stmt).first()
+    status = SendStatus.SCHEDULED if scheduled_at else SendStatus.QUEUED
+    if send is None:
+        send = Send(issue_id=issue_id, list_id=list_id, status=status, scheduled_at=scheduled_at)
+    elif scheduled_at is not None:
+        send.status, send.scheduled_at = status, scheduled_at
+    session.add(send)
+    session.flush()
+    return send
+
+
+def sends_of(session: Session, issue_id: int) -> list[Send]:
+    return list(session.exec(select(Send).where(Send.issue_id == issue_id).order_by(Send.id)).all())
+
+
+def set_status(session: Session, send_id: int, status: str, *, only_from: Iterable[str] | None = None) -> bool:
+    stmt = update(Send).where(Send.id == send_id).values(status=status)
+    if only_from is not None:
+        stmt = stmt.where(Send.status.in_(list(only_from)))
+    if status == SendStatus.SENDING:
+        stmt = stmt.values(started_at=func.coalesce(Send.started_at, utcnow()))
+    if status in SendStatus.FINISHED:
+        stmt = stmt.values(finished_at=utcnow())
+    return bool(session.execute(stmt).rowcount)
+
+
+def send_status(session: Session, send_id: int) -> str:
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound("no such send", where=f"send #{send_id}")
+    session.refresh(send)
+    return send.status
+
+
+def due_sends(session: Session, now: datetime | None = None) -> list[Send]:
+    """Sends a worker should work on: queued or sending, and scheduled ones whose time has come."""
+    now = now or utcnow()
+    session.execute(update(Send).where(Send.status == SendStatus.SCHEDULED, Send.scheduled_at <= now)
+                    .values(status=SendStatus.QUEUED))
+    stmt = select(Send).where(Send.status.in_(SendStatus.RUNNABLE)).order_by(Send.id)
+    return list(session.exec(stmt).all())
+
+
+def cancel_send(session: Session, send_id: int) -> int:
+    """Cancel a send: open rows become cancelled; rows being sent right now finish."""
+    set_status(session, send_id, SendStatus.CANCELLED)
+    stmt = (update(Delivery).where(Delivery.send_id == send_id, Delivery.state.in_((D.QUEUED, D.DEFERRED)))
+            .values(state=D.CANCELLED, next_attempt_at=None))
+    return int(session.execute(stmt).rowcount or 0)
+
+
+# Rows ---------------------------------------------------------------------------------------------
+
+
+def already_queued(session: Session, issue_id: int) -> set[int]:
+    """Subscribers who have a row for this issue (whatever list): they never get a second one."""
+    stmt = select(Delivery.subscriber_id).where(Delivery.issue_id == issue_id)
+    return set(session.exec(stmt).all())
+
+
+def enqueue(session: Session, send: Send, rows: Iterable[tuple[int, str]], deadline: datetime) -> int:
+    """Insert queued rows of (subscriber_id, message_id); the caller already left out existing ones."""
+    now = utcnow()
+    batch: list[dict[str, object]] = []
+    count = 0
+    for subscriber_id, message_id in rows:
+        batch.append({"issue_id": send.issue_id, "subscriber_id": subscriber_id, "send_id": send.id,
+                      "state": D.QUEUED, "message_id": message_id, "attempts": 0, "deadline": deadline,
+                      "created_at": now})
+        if len(batch) >= 5000:
+            session.execute(insert(Delivery), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        session.execute(insert(Delivery), batch)
+        count += len(batch)
+    return count
+
+
+def release_stale_claims(engine: Engine, send_id: int, *, everything: bool = False) -> int:
+    """Put back claims of dead workers: same host and the pid is gone, or older than the lease.
+
+    `everything` is for a single-process `send`/`resume` on SQLite, where no other
+    process can be holding a live claim.
+    """
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at).where(
+            Delivery.send_id == send_id, Delivery.state == D.CLAIMED)).all()
+        stale = [i for i, by, at in rows if everything or _is_stale(by, at)]
+        for chunk in _chunks(stale, 500):
+            session.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.state == D.CLAIMED)
+                            .values(state=D.QUEUED, claimed_by=None))
+        return len(stale)
+
+
+def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
+    if claimed_at is not None and _aware(claimed_at) < utcnow() - LEASE:
+        return True
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int) -> list[Claimed]:
+    """Claim up to `limit` due rows and commit the claim before anything is sent.
+
+    Rows of people who unsubscribed, bounced or were suppressed since the send was
+    queued are cancelled here instead of sent.
+    """
+    now = utcnow()
+    with session_scope(engine) as session:
+        ids_q = (select(Delivery.id).where(
+            Delivery.send_id == send_id,
+            or_(Delivery.state == D.QUEUED,
+                and_(Delivery.state == D.DEFERRED, Delivery.next_attempt_at <= now)),
+        ).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
+        ids = list(session.exec(ids_q).all())
+        if not ids:
+            return []
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
+            state=D.CLAIMED, claimed_by=worker, claimed_at=now, attempts=Delivery.attempts + 1))
+        rows_q = (select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name,
+                         Delivery.message_id, Delivery.attempts, Delivery.deadline, Subscription.state,
+                         Subscriber.suppressed)
+                  .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                  .outerjoin(Subscription, and_(Subscription.subscriber_id == Delivery.subscriber_id,
+                                                Subscription.list_id == list_id))
+                  .where(Delivery.id.in_(ids)).order_by(Delivery.id))
+        claimed, gone = [], []
+        for did, sid, email, name, mid, attempts, deadline, state, suppressed in session.exec(rows_q).all():
+            if state != SubscriptionState.CONFIRMED or suppressed or not email:
+                gone.append(did)
+            else:
+                claimed.append(Claimed(did, sid, email, name or "", mid, attempts, deadline))
+        if gone:
+            session.execute(update(Delivery).where(Delivery.id.in_(gone)).values(
+                state=D.CANCELLED, last_error="no longer subscribed", claimed_by=None))
+        return claimed
+
+
+def unclaim(engine: Engine, delivery_ids: list[int]) -> None:
+    """Give back rows that were claimed but never handed to the transport (graceful stop)."""
+    with session_scope(engine) as session:
+        for chunk in _chunks(delivery_ids, 500):
+            session.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.state == D.CLAIMED)
+                            .values(state=D.QUEUED, claimed_by=None, attempts=Delivery.attempts - 1))
+
+
+def open_count(session: Session, send_id: int) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(
+        Delivery.send_id == send_id, Delivery.state.in_(D.OPEN))
+    return int(session.exec(stmt).one())
+
+
+def next_retry_at(session: Session, send_id: int) -> datetime | None:
+    stmt = select(func.min(Delivery.next_attempt_at)).where(
+        Delivery.send_id == send_id, Delivery.state == D.DEFERRED)
+    value = session.exec(stmt).one()
+    return _aware(value) if value else None
+
+
+def state_counts(session: Session, issue_id: int, send_id: int | None = None) -> dict[str, int]:
+    stmt = select(Delivery.state, func.count()).where(Delivery.issue_id == issue_id)
+    if send_id is not None:
+        stmt = stmt.where(Delivery.send_id == send_id)
+    counts = {s: 0 for s in D.ALL}
+    for state, n in session.exec(stmt.group_by(Delivery.state)).all():
+        counts[state] = int(n)
+    return counts
+
+
+def require_send(session: Session, issue_id: int) -> list[Send]:
+    sends = sends_of(session, issue_id)
+    if not sends:
+        raise StateError("this issue has not been sent to any list yet", where=f"issue #{issue_id}")
+    return sends
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+# Outcomes -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed row; written by the engine's single ledger writer."""
+
+    row: Claimed
+    ok: bool
+    code: int
+    detail: str
+    permanent: bool
+
+
+def record_outcomes(session: Session, outcomes: list[Outcome], *, issue_id: int, list_id: int,
+                    worker: str, retry_base: float, retry_max: float) -> None:
+    """Mark rows sent / deferred / failed in one transaction; 5xx also records the bounce."""
+    now = utcnow()
+    sent = [o for o in outcomes if o.ok]
+    if sent:
+        mark_sent(session.connection(), [(o.row.delivery_id, o.code) for o in sent], now)
+    for o in outcomes:
+        if o.ok:
+            continue
+        detail = o.detail[:500]
+        if o.permanent:
+            _fail(session, o, issue_id, list_id, worker, now, detail)
+            continue
+        wait = min(retry_base * (2 ** max(o.row.attempts - 1, 0)), retry_max)
+        retry_at = now + timedelta(seconds=wait)
+        if o.row.deadline is not None and retry_at > _aware(o.row.deadline):
+            _fail(session, o, issue_id, list_id, worker, now, f"gave up at deadline: {detail}")
+            continue
+        session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(
+            state=D.DEFERRED, next_attempt_at=retry_at, smtp_code=o.code, last_error=detail))
+
+
+_SENT = Delivery.__table__.update().where(Delivery.__table__.c.id == bindparam("did")).values(  # type: ignore[attr-defined]
+    state=D.SENT, sent_at=bindparam("at"), smtp_code=bindparam("code"), last_error=None)
+
+
+def mark_sent(conn: Connection, rows: list[tuple[int, int]], at: datetime) -> None:
+    """The hot path (one call per group of 250s): Core executemany, no ORM bookkeeping."""
+    conn.execute(_SENT, [{"did": did, "code": code, "at": at} for did, code in rows])
+
+
+def _fail(session: Session, o: Outcome, issue_id: int, list_id: int, worker: str, now: datetime,
+          detail: str) -> None:
+    from bulletin.audience.lifecycle import mark_bounced
+    from bulletin.models import Bounce
+
+    session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(
+        state=D.FAILED, smtp_code=o.code, last_error=detail, next_attempt_at=None))
+    session.add(Bounce(subscriber_id=o.row.subscriber_id, issue_id=issue_id, delivery_id=o.row.delivery_id,
+                       permanent=o.permanent, status_code=str(o.code), diagnostic=detail, at=now))
+    if o.permanent:
+        # The address itself refused mail: every list of this person stops sending to it.
+        mark_bounced(session, o.row.subscriber_id, list_id=None, source="delivery", actor=worker,
+                     issue_id=issue_id, detail={"smtp_code": o.code, "diagnostic": detail})
