@@ -94,10 +94,12 @@ def prepare(ws: Path, database_url: str | None, subscribers: int, port: int) -> 
 
 
 def serve(ws: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The server, its stderr kept in the workspace (a pipe nobody reads would block it when full)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
     env.update({"BULLETIN_WEB_IP_LIMIT": "1000000000", "BULLETIN_WEB_ADDRESS_LIMIT": "1000000000"})
     proc = subprocess.Popen([sys.executable, "-m", "bulletin", "-w", str(ws), "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=(ws / "server.log").open("wb"))
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/signup", timeout=1).status_code == 200:
@@ -105,7 +107,7 @@ def serve(ws: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit(f"server did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    raise SystemExit(f"server did not start: {(ws / 'server.log').read_text()}")
 
 
 def wrk(url: str, script: Path | None, duration: int, connections: int) -> tuple[float, int]:
@@ -155,7 +157,13 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str
             results[name] = {"median_rps": round(statistics.median(runs), 1), "runs": runs, "non_2xx": bad}
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
+        log = (ws / "server.log").read_text(errors="replace")
+        if args.keep_log:
+            shutil.copy(ws / "server.log", Path(args.keep_log).with_suffix(f".w{workers}.log"))
+    tracebacks = sum("Traceback" in line for line in log.splitlines())
+    if tracebacks:
+        print(f"warning: the server with {workers} worker(s) logged {tracebacks} traceback(s)", file=sys.stderr)
     outbox = ws / ".bulletin" / "outbox" / "new"
     results["signup-post"]["confirmation_mails"] = len(list(outbox.iterdir())) if outbox.is_dir() else 0
     return results
@@ -169,6 +177,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="open connections of wrk")
     parser.add_argument("--subscribers", type=int, default=500, help="subscribers whose one-click links are cycled")
     parser.add_argument("--database-url", default=None, help="database to use (default: SQLite in the temp workspace)")
+    parser.add_argument("--keep-log", default=None, help="copy each server's stderr next to this path")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from bulletin.errors import BulletinError
@@ -88,11 +88,15 @@ async def read_form(request: Request, max_body: int) -> FormData:
         raise FormRejected("the form is too large", status=413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise FormRejected("the form is too large", status=413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise FormRejected("the form is too large", status=413)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left mid-body (a closed tab, a load tool stopping): nothing to answer, nothing done.
+        raise FormRejected("the request was not completed", status=400) from None
     body = b"".join(chunks)
 
     async def receive() -> dict[str, object]:
