@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Sequence
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -108,6 +109,8 @@ async def read_form(request: Request, max_body: int) -> FormData:
         return FormData()
     try:
         return await replay.form(max_files=0, max_fields=50, max_part_size=max_body)
+    except HTTPException as exc:  # Starlette's own wrapping of a multipart error inside an app
+        raise FormRejected(f"the form could not be read: {exc.detail}") from None
     except (MultiPartException, ValueError, KeyError) as exc:
         raise FormRejected(f"the form could not be read: {exc}") from None
 

@@ -94,3 +94,39 @@ def test_serve_command_is_registered() -> None:
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "--workers" in result.output
+
+
+def test_client_leaving_mid_body_is_refused_without_a_traceback() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from bulletin.web.security import FormRejected, read_form
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "POST", "path": "/signup", "headers": [
+        (b"content-type", b"application/x-www-form-urlencoded")]}
+    with pytest.raises(FormRejected) as info:
+        asyncio.run(read_form(Request(scope, receive), 1024))
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("body", [b"--xyz\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xyz--\r\n", b"garbage"])
+def test_broken_multipart_body_is_a_400_page(client: TestClient, body: bytes) -> None:
+    resp = client.post("/signup", content=body, headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert resp.status_code == 400 and "could not be read" in resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+
+
+def test_file_upload_is_refused(client: TestClient) -> None:
+    resp = client.post("/signup", files={"email": ("a.txt", b"x@example.org", "text/plain")})
+    assert resp.status_code == 400 and "could not be read" in resp.text
+
+
+def test_referral_link_for_a_list_that_is_gone_is_refused(client: TestClient, synced) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.audience.links import Links
+
+    url = Links.for_settings(synced).referral_url(1, 999_999)
+    assert client.get("/refer/" + url.rsplit("/", 1)[1]).status_code == 400
