@@ -23,6 +23,7 @@ from bulletin.errors import ContentError, location
 
 ISSUE_FILE = "issue.toml"
 BLOCK_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
+ISSUE_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 RESERVED_ANCHORS = {"top", "contents", "footer"}
 
 
@@ -38,6 +39,9 @@ def load_issue(path: Path) -> Issue:
     """The issue in folder `path`; raises ContentError naming file, line and field."""
     if not (path / ISSUE_FILE).is_file():
         raise ContentError(f"no {ISSUE_FILE} here: not an issue folder", where=str(path))
+    if not ISSUE_SLUG.match(path.name):
+        raise ContentError("the folder name is the issue's slug in URLs: lower-case letters, digits and dashes",
+                           where=str(path))
     meta = _read_meta(path / ISSUE_FILE)
     blocks = _read_blocks(path)
     return Issue(

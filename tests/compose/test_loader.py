@@ -189,3 +189,8 @@ def test_line_breaks_in_headings_cannot_reach_a_header(issue_dir: Path) -> None:
     issue = load_issue(issue_dir)
     assert issue.subject == "Hi Bcc: x@example.org"
     assert issue.blocks[1].heading == "Two lines"
+
+
+def test_issue_folder_name_must_be_a_url_safe_slug(issue_dir: Path) -> None:
+    odd = issue_dir.rename(issue_dir.with_name("My Issue"))
+    assert "slug" in error_of(odd).message
