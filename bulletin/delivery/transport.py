@@ -60,7 +60,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+@-]")
 def maildir_name(message_id: str) -> str:
     """File name from the Message-ID, so a resend of the same message replaces instead of duplicating."""
     name = _UNSAFE.sub("_", message_id.strip().strip("<>"))
-    if not name or name.startswith("."):
+    if name.startswith("."):  # Maildir readers skip dot files
+        name = "_" + name[1:]
+    if not name:
         raise DeliveryError(f"cannot derive a Maildir file name from Message-ID {message_id!r}")
     return name[:200]
 

@@ -114,7 +114,7 @@ def test_sigterm_and_ctrl_c_finish_in_flight_messages_and_resume_completes(setti
 # Kill points: by messages seen since the last start, or ("delay", seconds) for start-up and first claim.
 KILLS: list[tuple[str, float]] = [
     ("delay", 0.05), ("delay", 0.4), ("seen", 1), ("seen", 3), ("seen", 40), ("seen", 150),
-    ("seen", 201), ("seen", 333), ("seen", 90), ("seen", 260), ("seen", 17), ("seen", 400),
+    ("seen", 201), ("seen", 333), ("seen", 90), ("seen", 17), ("seen", 400),
 ]
 
 

@@ -1,0 +1,157 @@
+"""Transports: the Maildir outbox and the SMTP pool, against real folders and real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from bulletin.config import load_settings
+from bulletin.delivery.transport import (
+    MaildirTransport,
+    SMTPConfig,
+    SMTPPool,
+    maildir_name,
+    make_transport,
+)
+from bulletin.errors import DeliveryError
+from tests.smtp_sink import SmtpSink, free_port
+
+
+def _msg(mid: str, body: str = "hello") -> bytes:
+    return (f"From: a@example.org\r\nTo: b@example.org\r\nMessage-ID: {mid}\r\nSubject: t\r\n\r\n{body}\r\n").encode()
+
+
+def test_maildir_writes_into_new_via_tmp_and_a_resend_replaces_the_file(tmp_path: Path) -> None:
+    outbox = MaildirTransport(tmp_path / "outbox")
+    first = outbox.send("bounces+x@d.example", ["b@example.org"], _msg("<b.1-2-abc@d.example>"), "<b.1-2-abc@d.example>")
+    again = outbox.send("bounces+x@d.example", ["b@example.org"], _msg("<b.1-2-abc@d.example>", "v2"), "<b.1-2-abc@d.example>")
+    assert first.ok and again.ok
+    files = list((tmp_path / "outbox" / "new").iterdir())
+    assert [f.name for f in files] == ["b.1-2-abc@d.example"]
+    assert not list((tmp_path / "outbox" / "tmp").iterdir())
+    data = files[0].read_bytes()
+    assert data.startswith(b"Return-Path: <bounces+x@d.example>\r\nX-Original-To: b@example.org\r\n")
+    assert data.endswith(b"v2\r\n")
+
+
+def test_maildir_names_cannot_escape_the_folder() -> None:
+    assert maildir_name("<../../etc/passwd@x>") == "_._.._etc_passwd@x"
+    assert "/" not in maildir_name("<a/b@c>")
+    with pytest.raises(DeliveryError, match="Message-ID"):
+        maildir_name("<>")
+
+
+def test_a_maildir_that_cannot_be_written_is_a_temporary_failure(tmp_path: Path) -> None:
+    outbox = MaildirTransport(tmp_path / "outbox")
+    shutil.rmtree(tmp_path / "outbox" / "new")
+    (tmp_path / "outbox" / "new").write_text("not a folder")
+    result = outbox.send("a@x.example", ["b@example.org"], _msg("<m@x>"), "<m@x>")
+    assert not result.ok and not result.permanent and "outbox" in result.detail
+
+
+def test_make_transport_follows_the_settings(tmp_path: Path) -> None:
+    assert isinstance(make_transport(load_settings(tmp_path)), MaildirTransport)
+    pool = make_transport(load_settings(tmp_path, transport="smtp", smtp_connections=3))
+    assert isinstance(pool, SMTPPool) and pool.concurrency == 3
+
+
+def _pool(sink: SmtpSink, connections: int = 2) -> SMTPPool:
+    return SMTPPool(SMTPConfig(sink.host, sink.port, timeout=10), connections=connections)
+
+
+def test_the_pool_reuses_its_connections_across_messages(sink: SmtpSink) -> None:
+    pool = _pool(sink, 2)
+    for i in range(12):
+        assert pool.send("bounces@x.example", [f"r{i}@example.org"], _msg(f"<m{i}@x>"), f"<m{i}@x>").ok
+    pool.close()
+    assert sink.count() == 12 and sink.connections == 1  # one thread: the same connection each time
+
+
+def test_a_dropped_connection_is_reopened_and_the_message_still_goes_once(sink: SmtpSink) -> None:
+    sink.drop_every = 3
+    pool = _pool(sink, 1)
+    results = [pool.send("b@x.example", [f"r{i}@example.org"], _msg(f"<m{i}@x>"), f"<m{i}@x>") for i in range(10)]
+    pool.close()
+    assert all(r.ok for r in results)
+    assert sink.drops >= 3 and sink.copies() == {f"r{i}@example.org": 1 for i in range(10)}
+
+
+def test_4xx_is_temporary_and_5xx_is_permanent(sink: SmtpSink) -> None:
+    sink.temp_fail["soft@example.org"] = 1
+    sink.always_fail["hard@example.org"] = 550
+    pool = _pool(sink, 1)
+    soft = pool.send("b@x.example", ["soft@example.org"], _msg("<s@x>"), "<s@x>")
+    hard = pool.send("b@x.example", ["hard@example.org"], _msg("<h@x>"), "<h@x>")
+    after = pool.send("b@x.example", ["ok@example.org"], _msg("<o@x>"), "<o@x>")
+    pool.close()
+    assert (soft.ok, soft.code, soft.permanent) == (False, 450, False)
+    assert (hard.ok, hard.code, hard.permanent) == (False, 550, True)
+    assert after.ok and sink.copies() == {"ok@example.org": 1}
+
+
+def test_no_server_is_a_temporary_failure() -> None:
+    pool = SMTPPool(SMTPConfig("127.0.0.1", free_port(), timeout=2), connections=1)
+    result = pool.send("b@x.example", ["r@example.org"], _msg("<m@x>"), "<m@x>")
+    assert not result.ok and not result.permanent and result.code == 0
+
+
+def test_lines_starting_with_a_dot_survive_the_smtp_transaction(sink: SmtpSink) -> None:
+    pool = _pool(sink, 1)
+    body = "first\r\n.hidden line\r\n..two dots\r\n."
+    assert pool.send("b@x.example", ["r@example.org"], _msg("<d@x>", body), "<d@x>").ok
+    pool.close()
+    assert sink.received[0].data.endswith(body.encode() + b"\r\n")
+
+
+@pytest.fixture
+def postfix_sink():  # type: ignore[no-untyped-def]
+    """Postfix's smtp-sink, which (unlike aiosmtpd) offers PIPELINING; -f RCPT makes it refuse RCPT with 5xx."""
+    if not Path("/usr/sbin/smtp-sink").exists():
+        pytest.skip("postfix's smtp-sink is not installed")
+    dump = Path(tempfile.mkdtemp(prefix="bulletin-sink-"))  # outside pytest's 0700 tree: it runs as nobody
+    os.chmod(dump, 0o777)
+    port = free_port()
+    procs = []
+
+    def start(*flags: str) -> int:
+        p = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", f"{dump}/%M.", *flags,
+                              f"127.0.0.1:{port + len(procs)}", "16"])
+        procs.append(p)
+        for _ in range(200):
+            try:
+                import socket
+
+                socket.create_connection(("127.0.0.1", port + len(procs) - 1), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        return port + len(procs) - 1
+
+    yield start, dump
+    for p in procs:
+        p.terminate()
+        p.wait()
+    shutil.rmtree(dump, ignore_errors=True)
+
+
+def test_pipelined_transactions_against_postfix_smtp_sink(postfix_sink) -> None:  # type: ignore[no-untyped-def]
+    start, dump = postfix_sink
+    ok_port = start()
+    pool = SMTPPool(SMTPConfig("127.0.0.1", ok_port, timeout=10), connections=1)
+    assert all(pool.send("b@x.example", [f"r{i}@example.org"], _msg(f"<p{i}@x>", ".dot\r\nend"), f"<p{i}@x>").ok
+               for i in range(5))
+    pool.close()
+    dumped = sorted(p.read_bytes() for p in dump.iterdir())
+    assert len(dumped) == 5 and all(b"\n\n.dot\nend\n" in d for d in dumped)  # it stores LF
+    refuse_port = start("-f", "RCPT")
+    pool = SMTPPool(SMTPConfig("127.0.0.1", refuse_port, timeout=10), connections=1)
+    refused = pool.send("b@x.example", ["r@example.org"], _msg("<q@x>"), "<q@x>")
+    pool.close()
+    assert not refused.ok and refused.permanent and 500 <= refused.code < 600
+    assert len(list(dump.iterdir())) == 5
