@@ -56,6 +56,8 @@ def inbound(
         source = "maildir" if maildir else "mbox"
         _report((r for _, r in ingest_items(c.engine, c.settings, items, source=source)), as_json, quiet)
         return
+    if sys.stdin.isatty():
+        raise typer.BadParameter("pipe one message in, or use --maildir, --mbox or --imap (see --help)")
     data = sys.stdin.buffer.read()
     if not data.strip():
         raise typer.BadParameter("no message on stdin")

@@ -227,3 +227,26 @@ def test_malformed_corpus_messages_are_all_stored_and_never_crash(world: World) 
     with session_scope(world.engine) as session:
         stored = {r.raw for r in session.exec(select(InboundMessage)).all()}
     assert {f.read_bytes() for f in files} <= stored or len(stored) == len({r.message_id for r in results})
+
+
+def test_out_of_office_sent_to_the_verp_address_is_an_auto_reply_not_a_bounce(world: World) -> None:
+    sid = world.subscribers["ben@example.org"]
+    raw = mail(to=world.links.bounce_address(sid, world.issue_id), frm="ben@example.org",
+               subject="Automatic reply: " + ISSUE_SUBJECT, headers={"X-MS-Exchange-Inbox-Rules-Loop": "ben@example.org"})
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.match) == ("auto_reply", sid, "bounce-token")
+    assert _states(world, sid) == {"confirmed"}
+
+
+def test_reply_attachments_are_listed_on_the_feedback(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    body = ("--X\nContent-Type: text/plain\n\nSee our plan.\n--X\nContent-Type: application/pdf\n"
+            "Content-Disposition: attachment; filename=plan.pdf\nContent-Transfer-Encoding: base64\n\n"
+            "JVBERi0=\n--X--\n")
+    raw = mail(to=world.links.reply_address(sid, world.issue_id), body=body)
+    raw = raw.replace(b"Content-Type: text/plain; charset=utf-8", b'Content-Type: multipart/mixed; boundary="X"')
+    result = ingest(world.engine, world.settings, raw, source="test")
+    with session_scope(world.engine) as session:
+        fb = session.get(Feedback, result.feedback_id)
+        assert fb is not None and fb.visible_text == "See our plan."
+        assert fb.attachments == [{"filename": "plan.pdf", "content_type": "application/pdf", "size": 5}]
