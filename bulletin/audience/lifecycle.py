@@ -19,6 +19,7 @@ from bulletin.audience.addresses import (
     hash_normalised,
     normalise_address,
 )
+from bulletin.audience.erasure import scrub_mail
 from bulletin.audience.subscribers import (
     confirmed_subscribers,
     find_subscriber,
@@ -268,7 +269,8 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
     """Right to erasure: drop personal data, keep the consent log's shape and a suppression hash.
 
     The address, name, organisation and attributes go; IP, user agent and free
-    text in past events are nulled. The hash stays (on the row and as a
+    text in past events are nulled, and so is the content of their inbound mail
+    and feedback (`erasure.scrub_mail`). The hash stays (on the row and as a
     Suppression) so no later import can quietly bring the person back.
     """
     subscriber = get_subscriber(session, subscriber_id)
@@ -288,6 +290,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
             .where(SubscriberEvent.subscriber_id == subscriber_id, SubscriberEvent.actor == address)
             .values(actor="(erased)")
         )
+    scrub_mail(session, subscriber_id)
     now = utcnow()
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}

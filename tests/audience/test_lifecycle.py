@@ -205,3 +205,30 @@ def test_lifecycle_functions_are_importable_from_both_agreed_modules():
                  "record_event", "confirmed_subscribers", "normalise_address", "address_hash", "get_list",
                  "find_subscriber", "is_suppressed"):
         assert callable(getattr(subscribers, name)) and callable(getattr(lifecycle, name))
+
+
+def test_erasure_also_blanks_the_persons_replies_bounces_and_stored_mail(engine, lists):
+    from bulletin.models import Bounce, Feedback, InboundMessage
+
+    with session_scope(engine) as s:
+        sub = L.subscribe(s, "writer@example.org", [lists["finance"]], confirmed=True, source="cli", actor="t")
+        other = L.subscribe(s, "other@example.org", [lists["finance"]], confirmed=True, source="cli", actor="t")
+        for who, mid in ((sub, "<1@example.org>"), (other, "<2@example.org>")):
+            msg = InboundMessage(message_id=mid, raw=b"From: " + who.email.encode() + b"\r\n\r\nHello",
+                                 sha256="0" * 64, source="stdin", envelope_from=who.email, subscriber_id=who.id)
+            s.add(msg)
+            s.flush()
+            s.add(Feedback(inbound_id=msg.id, subscriber_id=who.id, from_address=who.email, subject="Re: news",
+                           visible_text="My phone is 01234", full_text="My phone is 01234"))
+            s.add(Bounce(subscriber_id=who.id, inbound_id=msg.id, permanent=True,
+                         diagnostic=f"550 {who.email} unknown"))
+    with session_scope(engine) as s:
+        L.erase(s, sub.id, source="cli", actor="dpo")
+    with session_scope(engine) as s:
+        mine = s.exec(select(Feedback).where(Feedback.subscriber_id == sub.id)).one()
+        assert "writer" not in mine.from_address and mine.full_text == "" and mine.visible_text == ""
+        raw = s.exec(select(InboundMessage).where(InboundMessage.subscriber_id == sub.id)).one()
+        assert raw.raw == b"" and raw.envelope_from is None
+        assert s.exec(select(Bounce).where(Bounce.subscriber_id == sub.id)).one().diagnostic == ""
+        theirs = s.exec(select(Feedback).where(Feedback.subscriber_id == other.id)).one()
+        assert theirs.full_text == "My phone is 01234" and theirs.from_address == "other@example.org"
