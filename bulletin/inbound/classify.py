@@ -16,12 +16,13 @@ from flufl.bounce import all_failures
 from bulletin.inbound.addresses import AddressTokens
 from bulletin.inbound.autoreply import auto_reply_reason
 from bulletin.inbound.bounce_text import looks_like_bounce, text_recipients
-from bulletin.inbound.parse import body_text
+from bulletin.inbound.parse import addresses, body_text
 from bulletin.inbound.reports import (
     BounceRecipient,
     arf_complaint,
     bare_address,
     dsn_recipients,
+    original_headers,
     status_code,
 )
 
@@ -79,4 +80,18 @@ def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
             out.append(BounceRecipient(addr, code[:1] != "4" if code else perm, code, ""))
     if not out and looks_like_bounce(msg):
         out = text_recipients(msg, text)
-    return out
+    return _plausible(msg, out)
+
+
+def _plausible(msg: Message, found: list[BounceRecipient]) -> list[BounceRecipient]:
+    """Heuristics over-collect: drop the report's own parties and keep the original's recipients when known."""
+    original = original_headers(msg)
+    exclude = set(addresses(msg, "From", "To", "Reply-To"))
+    wanted: set[str] = set()
+    if original is not None:
+        exclude |= set(addresses(original, "From", "Sender", "Reply-To"))
+        wanted = set(addresses(original, "To", "Cc"))
+    kept = [b for b in found if b.address not in exclude] or found
+    if wanted and any(b.address in wanted for b in kept):
+        kept = [b for b in kept if b.address in wanted]
+    return kept
