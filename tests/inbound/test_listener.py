@@ -59,3 +59,34 @@ def test_smtp_listener_answers_451_when_the_message_cannot_be_stored(world: Worl
     finally:
         controller.stop()
     assert info.value.smtp_code == 451
+
+
+def test_cli_serve_runs_an_lmtp_server_that_stores_mail(world: World) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.inbound.conftest import run_cli
+
+    run_cli(world, "inbound", "reprocess")  # writes bulletin.toml for this database
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "bulletin", "-w", str(world.settings.workspace), "inbound",
+                             "serve", "--port", str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            try:
+                client = smtplib.LMTP("127.0.0.1", port)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.05)
+        refused = client.sendmail("x@example.net", ["reply@news.example.org"],
+                                  mail(to="reply@news.example.org", frm="x@example.net", message_id="<serve@c>"))
+        client.quit()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert refused == {}
+    assert b'"message_id": "<serve@c>"' in out
+    with session_scope(world.engine) as session:
+        assert session.exec(select(InboundMessage)).one().message_id == "<serve@c>"

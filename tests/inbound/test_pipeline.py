@@ -250,3 +250,16 @@ def test_reply_attachments_are_listed_on_the_feedback(world: World) -> None:
         fb = session.get(Feedback, result.feedback_id)
         assert fb is not None and fb.visible_text == "See our plan."
         assert fb.attachments == [{"filename": "plan.pdf", "content_type": "application/pdf", "size": 5}]
+
+
+def test_complaint_matched_by_verp_original_mail_from(world: World) -> None:
+    from pathlib import Path
+
+    sid = world.subscribers["carl@example.org"]
+    raw = (Path(__file__).parent / "data" / "arf.eml").read_text()
+    raw = raw.replace("Original-Rcpt-To: ben@example.org",
+                      f"Original-Mail-From: <{world.links.bounce_address(sid, world.issue_id)}>")
+    raw = raw.replace("To: ben@example.org", "To: redacted@example.net")
+    result = ingest(world.engine, world.settings, raw.encode(), source="test")
+    assert (result.classification, result.subscriber_id, result.match) == ("complaint", sid, "bounce-token")
+    assert _states(world, sid) == {"complained"}

@@ -83,3 +83,12 @@ def test_missing_maildir_is_one_line_error(world: World, tmp_path: Path) -> None
 def test_human_summary_without_json(world: World) -> None:
     out = run_cli(world, "inbound", input=mail(to="x@example.org", frm="stranger@example.net"))
     assert "unmatched: 1" in out.stdout
+
+
+def test_cli_reprocess_quarantined_prints_json(world: World) -> None:
+    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
+    [first] = _lines(run_cli(world, "inbound", "--json", input=raw).stdout)
+    assert first["status"] == "quarantined"
+    again = _lines(run_cli(world, "inbound", "reprocess", "--status", "quarantined", "--json").stdout)
+    assert [x["message_id"] for x in again] == ["<q@x>"]
+    assert _lines(run_cli(world, "inbound", "reprocess", "--status", "stored", "--json").stdout) == []
