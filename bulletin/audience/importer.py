@@ -104,11 +104,25 @@ def import_csv(
     with fh:
         for batch in _batches(fh, path, slugs, extra, report, batch_size):
             with engine.begin() as conn:
+                _lock(conn)
                 _apply(conn, batch, report, slugs, confirmed, source, actor)
             report.batches += 1
             if on_batch is not None:
                 on_batch(report)
     return report
+
+
+def _lock(conn: Connection) -> None:
+    """Hold off concurrent signups and unsubscribes for the length of one batch.
+
+    SQLite's BEGIN IMMEDIATE already makes the batch the only writer. On
+    PostgreSQL a web signup could otherwise insert an address between our read
+    and our insert (a unique violation that would sink the batch), or an
+    unsubscribe could land between reading a state and confirming it.
+    Readers (sends, the web archive) are not blocked.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE subscriber, subscription IN SHARE ROW EXCLUSIVE MODE")
 
 
 def _extra_lists(names: list[str], slugs: dict[str, int]) -> list[int]:
