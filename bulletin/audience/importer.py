@@ -136,16 +136,11 @@ def _batches(fh: TextIO, path: Path, slugs: dict[str, int], extra: list[int], re
              size: int) -> Iterator[dict[str, Row]]:
     """Parsed, merged rows in batches keyed by address hash; bad rows go to the report."""
     reader = csv.DictReader(fh)
-    header = reader.fieldnames or []
-    if "email" not in header:
-        raise ContentError("the header row needs an 'email' column", where=f"{path}:1")
-    bad_keys = [h for h in header if h is None or has_control_chars(h) or not h.strip()]
-    if bad_keys:
-        raise ContentError("a column name is empty or holds control characters", where=f"{path}:1")
+    reader.fieldnames = _header(reader.fieldnames or [], path)
     batch: dict[str, Row] = {}
-    line = reader.line_num
     for record in reader:
-        start, line = line + 1, reader.line_num
+        # line_num is where the record ends; a quoted field may span lines, blank lines are skipped.
+        start = reader.line_num - sum(str(v).count("\n") for v in record.values() if v)
         report.rows += 1
         row = _parse(record, start, slugs, extra, report)
         if row is None:
@@ -160,6 +155,26 @@ def _batches(fh: TextIO, path: Path, slugs: dict[str, int], extra: list[int], re
             batch = {}
     if batch:
         yield batch
+
+
+ALIASES = {"e-mail": "email", "email address": "email", "organization": "organisation", "list": "lists"}
+
+
+def _header(names: list[str], path: Path) -> list[str]:
+    """Known columns matched whatever their case ('Email', 'Organization'); others kept as written."""
+    out = []
+    for raw in names:
+        name = (raw or "").strip()
+        if not name or has_control_chars(name):
+            raise ContentError("a column name is empty or holds control characters", where=f"{path}:1")
+        canon = ALIASES.get(name.lower(), name.lower())
+        out.append(canon if canon in KNOWN else name)
+    if "email" not in out:
+        raise ContentError("the header row needs an 'email' column", where=f"{path}:1")
+    dupes = sorted({n for n in out if out.count(n) > 1})
+    if dupes:
+        raise ContentError(f"column {dupes[0]!r} appears more than once", where=f"{path}:1")
+    return out
 
 
 def _parse(record: dict[str | Any, Any], line: int, slugs: dict[str, int], extra: list[int],

@@ -216,3 +216,25 @@ def test_a_utf8_bom_from_spreadsheet_exports_is_ignored(engine, lists, tmp_path:
     f = write_csv(tmp_path / "bom.csv", body)
     report = import_csv(engine, f, actor="t")
     assert report.created == 1 and not report.errors
+
+
+def test_spreadsheet_style_headers_are_understood_and_duplicate_columns_refused(engine, lists, tmp_path):
+    f = write_csv(tmp_path / "h.csv", "E-mail, Name ,Organization,Lists,Team\nh@example.org,H,Northshire,finance,Payroll\n")
+    assert import_csv(engine, f, actor="t").created == 1
+    with session_scope(engine) as s:
+        sub = find_subscriber(s, "h@example.org")
+        assert (sub.name, sub.organisation, sub.attributes) == ("H", "Northshire", {"Team": "Payroll"})
+    with pytest.raises(ContentError, match="role"):
+        import_csv(engine, write_csv(tmp_path / "dd.csv", "email,role,role\nx@example.org,a,b\n"), actor="t")
+    with pytest.raises(ContentError, match="dd2.csv:1"):
+        import_csv(engine, write_csv(tmp_path / "dd2.csv", "email,,lists\nx@example.org,a,finance\n"), actor="t")
+
+
+def test_line_numbers_stay_right_after_blank_lines_and_multi_line_fields(engine, lists, tmp_path):
+    f = write_csv(tmp_path / "lines.csv", HEADER
+                  + "\n"                                                  # line 2 blank
+                  + 'a@example.org,"A",,finance,"two\nlines"\n'         # lines 3-4: control char in role
+                  + "\n"                                                  # line 5 blank
+                  + "broken,B,,finance,\n")                               # line 6
+    report = import_csv(engine, f, actor="t")
+    assert sorted(e.line for e in report.errors) == [3, 6]
