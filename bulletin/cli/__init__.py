@@ -28,6 +28,7 @@ from bulletin.cli import (
 )
 from bulletin.cli.common import Context, err_console
 from bulletin.errors import BulletinError
+from bulletin.logs import configure_logging
 
 app = typer.Typer(
     name="bulletin",
@@ -45,8 +46,14 @@ def _root(
         Path | None,
         typer.Option("--workspace", "-w", envvar="BULLETIN_WORKSPACE", help="Workspace folder (default: current folder)."),
     ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", envvar="BULLETIN_LOG_LEVEL",
+                     help="Structured JSON log lines on stderr from this level (debug, info, warning)."),
+    ] = "warning",
 ) -> None:
     """Compose, send and answer e-bulletins."""
+    configure_logging(log_level.upper())
     ctx.obj = Context(workspace=workspace)
 
 
