@@ -9,10 +9,10 @@ from elsewhere, not like bulletin's own output.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid, parseaddr
-from datetime import UTC, datetime
 
 REMOTE_DOMAIN = "mail.example.gov.uk"
 
