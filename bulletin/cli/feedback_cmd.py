@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from bulletin.cli.common import console, ctx_of
@@ -42,10 +43,20 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
         return
-    table = Table("id", "status", "received", "from", "issue", "block", "reply", "tags")
+    wide = console.width >= 140
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("id", no_wrap=True, min_width=3)
+    table.add_column("status", no_wrap=True, min_width=8)
+    table.add_column("from", overflow="ellipsis", no_wrap=True, max_width=30 if wide else 18)
+    if wide:
+        table.add_column("issue", overflow="ellipsis", no_wrap=True, max_width=24)
+    table.add_column("block", overflow="ellipsis", no_wrap=True, max_width=24 if wide else 12)
+    table.add_column("reply", overflow="ellipsis", no_wrap=True, max_width=60 if wide else 30)
     for v in views:
-        snippet = " ".join(v.visible_text.split())[:60]
-        table.add_row(str(v.id), v.status, v.received_at[:16], v.email, v.issue, v.block, snippet, ",".join(v.tags))
+        snippet = " ".join(v.visible_text.split())[:120]
+        tags = "".join(f"#{t} " for t in v.tags)
+        cells = [str(v.id), v.status, v.email] + ([v.issue] if wide else []) + [v.block, tags + snippet]
+        table.add_row(*cells)
     console.print(table)
 
 
