@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from bulletin.cli.common import console, ctx_of
 from bulletin.db import session_scope
@@ -56,7 +57,7 @@ def list_cmd(
         snippet = " ".join(v.visible_text.split())[:120]
         tags = "".join(f"#{t} " for t in v.tags)
         cells = [str(v.id), v.status, v.email] + ([v.issue] if wide else []) + [v.block, tags + snippet]
-        table.add_row(*cells)
+        table.add_row(*(Text(c) for c in cells))  # subscriber text is never rich markup
     console.print(table)
 
 
@@ -74,9 +75,9 @@ def show(ctx: typer.Context, feedback_id: IdArg, as_json: JsonOpt = False,
 
 
 def _print_view(v: FeedbackView, full: bool) -> None:
-    console.print(f"[bold]#{v.id}[/] {v.status}  {v.received_at}  {v.name} <{v.email}>", highlight=False)
+    console.print(f"#{v.id} {v.status}  {v.received_at}  {v.name} <{v.email}>", highlight=False, markup=False)
     console.print(f"issue: {v.issue or '-'}  block: {v.block or '-'}  tags: {', '.join(v.tags) or '-'}",
-                  highlight=False)
+                  highlight=False, markup=False)
     console.print(f"subject: {v.subject}", highlight=False, markup=False)
     for att in v.attachments:
         console.print(f"attachment: {att.get('filename')} ({att.get('content_type')}, {att.get('size')} bytes)",
@@ -101,7 +102,7 @@ def mark(
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
     else:
-        console.print(f"#{view.id}: {view.status} {', '.join(view.tags)}", highlight=False)
+        console.print(f"#{view.id}: {view.status} {', '.join(view.tags)}", highlight=False, markup=False)
 
 
 @app.command()
@@ -138,4 +139,4 @@ def reply(
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
     else:
-        console.print(f"#{view.id}: answered {view.email}", highlight=False)
+        console.print(f"#{view.id}: answered {view.email}", highlight=False, markup=False)

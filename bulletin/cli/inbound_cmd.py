@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bulletin.cli.common import console, ctx_of, err_console
 from bulletin.inbound import IngestResult, ingest, reprocess
@@ -79,8 +80,8 @@ def _report(results: Iterable[IngestResult], as_json: bool, quiet: bool) -> None
             typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, default=str))
         elif not quiet:
             who = result.subscriber or "-"
-            console.print(f"#{result.inbound_id} {result.message_id} [bold]{key}[/] {who} {result.issue or ''}",
-                          highlight=False, soft_wrap=True)
+            console.print(f"#{result.inbound_id} {escape(result.message_id)} [bold]{key}[/] {escape(who)} "
+                          f"{escape(result.issue or '')}", highlight=False, soft_wrap=True)
     if not as_json and not quiet:
         console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no messages")
 
@@ -100,7 +101,7 @@ def serve(
 
     def show(result: IngestResult) -> None:
         _report([result], as_json, False) if as_json else console.print(
-            f"#{result.inbound_id} {result.classification} {result.subscriber or '-'}", highlight=False)
+            f"#{result.inbound_id} {result.classification} {result.subscriber or '-'}", highlight=False, markup=False)
 
     controller = start_listener(c.engine, c.settings, host=host, port=port, lmtp=not smtp, on_result=show)
     err_console.print(f"listening on {host}:{port} ({'SMTP' if smtp else 'LMTP'}); Ctrl-C to stop")

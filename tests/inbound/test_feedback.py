@@ -85,3 +85,9 @@ def test_cli_unknown_feedback_is_one_line_error(world: World) -> None:
 
     with pytest.raises(BulletinError, match="no feedback #999"):
         run_cli(world, "feedback", "show", "999")
+
+
+def test_cli_prints_subscriber_text_literally_not_as_markup(world: World) -> None:
+    fid = _reply(world, body="[red]urgent[/red] please\n")
+    assert "[red]urgent[/red] please" in run_cli(world, "feedback", "show", str(fid)).stdout
+    assert "[red]urgent" in run_cli(world, "feedback", "list").stdout
