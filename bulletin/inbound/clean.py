@@ -16,6 +16,12 @@ _PARSER = EmailReplyParser(languages=LANGUAGES)
 _MAX_CHARS = 200_000
 _WROTE_RE = re.compile(r"^(?:On|Am|Le|El|Il|Op|Den|Dnia)\s.{0,200}?(?:wrote|schrieb|a écrit|escribió|ha scritto|schreef|skrev|napisał)\s*:?\s*$",
                        re.M | re.S | re.I)
+_SIGN_OFF_RE = re.compile(
+    r"^(?:best(?: wishes| regards)?|kind regards|warm regards|regards|many thanks|thanks(?: again)?|cheers|"
+    r"yours(?: sincerely| faithfully)?|all the best|mit freundlichen grüßen|viele grüße|beste grüße|"
+    r"cordialement|bien à vous|saludos|un saludo|cordiali saluti|met vriendelijke groet(?:en)?|"
+    r"med venlig hilsen|venlig hilsen|hilsen|med vänliga hälsningar|vänliga hälsningar|mvh|pozdrawiam|"
+    r"z poważaniem)[,.!]?$", re.I)
 _SIG_RE = re.compile(r"^(?:-- ?|__+|Sent from my [\w ]+|Sent from \w+ for \w+|Get Outlook for \w+)$", re.M)
 
 
@@ -42,4 +48,14 @@ def _own_pass(text: str) -> str:
     sig = _SIG_RE.search(joined)
     if sig and sig.start() > 0:
         joined = joined[: sig.start()]
-    return joined.strip()
+    return _drop_sign_off(joined.strip())
+
+
+def _drop_sign_off(text: str) -> str:
+    """`Best wishes,` plus a name or two at the very end is signature, not feedback."""
+    lines = text.split("\n")
+    for i in range(max(1, len(lines) - 4), len(lines)):
+        if _SIGN_OFF_RE.match(lines[i].strip()) and all(len(x) < 60 for x in lines[i + 1:]):
+            head = "\n".join(lines[:i]).strip()
+            return head or text
+    return text

@@ -57,6 +57,9 @@ def test_mail_parser_reply_corpus_agrees_with_the_reference() -> None:
     ("Yes please.\n\n-- \nAmina Khan\nPayroll\n", "Yes please."),
     ("Count me in.\n\nSent from my iPhone\n", "Count me in."),
     ("No quotes at all.\n", "No quotes at all."),
+    ("We would value help.\n\nBest wishes,\nAlan Green\nNorthshire\n", "We would value help."),
+    ("Gerne.\n\nMit freundlichen Grüßen\nJ. Weber\n", "Gerne."),
+    ("Thanks,\nAmina\n", "Thanks,\nAmina"),
 ])
 def test_quotes_and_signatures_in_several_languages(text: str, want: str) -> None:
     assert visible_text(text) == want
