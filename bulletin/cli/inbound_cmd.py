@@ -38,6 +38,8 @@ def inbound(
     maildir: Annotated[Path | None, typer.Option(help="Read a Maildir (new/, unseen cur/); moves done mail to cur/.")] = None,
     mbox: Annotated[Path | None, typer.Option(help="Read every message of an mbox file.")] = None,
     imap: Annotated[bool, typer.Option("--imap", help="Poll the IMAP folder from the settings; moves done mail.")] = False,
+    every: Annotated[float, typer.Option(help="With --imap: poll again every N seconds until Ctrl-C (0 = once).",
+                                         min=0)] = 0,
     envelope_from: Annotated[str | None, typer.Option(help="Envelope sender (from the MTA pipe).")] = None,
     envelope_to: Annotated[list[str] | None, typer.Option(help="Envelope recipient (from the MTA pipe).")] = None,
     as_json: JsonOpt = False,
@@ -51,6 +53,9 @@ def inbound(
         raise typer.BadParameter("choose one of --maildir, --mbox, --imap")
     if imap:
         _report(imap_poll(c.engine, c.settings), as_json, quiet)
+        while every:
+            time.sleep(every)
+            _report(imap_poll(c.engine, c.settings), as_json, quiet)
         return
     if maildir or mbox:
         items = maildir_items(maildir) if maildir else mbox_items(mbox)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from bulletin.delivery.transport import make_transport
 from bulletin.errors import DeliveryError, NotFound, StateError
 from bulletin.inbound.clean import visible_text
 from bulletin.inbound.match import Match, block_anchor
-from bulletin.inbound.parse import attachments, body_text, header, sender
+from bulletin.inbound.parse import attachments, body_text, header, message_ids, parse_bytes, sender
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 
 STATUSES = ("new", "read", "answered", "archived")
@@ -149,6 +149,12 @@ def export_csv(views: list[FeedbackView]) -> str:
     return out.getvalue()
 
 
+def _references(original: InboundMessage) -> str:
+    """The thread so far (RFC 5322 3.6.4): their References, then their own Message-ID."""
+    earlier = message_ids(header(parse_bytes(original.raw), "References"))[-20:]
+    return " ".join(dict.fromkeys([*earlier, original.message_id]))
+
+
 def _safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
@@ -164,9 +170,10 @@ def answer_feedback(session: Session, settings: Settings, feedback_id: int, text
         raise StateError("the answer is empty", where=f"feedback #{feedback_id}")
     original = session.get(InboundMessage, fb.inbound_id)
     parent = original.message_id if original else None
+    references = _references(original) if original else None
     subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
     data, message_id = simple_message(settings, to=sub.email, subject=subject, text=text, from_addr=from_addr,
-                                      in_reply_to=parent, references=parent)
+                                      in_reply_to=parent, references=references)
     transport = make_transport(settings)
     try:
         result = transport.send(from_addr or f"{settings.bounce_local}@{settings.sending_domain}",

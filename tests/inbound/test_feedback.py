@@ -20,7 +20,8 @@ from tests.inbound.conftest import ISSUE_SUBJECT, World, mail, run_cli
 def _reply(world: World, who: str = "amina@example.gov.uk", body: str = "Great issue.\n", mid: str = "<r1@c>") -> int:
     sid = world.subscribers[who]
     raw = mail(to=world.links.reply_address(sid, world.issue_id), frm=who, body=body, message_id=mid,
-               subject=f"Re: {ISSUE_SUBJECT} [tell-us]")
+               subject=f"Re: {ISSUE_SUBJECT} [tell-us]",
+               headers={"References": world.links.message_id(sid, world.issue_id)})
     result = ingest(world.engine, world.settings, raw, source="test")
     assert result.feedback_id is not None
     return result.feedback_id
@@ -57,6 +58,8 @@ def test_reply_sends_threaded_answer_and_marks_answered(world: World) -> None:
     assert len(files) == 1
     sent = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert sent["In-Reply-To"] == "<r1@c>" and sent["To"] == "amina@example.gov.uk"
+    assert sent["References"].split() == [world.links.message_id(world.subscribers["amina@example.gov.uk"],
+                                                                  world.issue_id), "<r1@c>"]
     assert sent["Subject"] == f"Re: {ISSUE_SUBJECT} [tell-us]"
 
 
