@@ -8,6 +8,10 @@ for each row, one transaction), the way an import is usually first written;
 it runs on a smaller file and is compared in rows per second.
 
     python bench/import.py [--rows 100000] [--runs 3] [--database-url postgresql://...] [--json]
+
+Wall seconds are the figure the target (<= 10 s) is about; CPU seconds are
+printed beside them because on a shared machine wall time also counts the
+time spent waiting for a core.
 """
 
 from __future__ import annotations
@@ -78,12 +82,12 @@ def child(url: str, file: Path, mode: str) -> None:
     if mode == "peer":
         out["peer_s"] = _orm_per_row(engine, file)
     else:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         first = import_csv(engine, file, actor="bench")
-        out["first_s"] = time.perf_counter() - t
-        t = time.perf_counter()
+        out["first_s"], out["first_cpu_s"] = time.perf_counter() - t, time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         second = import_csv(engine, file, actor="bench")
-        out["second_s"] = time.perf_counter() - t
+        out["second_s"], out["second_cpu_s"] = time.perf_counter() - t, time.process_time() - c
         assert first.created and not first.errors and not second.changed, "re-import changed something"
         out["created"] = first.created
     out["base_rss_mb"] = base_rss / 1024
@@ -153,6 +157,10 @@ def main() -> None:
             "runs": args.runs,
             "first_import_s": round(med(runs, "first_s"), 2),
             "reimport_s": round(med(runs, "second_s"), 2),
+            # CPU seconds of the importing process: on a shared machine wall time includes waiting for a
+            # core; with SQLite (in-process) this is the work itself. PostgreSQL's own work is not in it.
+            "first_import_cpu_s": round(med(runs, "first_cpu_s"), 2),
+            "reimport_cpu_s": round(med(runs, "second_cpu_s"), 2),
             "rows_per_s": round(args.rows / med(runs, "first_s")),
             "target_s": TARGET_S,
             "ratio_to_target": round(med(runs, "first_s") / TARGET_S, 2),
