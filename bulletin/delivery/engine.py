@@ -30,7 +30,7 @@ from bulletin.render.compiled import Compiled
 
 @dataclass
 class SendOptions:
-    batch: int = 500
+    batch: int = 200
     retry_base: float = 60.0  # first retry of a 4xx after this many seconds, doubling each time
     retry_max: float = 3600.0
     linger: float = 0.0  # wait this long for deferred retries before returning (0: leave them to a worker)
@@ -158,27 +158,109 @@ def run_send(settings: Settings, engine: Engine, send: Send, transport: Transpor
         tally.total += ledger.open_count(session, int(send.id or 0))
     writer = _Writer(engine, send, options, tally)
     writer.start()
+    pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally)
     try:
-        _loop(engine, send, skeleton, transport, writer, options, stop, progress, tally)
+        _loop(engine, send, pipe, options, stop)
     finally:
+        pipe.close()
         writer.stop()
+    if pipe.errors:
+        raise pipe.errors[0]
     return tally
 
 
-def _loop(engine: Engine, send: Send, skeleton: MessageSkeleton, transport: Transport, writer: _Writer,
-          options: SendOptions, stop: threading.Event, progress: ProgressFn | None, tally: Tally) -> None:
+class _Pipeline:
+    """Sender threads fed from a queue of claimed rows; each builds, sends and records one row at a time.
+
+    The feeding thread claims and fills the next batch while the senders are
+    still sending this one, so filling overlaps the network waits; only one
+    thread does the CPU-heavy fill, which keeps the GIL hand-offs few.
+    """
+
+    def __init__(self, engine: Engine, skeleton: MessageSkeleton, transport: Transport, writer: _Writer,
+                 stop: threading.Event, progress: ProgressFn | None, tally: Tally) -> None:
+        self.engine, self.skeleton, self.transport, self.writer = engine, skeleton, transport, writer
+        self.stop, self.progress, self.tally = stop, progress, tally
+        self.jobs: queue.Queue[tuple[Claimed, OutgoingMessage] | None] = queue.Queue()
+        self.untouched: list[int] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        n = max(1, int(getattr(transport, "concurrency", 1)))
+        self.threads = [threading.Thread(target=self._sender, name=f"sender-{i}", daemon=True) for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def feed(self, rows: list[Claimed]) -> None:
+        """Fill the messages here, in one thread, while the senders wait on the network."""
+        for row in rows:
+            try:
+                msg = self.skeleton.build(RecipientRow(row.subscriber_id, row.email, row.name, row.message_id))
+            except BaseException as exc:  # noqa: BLE001 - proven impossible at queue time; stop if it happens
+                with self._lock:
+                    self.errors.append(exc)
+                ledger.unclaim(self.engine, [r.delivery_id for r in rows[rows.index(row):]])
+                return
+            self.jobs.put((row, msg))
+
+    @property
+    def waiting(self) -> int:
+        return self.jobs.qsize()
+
+    def drain(self) -> None:
+        """Wait until every fed row was sent or set aside."""
+        self.jobs.join()
+
+    def _sender(self) -> None:
+        while True:
+            item = self.jobs.get()
+            try:
+                if item is None:
+                    return
+                if self.stop.is_set() or self.errors:
+                    with self._lock:
+                        self.untouched.append(item[0].delivery_id)
+                    continue
+                self._one(*item)
+            finally:
+                self.jobs.task_done()
+
+    def _one(self, row: Claimed, msg: OutgoingMessage) -> None:
+        try:
+            result = self.transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id)
+            self.writer.record(Outcome(row, result.ok, result.code, result.detail, result.permanent))
+        except BaseException as exc:  # noqa: BLE001 - the row stays claimed: it may have left
+            with self._lock:
+                self.errors.append(exc)
+            return
+        if self.progress is not None:
+            self.progress(self.tally)
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join()
+        if self.untouched:
+            ledger.unclaim(self.engine, self.untouched)
+            self.untouched = []
+
+
+def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, stop: threading.Event) -> None:
     send_id, list_id = int(send.id or 0), int(send.list_id)
-    threads = max(1, int(getattr(transport, "concurrency", 1)))
-    limit = max(threads, options.batch)
+    limit = max(len(pipe.threads), options.batch)
     deadline = time.monotonic() + options.linger
-    while not stop.is_set():
+    while not stop.is_set() and not pipe.errors:
+        if pipe.waiting > limit // 2:
+            stop.wait(0.005)  # the next claim goes in while half a batch is still queued
+            continue
         with session_scope(engine) as session:
             if ledger.send_status(session, send_id) not in SendStatus.RUNNABLE:
                 return
         rows = ledger.claim(engine, send_id, list_id, options.worker, limit)
         if rows:
-            _send_batch(engine, skeleton, rows, transport, writer, threads, stop, progress, tally)
+            pipe.feed(rows)
             continue
+        pipe.drain()  # outcomes of rows in flight decide whether anything is left
         with session_scope(engine) as session:
             if ledger.open_count(session, send_id) == 0:
                 ledger.set_status(session, send_id, SendStatus.DONE, only_from=SendStatus.RUNNABLE)
@@ -188,55 +270,3 @@ def _loop(engine: Engine, send: Send, skeleton: MessageSkeleton, transport: Tran
         if time.monotonic() + max(wait, 0) > deadline:
             return
         stop.wait(min(max(wait, 0.01), 1.0))
-
-
-def _send_batch(engine: Engine, skeleton: MessageSkeleton, rows: list[Claimed], transport: Transport,
-                writer: _Writer, threads: int, stop: threading.Event, progress: ProgressFn | None,
-                tally: Tally) -> None:
-    try:
-        work: list[tuple[Claimed, OutgoingMessage]] = [
-            (r, skeleton.build(RecipientRow(r.subscriber_id, r.email, r.name))) for r in rows]
-    except DeliveryError:
-        ledger.unclaim(engine, [r.delivery_id for r in rows])
-        raise
-    jobs: queue.SimpleQueue[tuple[Claimed, OutgoingMessage]] = queue.SimpleQueue()
-    for item in work:
-        jobs.put(item)
-    untouched: list[int] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def sender() -> None:
-        while True:
-            try:
-                row, msg = jobs.get_nowait()
-            except queue.Empty:
-                return
-            if stop.is_set() or errors:
-                with lock:
-                    untouched.append(row.delivery_id)
-                continue
-            try:
-                result = transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id)
-                writer.record(Outcome(row, result.ok, result.code, result.detail, result.permanent))
-            except BaseException as exc:  # noqa: BLE001 - stop the batch, re-raised below
-                with lock:
-                    errors.append(exc)
-                return
-            if progress is not None:
-                progress(tally)
-
-    pool = [threading.Thread(target=sender, name=f"sender-{i}", daemon=True) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    while True:  # rows no thread got to, because every sender stopped on an error
-        try:
-            untouched.append(jobs.get_nowait()[0].delivery_id)
-        except queue.Empty:
-            break
-    if untouched:
-        ledger.unclaim(engine, untouched)
-    if errors:
-        raise errors[0]

@@ -141,6 +141,7 @@ class RecipientRow:
     subscriber_id: int
     email: str
     name: str = ""
+    message_id: str | None = None  # the ledger's copy; derived again from (issue, subscriber) when None
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class MessageSkeleton:
     def _build(self, row: RecipientRow) -> OutgoingMessage:
         email = check_recipient(row)
         r = self.recipient(row)
-        message_id = self.links.message_id(row.subscriber_id, self.issue_id)
+        message_id = row.message_id or self.links.message_id(row.subscriber_id, self.issue_id)
         mailto = self.links.unsubscribe_mailto(row.subscriber_id, self.list.id)
         out = [
             self.head,
