@@ -25,3 +25,16 @@ def test_upgrade_is_idempotent(tmp_path):
     for _ in range(2):
         result = runner.invoke(app, ["-w", str(tmp_path), "db", "upgrade"], env=env)
         assert result.exit_code == 0, result.output
+
+
+def test_status_of_a_migrated_database_is_up_to_date_on_both_backends(db_url, tmp_path):
+    result = CliRunner().invoke(app, ["-w", str(tmp_path), "db", "status"], env={"BULLETIN_DATABASE_URL": db_url})
+    assert result.exit_code == 0 and "up to date" in result.output
+
+
+def test_an_unreachable_database_is_a_config_error_naming_the_setting(tmp_path):
+    from bulletin.errors import ConfigError
+
+    env = {"BULLETIN_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    result = CliRunner().invoke(app, ["-w", str(tmp_path), "db", "upgrade"], env=env)
+    assert isinstance(result.exception, ConfigError) and "database_url" in str(result.exception)
