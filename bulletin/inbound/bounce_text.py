@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from bulletin.inbound.parse import header, sender
+from bulletin.inbound.parse import addresses, header, sender
 from bulletin.inbound.reports import BounceRecipient, original_headers, status_code
 
 _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mail.delivery.system")
@@ -22,11 +22,27 @@ _SUBJECT_RE = re.compile(
     re.I,
 )
 _ADDR_RE = re.compile(r"[A-Za-z0-9._%+=/'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_LEAD_RE = re.compile(r"(?:to|for) (?:these|the following) (?:recipients?|address(?:es)?)|following (?:recipients?|"
+                      r"address(?:es)?)|could not be delivered to|recipients? of the message", re.I)
 _REPLY_CODE_RE = re.compile(r"\b([45])[0-9]{2}\b")
 _ERROR_WORDS = re.compile(
     r"unknown|not exist|no such|invalid|unavailable|rejected|refused|fail|error|full|quota|disabled|"
     r"unrouteable|not found|denied|blocked|inactive|expired|undeliver|couldn't|could not|unable", re.I)
 _TEMPORARY_WORDS = re.compile(r"temporar|quota|mailbox (?:is )?full|try again|deferred|delayed|retry|over limit", re.I)
+
+
+def _addresses_near_errors(text: str) -> list[str]:
+    """Addresses on lines that carry an error, or just below a "failed to these recipients" lead-in."""
+    found: list[str] = []
+    after_lead = 0
+    for line in text.splitlines():
+        if _LEAD_RE.search(line):
+            after_lead = 4
+        elif line.strip() and after_lead:
+            after_lead -= 1
+        if after_lead or _ERROR_WORDS.search(line) or _REPLY_CODE_RE.search(line) or line.strip().startswith("<"):
+            found += [a.lower().strip(".") for a in _ADDR_RE.findall(line)]
+    return found
 
 
 def looks_like_bounce(msg: Message) -> bool:
@@ -38,15 +54,14 @@ def looks_like_bounce(msg: Message) -> bool:
 
 
 def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
-    own = {sender(msg)[1]}
+    own = {sender(msg)[1], *addresses(msg, "To", "Reply-To")}
     original = original_headers(msg)
     found: list[str] = []
     if original is not None:
         found = [a.lower() for a in _ADDR_RE.findall(header(original, "To"))]
+        own |= set(addresses(original, "From", "Reply-To"))
     if not found:
-        for line in text.splitlines():
-            if _ERROR_WORDS.search(line) or line.strip().startswith("<"):
-                found += [a.lower().strip(".") for a in _ADDR_RE.findall(line)]
+        found = _addresses_near_errors(text)
     found = [a for a in dict.fromkeys(found) if a not in own and not a.split("@")[0].startswith(_DAEMONS)]
     if not found:
         return []
