@@ -78,3 +78,18 @@ def test_view_online_link_of_the_email_opens_the_archive_page(client: TestClient
 def test_empty_archive_says_so(client: TestClient) -> None:
     page = client.get("/archive/")
     assert page.status_code == 200 and "No issues have been published yet" in page.text
+
+
+def test_archive_serves_the_real_render_of_the_sample_issue(client: TestClient, db: Session, synced: Settings) -> None:
+    from bulletin.delivery.issues import publish_issue
+    from bulletin.render.build import compile_issue
+
+    compiled = compile_issue(synced, "2016-shared-service-map")
+    record = publish_issue(db, compiled)
+    _send(db, record, "shared-services", "done")
+    db.commit()
+    index = client.get("/archive/")
+    assert f'href="/archive/{compiled.slug}/"' in index.text and compiled.title in index.text
+    page = client.get(Links.for_settings(synced).view_online_url(compiled.slug).replace(synced.public_base_url, ""))
+    assert page.status_code == 200 and page.text == compiled.web_html
+    assert "<script" not in page.text and "BULLETINSLOT" not in page.text
