@@ -144,6 +144,9 @@ def test_bad_address_redisplays_the_form_with_the_error(client: TestClient) -> N
     resp = signup(client, "not an address", name="Keep Me")
     assert resp.status_code == 400
     assert 'role="alert"' in resp.text and 'value="Keep Me"' in resp.text
+    assert 'id="email" name="email" aria-invalid="true"' in resp.text
+    crlf = signup(client, "ok@example.org", name="a\nb")
+    assert 'id="name" name="name" aria-invalid="true"' in crlf.text
     assert signup(client, "").status_code == 400
 
 

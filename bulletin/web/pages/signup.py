@@ -32,8 +32,10 @@ def _lists(web: WebContext) -> list[MailingList]:
 
 
 def _form_page(request: Request, lists: list[MailingList], *, single: bool, values: dict[str, object] | None = None,
-               error: str | None = None, ref: str = "", status: int = 200) -> Response:
-    ctx = {"lists": lists, "single": single, "values": values or {}, "error": error, "ref": ref}
+               error: str | None = None, error_field: str | None = None, ref: str = "",
+               status: int = 200) -> Response:
+    ctx = {"lists": lists, "single": single, "values": values or {}, "error": error,
+           "error_field": error_field, "ref": ref}
     return web_of(request).render(request, "signup.html", ctx, status)
 
 
@@ -88,8 +90,9 @@ async def _post_signup(request: Request, slug: str | None) -> Response:
     try:
         req = _signup_request(request, web, form, lists, slug)
     except (FormRejected, AddressError) as exc:
+        field = exc.field if isinstance(exc, FormRejected) else "email"
         return _form_page(request, lists, single=slug is not None, values=values, error=str(exc),
-                          ref=str(form.get("ref") or ""), status=getattr(exc, "status", 400))
+                          error_field=field, ref=str(form.get("ref") or ""), status=getattr(exc, "status", 400))
     if form.get(HONEYPOT):
         log_event("bulletin.web", "signup.honeypot")
         return web.render(request, "signup_done.html")
