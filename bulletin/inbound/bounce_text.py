@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from bulletin.inbound.autoreply import auto_reply_reason
 from bulletin.inbound.parse import addresses, header, sender
-from bulletin.inbound.reports import BounceRecipient, original_headers, status_code
+from bulletin.inbound.reports import ORIGINAL_TYPES, BounceRecipient, original_headers, status_code
 
 _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mail.delivery.system")
 _SUBJECT_RE = re.compile(
@@ -28,7 +29,9 @@ _REPLY_CODE_RE = re.compile(r"\b([45])[0-9]{2}\b")
 _ERROR_WORDS = re.compile(
     r"unknown|not exist|no such|invalid|unavailable|rejected|refused|fail|error|full|quota|disabled|"
     r"unrouteable|not found|denied|blocked|inactive|expired|undeliver|couldn't|could not|unable", re.I)
-_TEMPORARY_WORDS = re.compile(r"temporar|quota|mailbox (?:is )?full|try again|deferred|delayed|retry|over limit", re.I)
+_PERMANENT_WORDS = re.compile(r"user unknown|unknown user|no such (?:user|mailbox|recipient)|does not exist|"
+                              r"invalid (?:recipient|address|mailbox)|address rejected|not a valid|"
+                              r"recipient not found|mailbox unavailable|account (?:is )?disabled", re.I)
 
 
 def _addresses_near_errors(text: str) -> list[str]:
@@ -46,18 +49,26 @@ def _addresses_near_errors(text: str) -> list[str]:
 
 
 def looks_like_bounce(msg: Message) -> bool:
-    _, addr = sender(msg)
-    local = addr.split("@")[0]
-    if any(local.startswith(d) for d in _DAEMONS):
+    """A mailer-daemon sender, or a non-delivery subject on a message that is machine-made.
+
+    A subject alone is not enough: a person may well write "Re: delivery problem".
+    """
+    name, addr = sender(msg)
+    local = addr.split("@")[0] if addr else name.strip().lower()
+    if any(local.startswith(d) for d in _DAEMONS) or msg.get("X-Failed-Recipients") is not None:
         return True
-    return bool(_SUBJECT_RE.search(header(msg, "Subject")))
+    if not _SUBJECT_RE.search(header(msg, "Subject")):
+        return False
+    machine = (auto_reply_reason(msg) is not None or msg.get_content_type() == "multipart/report"
+               or any(p.get_content_type() in ORIGINAL_TYPES for p in msg.walk()))
+    return machine
 
 
 def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
     own = {sender(msg)[1], *addresses(msg, "To", "Reply-To")}
     original = original_headers(msg)
-    found: list[str] = []
-    if original is not None:
+    found: list[str] = [a.lower() for a in _ADDR_RE.findall(header(msg, "X-Failed-Recipients"))]
+    if original is not None and not found:
         found = [a.lower() for a in _ADDR_RE.findall(header(original, "To"))]
         own |= set(addresses(original, "From", "Reply-To"))
     if not found:
@@ -69,6 +80,7 @@ def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
     if code:
         permanent = code.startswith("5")
     else:
+        # Without a code, only unambiguous wording makes it permanent; else the soft score decides.
         reply = _REPLY_CODE_RE.search(text)
-        permanent = reply.group(1) == "5" if reply else not _TEMPORARY_WORDS.search(text)
+        permanent = reply.group(1) == "5" if reply else bool(_PERMANENT_WORDS.search(text))
     return [BounceRecipient(a, permanent, code, "") for a in found[:5]]

@@ -263,3 +263,20 @@ def test_complaint_matched_by_verp_original_mail_from(world: World) -> None:
     result = ingest(world.engine, world.settings, raw.encode(), source="test")
     assert (result.classification, result.subscriber_id, result.match) == ("complaint", sid, "bounce-token")
     assert _states(world, sid) == {"complained"}
+
+
+def test_person_writing_about_a_delivery_problem_is_not_a_bounce(world: World) -> None:
+    raw = mail(to="reply@news.example.org", frm="amina@example.gov.uk",
+               subject="Re: Undelivered copies of the bulletin",
+               body="Our colleague carl@example.org says the bulletin was rejected with an error.\n")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert result.classification == "reply" and result.bounces == []
+    assert _states(world, world.subscribers["carl@example.org"]) == {"confirmed"}
+
+
+def test_text_bounce_without_a_status_code_only_counts_as_soft(world: World) -> None:
+    raw = mail(to="bounces@news.example.org", frm="MAILER-DAEMON <>", subject="Mail delivery failed",
+               body="Your message could not be delivered to the following recipients:\n\n  carl@example.org\n")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert result.classification == "bounce" and result.bounces[0]["permanent"] is False
+    assert _states(world, world.subscribers["carl@example.org"]) == {"confirmed"}
