@@ -96,13 +96,23 @@ def _csv(session: Session, out: TextIO, list_slug: str | None, state: str | None
     writer.writerow([*COLUMNS, *keys])
     n = 0
     for item in iter_subscribers(session, list_slug=list_slug, state=state):
-        writer.writerow([item.email, item.name, item.organisation, ";".join(item.subscriptions),
+        writer.writerow([item.email, _cell(item.name), _cell(item.organisation), ";".join(item.subscriptions),
                          *(_cell(item.attributes.get(k)) for k in keys)])
         n += 1
     return n
 
 
+FORMULA_START = ("=", "+", "-", "@")
+
+
 def _cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula.
+
+    Names come from public signup forms; `=HYPERLINK(...)` in a name must not
+    execute when staff open the export in Excel. A leading quote marks the cell
+    as text, and the importer takes it off again (`importer.unescape_cell`).
+    """
     if value is None:
         return ""
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "'" + text if text.startswith(FORMULA_START) else text

@@ -1,4 +1,4 @@
-"""CSV import: streamed in batches, one transaction per batch, bulk Core inserts.
+"""CSV import: streamed in batches, one transaction per batch, bulk inserts (see `bulk`).
 
 Rules (issue 3): addresses are normalised and validated; duplicates within the
 file and against the database merge into one subscriber; re-importing the same
@@ -15,14 +15,14 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import ARRAY, any_, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from bulletin.audience.addresses import has_control_chars, hash_normalised, normalise_address
+from bulletin.audience.bulk import bulk_insert, dumps, lock_for_batch, member, stamp
 from bulletin.errors import AddressError, ContentError, RowError
 from bulletin.models import (
     MailingList,
@@ -37,7 +37,6 @@ from bulletin.models import (
 S = SubscriptionState
 KNOWN = ("email", "name", "organisation", "lists")
 BATCH = 5000
-SQLITE_CACHE_KIB = 32_000
 SUB = Subscriber.__table__  # type: ignore[attr-defined]
 SUBSCRIPTION = Subscription.__table__  # type: ignore[attr-defined]
 EVENT = SubscriberEvent.__table__  # type: ignore[attr-defined]
@@ -105,29 +104,12 @@ def import_csv(
     with fh:
         for batch in _batches(fh, path, slugs, extra, report, batch_size):
             with engine.begin() as conn:
-                _lock(conn)
+                lock_for_batch(conn)
                 _apply(conn, batch, report, slugs, confirmed, source, actor)
             report.batches += 1
             if on_batch is not None:
                 on_batch(report)
     return report
-
-
-def _lock(conn: Connection) -> None:
-    """Hold off concurrent signups and unsubscribes for the length of one batch.
-
-    SQLite's BEGIN IMMEDIATE already makes the batch the only writer. On
-    PostgreSQL a web signup could otherwise insert an address between our read
-    and our insert (a unique violation that would sink the batch), or an
-    unsubscribe could land between reading a state and confirming it.
-    Readers (sends, the web archive) are not blocked.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("LOCK TABLE subscriber, subscription IN SHARE ROW EXCLUSIVE MODE")
-    elif conn.dialect.name == "sqlite":
-        # Index pages of random hashes thrash SQLite's default 2 MB page cache; 32 MB is a fixed
-        # bound (memory stays flat however large the file) that keeps a batch's index pages hot.
-        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 
 
 def _extra_lists(names: list[str], slugs: dict[str, int]) -> list[int]:
@@ -162,6 +144,13 @@ def _batches(fh: TextIO, path: Path, slugs: dict[str, int], extra: list[int], re
         yield batch
 
 
+def unescape_cell(value: str) -> str:
+    """Undo the exporter's formula guard: `'=x` (and `'+`, `'-`, `'@`) back to `=x`."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
+        return value[1:]
+    return value
+
+
 ALIASES = {"e-mail": "email", "email address": "email", "organization": "organisation", "list": "lists"}
 
 
@@ -193,13 +182,13 @@ def _parse(record: dict[str | Any, Any], line: int, slugs: dict[str, int], extra
     except AddressError as exc:
         report.errors.append(RowError(line, exc.message, raw_email or None))
         return None
-    values = {k: (v or "").strip(" ") for k, v in record.items()}  # CR/LF are kept, to be rejected
+    values = {k: unescape_cell((v or "").strip(" ")) for k, v in record.items()}  # CR/LF kept, to be rejected
     for key, value in values.items():
         if key != "lists" and has_control_chars(value):
             report.errors.append(RowError(line, f"field '{key}' contains a control character (CR, LF, tab...)", email))
             return None
     list_ids = list(extra)
-    for slug in (s.strip() for s in values.get("lists", "").split(";")):
+    for slug in (s.strip().lower() for s in values.get("lists", "").split(";")):
         if not slug:
             continue
         if slug not in slugs:
@@ -222,9 +211,9 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
     digests = list(batch)
     existing = {r.email_hash: r for r in conn.execute(
         select(SUB.c.id, SUB.c.email_hash, SUB.c.name, SUB.c.organisation, SUB.c.attributes,
-               SUB.c.suppressed).where(_member(conn, SUB.c.email_hash, digests)))}
+               SUB.c.suppressed).where(member(conn, SUB.c.email_hash, digests)))}
     blocked = {h for (h,) in conn.execute(
-        select(SUPPRESSION.c.email_hash).where(_member(conn, SUPPRESSION.c.email_hash, digests)))}
+        select(SUPPRESSION.c.email_hash).where(member(conn, SUPPRESSION.c.email_hash, digests)))}
     now = utcnow()
     for digest, row in list(batch.items()):
         old = existing.get(digest)
@@ -238,66 +227,26 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
     report.unchanged += sum(1 for d in batch if d in existing and d not in changed)
 
 
-def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT many rows straight through the driver's executemany.
-
-    SQLAlchemy's per-row bind processing (datetime and JSON types) cost more
-    than the database itself on 100,000 rows, so rows arrive here already in
-    the driver's terms (see `_stamp` and `_json`) and the statement is
-    compiled once per batch.
-    """
-    if not rows:
-        return
-    keys = list(rows[0])
-    if conn.dialect.name == "postgresql":
-        _copy(conn, table.name, keys, rows)
-        return
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=keys)
-    if compiled.positional:
-        order = compiled.positiontup
-        conn.exec_driver_sql(str(compiled), [tuple(r[k] for k in order) for r in rows])
-    else:
-        conn.exec_driver_sql(str(compiled), rows)
-
-
-def _copy(conn: Connection, table: str, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than row-by-row INSERT."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    columns = ", ".join(f'"{k}"' for k in keys)
-    with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(tuple(row[k] for k in keys))
-
-
-def _member(conn: Connection, column: Any, values: list[Any]) -> Any:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`: one bind instead of thousands."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
-
-
-def _stamp(conn: Connection, now: datetime) -> Any:
-    """`now` as the driver wants it: SQLite stores naive UTC text, PostgreSQL takes the aware datetime."""
-    if conn.dialect.name == "sqlite":
-        return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return now
-
-
-_json = json.dumps
-
-
 def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportReport) -> dict[str, int]:
     if not rows:
         return {}
-    stamp = _stamp(conn, now)
-    _bulk_insert(conn, SUB, [
+    when = stamp(conn, now)
+    bulk_insert(conn, SUB, [
         {"email": r.email, "email_hash": r.digest, "name": r.name, "organisation": r.organisation,
-         "attributes": _json(r.attributes) if r.attributes else "{}", "suppressed": False, "created_at": stamp, "updated_at": stamp}
+         "attributes": dumps(r.attributes) if r.attributes else "{}", "suppressed": False,
+         "created_at": when, "updated_at": when}
         for r in rows
     ])
     report.created += len(rows)
-    found = conn.execute(select(SUB.c.email_hash, SUB.c.id).where(_member(conn, SUB.c.email_hash, [r.digest for r in rows])))
+    found = conn.execute(select(SUB.c.email_hash, SUB.c.id).where(member(conn, SUB.c.email_hash, [r.digest for r in rows])))
     return {h: int(i) for h, i in found}
+
+
+def _as_text(value: Any) -> str | None:
+    """An attribute as a CSV cell holds it: a CSV has no types, so 3 and "3" are the same value."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def _update_profiles(conn: Connection, pairs: list[tuple[Row, Any]], now: Any,
@@ -308,7 +257,8 @@ def _update_profiles(conn: Connection, pairs: list[tuple[Row, Any]], now: Any,
     for row, old in pairs:
         name = row.name or old.name
         org = row.organisation or old.organisation
-        attrs = {**(old.attributes or {}), **row.attributes}
+        attrs = dict(old.attributes or {})
+        attrs.update({k: v for k, v in row.attributes.items() if _as_text(attrs.get(k)) != v})
         if (name, org, attrs) != (old.name, old.organisation, old.attributes or {}):
             changes.append({"_id": old.id, "_name": name, "_org": org, "_attrs": attrs, "_now": now})
             changed.add(row.digest)
@@ -328,14 +278,14 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], nam
     """Add the rows' subscriptions; returns the hashes of subscribers that gained one."""
     current = {(int(s), int(li)): st for s, li, st in conn.execute(
         select(SUBSCRIPTION.c.subscriber_id, SUBSCRIPTION.c.list_id, SUBSCRIPTION.c.state)
-        .where(_member(conn, SUBSCRIPTION.c.subscriber_id, list(ids.values()))))}
+        .where(member(conn, SUBSCRIPTION.c.subscriber_id, list(ids.values()))))}
     target = S.CONFIRMED if confirmed else S.PENDING
     inserts: list[dict[str, Any]] = []
     confirms: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     touched: set[str] = set()
-    stamp = _stamp(conn, now)
-    head = '{"file": ' + _json(report.file) + ', "line": '  # the event detail, without json.dumps per row
+    when = stamp(conn, now)
+    head = '{"file": ' + dumps(report.file) + ', "line": '  # the event detail, without json.dumps per row
     for digest, row in batch.items():
         sid = ids[digest]
         for list_id in row.lists:
@@ -346,16 +296,16 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], nam
             if state == target or state == S.CONFIRMED:
                 continue
             if state is None:
-                inserts.append({"subscriber_id": sid, "list_id": list_id, "state": target, "created_at": stamp,
-                                "updated_at": stamp, "confirmed_at": stamp if confirmed else None})
+                inserts.append({"subscriber_id": sid, "list_id": list_id, "state": target, "created_at": when,
+                                "updated_at": when, "confirmed_at": when if confirmed else None})
             else:  # pending -> confirmed
                 confirms.append({"_sid": sid, "_lid": list_id, "_now": now})
-            events.append({"subscriber_id": sid, "list_id": list_id, "at": stamp,
+            events.append({"subscriber_id": sid, "list_id": list_id, "at": when,
                            "kind": "subscribe" if state is None else "confirm", "old_state": state,
                            "new_state": target, "source": source, "actor": actor,
                            "detail": f"{head}{row.line}}}"})
             touched.add(digest)
-    _bulk_insert(conn, SUBSCRIPTION, inserts)
+    bulk_insert(conn, SUBSCRIPTION, inserts)
     if confirms:
         conn.execute(
             update(SUBSCRIPTION)
@@ -363,6 +313,6 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], nam
             .values(state=S.CONFIRMED, confirmed_at=bindparam("_now"), updated_at=bindparam("_now")),
             confirms,
         )
-    _bulk_insert(conn, EVENT, events)
+    bulk_insert(conn, EVENT, events)
     report.subscriptions_added += len(events)
     return touched

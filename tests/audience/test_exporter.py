@@ -68,3 +68,20 @@ def test_export_walks_large_audiences_in_windows(engine, lists, tmp_path, monkey
     with session_scope(engine) as s:
         assert find_subscriber(s, "m000@example.org") is not None
         assert len(s.exec(select(Subscriber)).all()) == 30
+
+
+def test_formula_like_names_are_exported_as_text_and_reimport_unchanged(engine, lists, tmp_path):
+    with session_scope(engine) as s:
+        L.subscribe(s, "f@example.org", [lists["finance"]], name='=HYPERLINK("http://x.example","y")',
+                    organisation="-Eastvale", confirmed=True, source="web", actor="form")
+        s.get(Subscriber, find_subscriber(s, "f@example.org").id).attributes = {"note": "@mention", "n": 3}
+    text = _export(engine)
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["name"].startswith("'=") and row["organisation"] == "'-Eastvale" and row["note"] == "'@mention"
+    dump = tmp_path / "f.csv"
+    dump.write_text(text, encoding="utf-8")
+    report = import_csv(engine, dump, actor="t")
+    assert not report.changed and not report.errors
+    with session_scope(engine) as s:
+        sub = find_subscriber(s, "f@example.org")
+        assert sub.name.startswith("=HYPERLINK") and sub.attributes["note"] == "@mention"

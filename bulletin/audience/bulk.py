@@ -1,0 +1,75 @@
+"""Bulk writes below the ORM, for the import: the one place with dialect-specific SQL.
+
+SQLAlchemy's per-row bind processing (datetime and JSON types) cost more than
+the database itself on 100,000 rows, so rows arrive here already in the
+driver's terms (`stamp`, `dumps`) and go out through the driver: executemany
+on SQLite, COPY on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, any_, bindparam
+from sqlalchemy.engine import Connection
+
+SQLITE_CACHE_KIB = 32_000
+dumps = json.dumps
+
+
+def lock_for_batch(conn: Connection) -> None:
+    """Hold off concurrent signups and unsubscribes for the length of one batch.
+
+    SQLite's BEGIN IMMEDIATE already makes the batch the only writer. On
+    PostgreSQL a web signup could otherwise insert an address between our read
+    and our insert (a unique violation that would sink the batch), or an
+    unsubscribe could land between reading a state and confirming it.
+    Readers (sends, the web archive) are not blocked.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE subscriber, subscription IN SHARE ROW EXCLUSIVE MODE")
+    elif conn.dialect.name == "sqlite":
+        # Index pages of random hashes thrash SQLite's default 2 MB page cache; 32 MB is a fixed
+        # bound (memory stays flat however large the file) that keeps a batch's index pages hot.
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+
+
+def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows already in the driver's terms; the statement is compiled once per call."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        copy_rows(conn, table.name, keys, rows)
+        return
+    compiled = table.insert().compile(dialect=conn.dialect, column_keys=keys)
+    if compiled.positional:
+        order = compiled.positiontup
+        conn.exec_driver_sql(str(compiled), [tuple(r[k] for k in order) for r in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), rows)
+
+
+def copy_rows(conn: Connection, table: str, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than row-by-row INSERT."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(f'"{k}"' for k in keys)
+    with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(tuple(row[k] for k in keys))
+
+
+def member(conn: Connection, column: Any, values: list[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`: one bind instead of thousands."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def stamp(conn: Connection, now: datetime) -> Any:
+    """`now` as the driver wants it: SQLite stores naive UTC text, PostgreSQL takes the aware datetime."""
+    if conn.dialect.name == "sqlite":
+        return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return now
