@@ -122,7 +122,7 @@ def accuracy(links: Links) -> dict[str, object]:
     expected = json.loads((SISIMAI / "expected.json").read_text())["expected"]
     figures: dict[str, list[int]] = {k: [0, 0] for k in (
         "bounce_classified", "bounce_recipients_and_kind", "bounce_sisimai_hardbounce", "arf_complaints",
-        "auto_replies", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text",
+        "auto_replies", "delivery_notices_not_bounces", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text",
         "mail_parser_reply_agreement")}
 
     def tally(key: str, ok: bool) -> None:
@@ -140,6 +140,8 @@ def accuracy(links: Links) -> dict[str, object]:
             tally("arf_complaints", c.kind == "complaint")
         elif reason == "vacation":
             tally("auto_replies", c.kind == "auto_reply")
+        elif reason == "delivered":
+            tally("delivery_notices_not_bounces", c.kind not in ("bounce", "complaint"))
         else:
             tally("bounce_classified", c.kind == "bounce")
             want = [r["deliverystatus"].startswith("5") if r["deliverystatus"] else r["hardbounce"] for r in rows]

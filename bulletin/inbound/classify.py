@@ -22,9 +22,11 @@ from bulletin.inbound.reports import (
     arf_complaint,
     bare_address,
     dsn_recipients,
+    dsn_success_only,
     original_headers,
     status_code,
 )
+from bulletin.inbound.ses import SesNotice, ses_notice
 
 COMPLAINT, BOUNCE, AUTO_REPLY, UNSUBSCRIBE, MAIL = "complaint", "bounce", "auto_reply", "unsubscribe", "mail"
 
@@ -47,14 +49,19 @@ def classify(msg: Message, tokens: AddressTokens) -> Classification:
     if complaint is not None:
         return Classification(COMPLAINT, "arf", complaint_addresses=complaint.addresses,
                               feedback_type=complaint.feedback_type)
+    ses = ses_notice(msg)
+    if ses is not None:
+        return _from_ses(ses)
     dsn = dsn_recipients(msg)
     if dsn:
         return Classification(BOUNCE, "verp+dsn" if tokens.bounce else "dsn", bounces=tuple(dsn))
+    if dsn is not None and dsn_success_only(msg):
+        return Classification(AUTO_REPLY, "delivery-report")
     reason = auto_reply_reason(msg)
     bouncey = looks_like_bounce(msg) or dsn is not None
     if reason and not bouncey:
         return Classification(AUTO_REPLY, reason)
-    found = _heuristic_bounces(msg)
+    found = _heuristic_bounces(msg) if (bouncey or tokens.bounce is not None) else []
     if found:
         return Classification(BOUNCE, "verp+heuristic" if tokens.bounce else "heuristic", bounces=tuple(found))
     if tokens.bounce is not None:
@@ -66,6 +73,14 @@ def classify(msg: Message, tokens: AddressTokens) -> Classification:
     if reason:
         return Classification(AUTO_REPLY, reason)
     return Classification(MAIL, "human")
+
+
+def _from_ses(ses: SesNotice) -> Classification:
+    if ses.kind == "complaint":
+        return Classification(COMPLAINT, "ses", complaint_addresses=ses.complained, feedback_type=ses.feedback_type)
+    if ses.kind == "bounce" and ses.bounces:
+        return Classification(BOUNCE, "ses", bounces=ses.bounces)
+    return Classification(AUTO_REPLY, "ses-" + ses.kind)
 
 
 def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:

@@ -86,7 +86,7 @@ def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
             action = (block.get("Action") or "").strip().lower()
             diagnostic = decode_value(block.get("Diagnostic-Code") or "")
             status = status_code(block.get("Status") or "") or status_code(diagnostic)
-            if action in ("delivered", "relayed", "expanded") or (not action and not status):
+            if action in ("delivered", "relayed", "expanded") or status.startswith("2") or (not action and not status):
                 continue
             if status:
                 permanent = status.startswith("5")
@@ -94,6 +94,15 @@ def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
                 permanent = action == "failed"
             out.append(BounceRecipient(rcpt, permanent, status, diagnostic[:500]))
     return out
+
+
+def dsn_success_only(msg: Message) -> bool:
+    """True for a delivery report whose every recipient was delivered or relayed (a success notice)."""
+    blocks = [b for part in find_parts(msg, DSN_TYPES) for b in field_blocks(part)
+              if b.get("Final-Recipient") or b.get("Original-Recipient")]
+    return bool(blocks) and all(
+        (b.get("Action") or "").strip().lower() in ("delivered", "relayed", "expanded", "deliverable")
+        or status_code(b.get("Status") or "").startswith("2") for b in blocks)
 
 
 @dataclass(frozen=True)
