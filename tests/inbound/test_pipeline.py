@@ -180,7 +180,7 @@ def test_list_unsubscribe_mailto_leaves_that_list(world: World) -> None:
 
 def test_parser_crash_quarantines_and_the_next_message_goes_on(world: World) -> None:
     # flufl.bounce 6.0.0 raises IndexError on a single-part message with no From: header.
-    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
+    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
     bad = ingest(world.engine, world.settings, raw, source="test")
     assert bad.status == "quarantined" and "IndexError" in (bad.error or "")
     good = ingest(world.engine, world.settings, mail(to="a@example.org", frm="x@example.net"), source="test")

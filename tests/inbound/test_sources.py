@@ -86,7 +86,7 @@ def test_human_summary_without_json(world: World) -> None:
 
 
 def test_cli_reprocess_quarantined_prints_json(world: World) -> None:
-    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
+    raw = b"To: someone@example.org\r\nSubject: Undelivered mail\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <q@x>\r\n\r\nfailed\r\n"
     [first] = _lines(run_cli(world, "inbound", "--json", input=raw).stdout)
     assert first["status"] == "quarantined"
     again = _lines(run_cli(world, "inbound", "reprocess", "--status", "quarantined", "--json").stdout)
