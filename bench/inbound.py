@@ -121,7 +121,7 @@ def accuracy(links: Links) -> dict[str, object]:
     """The closing-note figures: bounces, complaints, auto-replies, not-bounces, replies, robustness."""
     expected = json.loads((SISIMAI / "expected.json").read_text())["expected"]
     figures: dict[str, list[int]] = {k: [0, 0] for k in (
-        "bounce_classified", "bounce_recipients_and_kind", "bounce_sisimai_hardbounce", "arf_complaints",
+        "bounce_classified", "bounce_recipient_count", "bounce_recipients_and_kind", "bounce_sisimai_hardbounce", "arf_complaints",
         "auto_replies", "delivery_notices_not_bounces", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text",
         "mail_parser_reply_agreement")}
 
@@ -146,6 +146,7 @@ def accuracy(links: Links) -> dict[str, object]:
             tally("bounce_classified", c.kind == "bounce")
             want = [r["deliverystatus"].startswith("5") if r["deliverystatus"] else r["hardbounce"] for r in rows]
             got = [b.permanent for b in c.bounces]
+            tally("bounce_recipient_count", len(got) == len(want))
             tally("bounce_recipients_and_kind", got == want)
             tally("bounce_sisimai_hardbounce", got == [r["hardbounce"] for r in rows])
     for f in sorted((SISIMAI / "maildir" / "not").iterdir()):
