@@ -9,6 +9,10 @@ it runs on a smaller file and is compared in rows per second.
 
     python bench/import.py [--rows 100000] [--runs 3] [--database-url postgresql://...] [--json]
 
+On SQLite the peak includes the import's page cache, capped at 32 MB
+(`bulk.SQLITE_CACHE_KIB`), so it rises from the tenth-size file until that cap
+and then stays put (100k and 300k rows peak at the same RSS).
+
 Wall seconds are the figure the target (<= 10 s) is about; CPU seconds are
 printed beside them because on a shared machine wall time also counts the
 time spent waiting for a core.
