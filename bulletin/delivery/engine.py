@@ -75,74 +75,71 @@ def make_skeleton(settings: Settings, compiled: Compiled, mlist: MailingList, is
     return MessageSkeleton(settings, compiled, identity, issue_id, test=test)
 
 
-class _Writer(threading.Thread):
-    """The one thread that writes outcomes: groups whatever is pending into one transaction."""
+class _Recorder:
+    """Group commit without a writer thread: a sender that finds no commit running commits
+    every pending outcome (its own and those that arrived meanwhile); the others wait for it.
+
+    `record` returns only once its outcome is committed, which is what bounds the
+    sent-but-unrecorded messages at a hard kill to one per connection.
+    """
 
     def __init__(self, engine: Engine, send: Send, options: SendOptions, tally: Tally) -> None:
-        super().__init__(name="ledger-writer", daemon=True)
         self.engine, self.send, self.options, self.tally = engine, send, options, tally
-        self.inbox: queue.Queue[tuple[Outcome, threading.Event] | None] = queue.Queue()
         self.error: BaseException | None = None
-        self._conn: Connection | None = None
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[Outcome] = []
+        self._busy = False
+        self._started = 0  # commits begun
+        self._finished = 0  # commits ended (they run one at a time, in order)
+        self._conn: Connection = engine.connect()  # one connection, used by one leader at a time
 
     def record(self, outcome: Outcome) -> None:
-        done = threading.Event()
-        self.inbox.put((outcome, done))
-        done.wait()
+        with self._cond:
+            self._pending.append(outcome)
+            mine = self._started + 1  # the next commit to begin takes everything pending
+            while self._finished < mine:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                batch, self._pending = self._pending, []
+                self._busy = True
+                self._started += 1
+                number = self._started
+                self._cond.release()
+                try:
+                    self._write(batch)
+                finally:
+                    self._cond.acquire()
+                    self._busy = False
+                    self._finished = number
+                    self._cond.notify_all()
         if self.error is not None:
             raise DeliveryError(f"cannot write the ledger: {self.error}")
 
-    def run(self) -> None:
-        # One connection for the whole run: no pool check-out per group on the hot path.
-        with self.engine.connect() as conn:
-            self._conn = conn
-            self._serve()
-
-    def _serve(self) -> None:
-        while True:
-            item = self.inbox.get()
-            if item is None:
-                return
-            items = [item]
-            while True:
-                try:
-                    nxt = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self.inbox.put(None)
-                    break
-                items.append(nxt)
-            self._write(items)
-
-    def _write(self, items: list[tuple[Outcome, threading.Event]]) -> None:
-        outcomes = [o for o, _ in items]
+    def _write(self, outcomes: list[Outcome]) -> None:
         try:
             if all(o.ok for o in outcomes):
                 with self._conn.begin():
                     ledger.mark_sent(self._conn, [(o.row.delivery_id, o.code) for o in outcomes], utcnow())
             else:
                 with session_scope(self.engine) as session:
-                        ledger.record_outcomes(session, outcomes, issue_id=int(self.send.issue_id),
+                    ledger.record_outcomes(session, outcomes, issue_id=int(self.send.issue_id),
                                            list_id=int(self.send.list_id), worker=self.options.worker,
                                            retry_base=self.options.retry_base,
                                            retry_max=self.options.retry_max)
         except Exception as exc:  # noqa: BLE001 - surfaced to the sender threads, which stop
             self.error = exc
-        else:
-            for o in outcomes:
-                if o.ok:
-                    self.tally.sent += 1
-                elif o.permanent or "deadline" in o.detail:
-                    self.tally.failed += 1
-                else:
-                    self.tally.deferred += 1
-        for _, done in items:
-            done.set()
+            return
+        for o in outcomes:
+            if o.ok:
+                self.tally.sent += 1
+            elif o.permanent or "deadline" in o.detail:
+                self.tally.failed += 1
+            else:
+                self.tally.deferred += 1
 
     def stop(self) -> None:
-        self.inbox.put(None)
-        self.join()
+        self._conn.close()
 
 
 def run_send(settings: Settings, engine: Engine, send: Send, transport: Transport, *,
@@ -156,8 +153,7 @@ def run_send(settings: Settings, engine: Engine, send: Send, transport: Transpor
     with session_scope(engine) as session:
         ledger.set_status(session, int(send.id or 0), SendStatus.SENDING, only_from=(SendStatus.QUEUED,))
         tally.total += ledger.open_count(session, int(send.id or 0))
-    writer = _Writer(engine, send, options, tally)
-    writer.start()
+    writer = _Recorder(engine, send, options, tally)
     pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally)
     try:
         _loop(engine, send, pipe, options, stop)
@@ -177,7 +173,7 @@ class _Pipeline:
     thread does the CPU-heavy fill, which keeps the GIL hand-offs few.
     """
 
-    def __init__(self, engine: Engine, skeleton: MessageSkeleton, transport: Transport, writer: _Writer,
+    def __init__(self, engine: Engine, skeleton: MessageSkeleton, transport: Transport, writer: _Recorder,
                  stop: threading.Event, progress: ProgressFn | None, tally: Tally) -> None:
         self.engine, self.skeleton, self.transport, self.writer = engine, skeleton, transport, writer
         self.stop, self.progress, self.tally = stop, progress, tally

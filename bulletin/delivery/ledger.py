@@ -75,8 +75,8 @@ def open_send(session: Session, issue_id: int, list_id: int, scheduled_at: datet
     status = SendStatus.SCHEDULED if scheduled_at else SendStatus.QUEUED
     if send is None:
         send = Send(issue_id=issue_id, list_id=list_id, status=status, scheduled_at=scheduled_at)
-    elif scheduled_at is not None:
-        send.status, send.scheduled_at = status, scheduled_at
+    elif scheduled_at is not None or send.status in (SendStatus.SCHEDULED, SendStatus.PAUSED):
+        send.status, send.scheduled_at = status, scheduled_at  # `send` without --at means now
     session.add(send)
     session.flush()
     return send

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -193,6 +193,10 @@ def resume_issue(engine: Engine, slug: str) -> list[int]:
                 continue
             if s.status == SendStatus.CANCELLED:
                 continue
+            if s.scheduled_at is not None and _aware(s.scheduled_at) > utcnow():
+                # A paused scheduled send goes back to waiting for its time.
+                ledger.set_status(session, int(s.id or 0), SendStatus.SCHEDULED, only_from=(SendStatus.PAUSED,))
+                continue
             ledger.set_status(session, int(s.id or 0), SendStatus.QUEUED,
                               only_from=(SendStatus.PAUSED, SendStatus.SENDING, SendStatus.DONE))
             ids.append(int(s.id or 0))
@@ -236,6 +240,10 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: 
     finally:
         transport.close()
     return tally
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def compiled_for(engine: Engine, slug: str) -> Compiled:

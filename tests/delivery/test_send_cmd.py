@@ -87,6 +87,9 @@ def test_scheduling_then_pause_resume_and_cancel(cli, settings, engine) -> None:
     assert _outbox(settings) == []
     assert "paused 1" in cli("pause", ISSUE)[1]
     code, out = cli("resume", ISSUE, "--quiet")
+    assert code == 0 and "nothing to resume" in out and _outbox(settings) == []
+    assert json.loads(cli("status", ISSUE, "--json")[1])["sends"][0]["status"] == "scheduled"
+    code, out = cli("send", ISSUE, "--list", "shared-services", "--quiet")  # without --at: now
     assert code == 0 and len(_outbox(settings)) == 4
     add_subscribers(engine, list_id, 2, start=4)
     cli("send", ISSUE, "--list", "shared-services", "--queue-only")
