@@ -122,7 +122,7 @@ def accuracy(links: Links) -> dict[str, object]:
     expected = json.loads((SISIMAI / "expected.json").read_text())["expected"]
     figures: dict[str, list[int]] = {k: [0, 0] for k in (
         "bounce_classified", "bounce_recipient_count", "bounce_recipients_and_kind", "bounce_sisimai_hardbounce", "arf_complaints",
-        "auto_replies", "delivery_notices_not_bounces", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text",
+        "auto_replies", "delivery_notices_not_bounces", "not_bounces", "odd_messages_without_crash", "reply_parser_visible_text", "email_reply_parser_agreement",
         "mail_parser_reply_agreement")}
 
     def tally(key: str, ok: bool) -> None:
@@ -179,6 +179,10 @@ def _reply_accuracy(tally) -> None:  # type: ignore[no-untyped-def]
             checks.append(e["fragment0_contains"] in v)
         if checks:
             tally("reply_parser_visible_text", all(checks))
+    generated = json.loads((erp / "expected.json").read_text())["generated_parse_reply_email_reply_parser_0_5_12"]
+    for name, want in generated.items():
+        v = visible_text((erp / "test" / "emails" / f"{name}.txt").read_text(errors="replace"))
+        tally("email_reply_parser_agreement", " ".join(v.split()) == " ".join(want.split()))
     mpr = CORPORA / "mail-parser-reply"
     ref = json.loads((mpr / "expected_generated.json").read_text())["generated_mail_parser_reply_1_36"]
     for name, e in ref.items():

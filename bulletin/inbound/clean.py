@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply import EmailReplyParser
+from mailparser_reply import EmailReply, EmailReplyParser
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "da", "sv", "pl", "cs", "ja"]
 _PARSER = EmailReplyParser(languages=LANGUAGES)
@@ -22,6 +22,7 @@ _SIGN_OFF_RE = re.compile(
     r"cordialement|bien à vous|saludos|un saludo|cordiali saluti|met vriendelijke groet(?:en)?|"
     r"med venlig hilsen|venlig hilsen|hilsen|med vänliga hälsningar|vänliga hälsningar|mvh|pozdrawiam|"
     r"z poważaniem)[,.!]?$", re.I)
+_BULLET_RE = re.compile(r"^\s*[-*•]\s+\w", re.M)
 _SIG_RE = re.compile(r"^(?:-- ?|__+|Sent from my [\w ]+|Sent from \w+ for \w+|Get Outlook for \w+)$", re.M)
 
 
@@ -30,11 +31,18 @@ def visible_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")[:_MAX_CHARS]
     try:
         replies = _PARSER.read(text=text).replies
-        latest = next((r.body for r in replies if r.body.strip()), None)
+        latest = next((_body(r) for r in replies if r.body.strip()), None)
     except Exception:  # noqa: BLE001 - a parser bug must not lose the reply; fall back to our own pass
         latest = None
     cleaned = _own_pass(latest if latest is not None else text)
     return cleaned or text.strip()
+
+
+def _body(reply: EmailReply) -> str:
+    """The parser's body, unless what it took for a signature is a bullet list: readers write lists."""
+    if len(_BULLET_RE.findall(reply.signatures)) >= 2:
+        return reply.content
+    return reply.body
 
 
 def _own_pass(text: str) -> str:

@@ -48,7 +48,23 @@ def test_mail_parser_reply_corpus_agrees_with_the_reference() -> None:
     same = [n for n, e in ref.items()
             if norm(visible_text((root / "test" / "emails" / f"{n}.txt").read_text(errors="replace")))
             == norm(e["latest_reply_body"])]
-    assert len(same) >= 42, f"{len(same)}/{len(ref)}"
+    # The known differences are deliberate: bulletin keeps bullet lists that the reference drops as signature.
+    assert len(same) >= 40, f"{len(same)}/{len(ref)}"
+
+
+def test_email_reply_parser_reference_mostly_agrees() -> None:
+    root = corpus("email-reply-parser")
+    ref = json.loads((root / "expected.json").read_text())["generated_parse_reply_email_reply_parser_0_5_12"]
+    same = [n for n, want in ref.items()
+            if " ".join(visible_text((root / "test" / "emails" / f"{n}.txt").read_text(errors="replace")).split())
+            == " ".join(want.split())]
+    assert len(same) >= 16, f"{len(same)}/{len(ref)}"
+
+
+def test_bullet_lists_are_kept_but_a_dash_signature_goes() -> None:
+    text = "Two points:\n\n- more on payroll\n- less on ICT\n\nOn Wed, Team wrote:\n> Hello\n"
+    assert visible_text(text) == "Two points:\n\n- more on payroll\n- less on ICT"
+    assert visible_text("Great issue.\n\n-Amina\n") == "Great issue."
 
 
 @pytest.mark.parametrize(("text", "want"), [
