@@ -22,6 +22,7 @@ _SIGN_OFF_RE = re.compile(
     r"cordialement|bien à vous|saludos|un saludo|cordiali saluti|met vriendelijke groet(?:en)?|"
     r"med venlig hilsen|venlig hilsen|hilsen|med vänliga hälsningar|vänliga hälsningar|mvh|pozdrawiam|"
     r"z poważaniem)[,.!]?$", re.I)
+_RULE_RE = re.compile(r"^\s*[-_=*]{5,}\s*$")
 _BULLET_RE = re.compile(r"^\s*[-*•]\s+\w", re.M)
 _SIG_RE = re.compile(r"^(?:-- ?|__+|Sent from my [\w ]+|Sent from \w+ for \w+|Get Outlook for \w+)$", re.M)
 
@@ -50,7 +51,7 @@ def _own_pass(text: str) -> str:
     wrote = _WROTE_RE.search(text)
     if wrote:
         lines = text[: wrote.start()].split("\n")
-    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">")):
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">") or _RULE_RE.match(lines[-1])):
         lines.pop()
     joined = "\n".join(lines)
     sig = _SIG_RE.search(joined)
