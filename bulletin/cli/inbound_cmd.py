@@ -25,8 +25,11 @@ from bulletin.inbound.sources import SourceItem, imap_poll, ingest_items, maildi
 
 EX_TEMPFAIL = 75
 
-app = typer.Typer(help="Take in replies, bounces and complaints.", invoke_without_command=True,
-                  rich_markup_mode="rich")
+app = typer.Typer(
+    help="Take in replies, bounces and complaints: one message on stdin (an MTA pipe), or --maildir, --mbox, "
+         "--imap; `serve` listens for LMTP. Raw mail is stored before anything else.",
+    epilog="Postfix pipe and LMTP lines: bulletin/inbound/README.md",
+    invoke_without_command=True, rich_markup_mode="rich")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON line per message.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
