@@ -280,3 +280,9 @@ def test_text_bounce_without_a_status_code_only_counts_as_soft(world: World) -> 
     result = ingest(world.engine, world.settings, raw, source="test")
     assert result.classification == "bounce" and result.bounces[0]["permanent"] is False
     assert _states(world, world.subscribers["carl@example.org"]) == {"confirmed"}
+
+
+def test_valid_token_for_an_unknown_subscriber_stays_unmatched(world: World) -> None:
+    raw = mail(to=world.links.reply_address(99999, world.issue_id), frm="amina@example.gov.uk")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.feedback_id) == ("unmatched", None, None)
