@@ -118,12 +118,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_sink(**rules: object) -> Iterator[SmtpSink]:
-    """Run a sink on a free port of 127.0.0.1 for the duration of the block."""
+def smtp_sink(server_options: dict[str, object] | None = None, **rules: object) -> Iterator[SmtpSink]:
+    """Run a sink on a free port of 127.0.0.1 for the duration of the block.
+
+    `server_options` go to aiosmtpd's Controller/SMTP (ssl_context for implicit TLS,
+    tls_context + require_starttls, authenticator + auth_required, ...).
+    """
     sink = SmtpSink(**rules)  # type: ignore[arg-type]
     sink.port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port, decode_data=False,
-                            data_size_limit=0, ready_timeout=10)
+                            data_size_limit=0, ready_timeout=10, **(server_options or {}))
     controller.start()
     try:
         yield sink

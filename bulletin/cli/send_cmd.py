@@ -1,9 +1,176 @@
-"""Commands of the send group (being built)."""
+"""Commands of the send group: send, status, pause, resume, cancel, worker.
+
+Each parses options, calls one function of `bulletin.delivery.service` and
+prints. SIGTERM and Ctrl-C set a stop flag: messages in flight finish, the rest
+stay queued for `bulletin resume`.
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bulletin.cli.common import console, ctx_of, err_console
+from bulletin.delivery import service
+from bulletin.delivery.engine import SendOptions, Tally
+from bulletin.errors import DeliveryError
+
+ISSUE = Annotated[str, typer.Argument(help="Issue slug (folder under content/) or path to an issue folder.")]
+QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+RETRY = Annotated[float, typer.Option("--retry-after", help="Seconds before the first retry of a 4xx (doubles).")]
+LINGER = Annotated[float, typer.Option("--wait", help="Seconds to stay for retries of deferred messages.")]
+
+
+@contextmanager
+def _stop_on_signals():  # type: ignore[no-untyped-def]
+    """SIGTERM / SIGINT ask the engine to stop after the messages in flight."""
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, _frame) -> None:  # type: ignore[no-untyped-def]
+        stop.set()
+        err_console.print("stopping after the messages in flight; `bulletin resume` continues")
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _progress_bar(quiet: bool):  # type: ignore[no-untyped-def]
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} sent"),
+        TextColumn("deferred {task.fields[deferred]} failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]:.0f}/s"), TimeRemainingColumn(),
+        console=err_console, disable=quiet, transient=False,
+    )
+    return progress
+
+
+def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOptions) -> Tally:
+    c = ctx_of(ctx)
+    with _stop_on_signals() as stop, _progress_bar(quiet) as bar:
+        task = bar.add_task("sending", total=None, deferred=0, failed=0, rate=0.0)
+
+        def update(t: Tally) -> None:
+            bar.update(task, total=t.total, completed=t.sent, deferred=t.deferred, failed=t.failed, rate=t.rate)
+
+        tally = service.send_queued(c.settings, c.engine, send_ids, options=options, stop=stop, progress=update)
+        update(tally)
+    if stop.is_set():
+        console.print(f"stopped: {tally.sent} sent; run `bulletin resume` to send the rest")
+    return tally
+
+
+def _parse_at(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise DeliveryError(f"--at {value!r}: use ISO 8601, e.g. 2026-05-01T09:00+01:00") from None
+    return at if at.tzinfo else at.astimezone(UTC)
+
+
+def send(
+    ctx: typer.Context,
+    issue: ISSUE,
+    list_slug: Annotated[str | None, typer.Option("--list", "-l", help="Slug of the list to send to.")] = None,
+    test: Annotated[list[str] | None, typer.Option("--test", help="Send a [TEST] proof to this address (repeatable); not recorded.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print counts and the first message; send nothing.")] = False,
+    at: Annotated[str | None, typer.Option("--at", help="Schedule for `bulletin worker` at this ISO time.")] = None,
+    queue_only: Annotated[bool, typer.Option("--queue-only", help="Queue for `bulletin worker`; do not send here.")] = False,
+    retry_after: RETRY = 60.0,
+    wait: LINGER = 0.0,
+    quiet: QUIET = False,
+) -> None:
+    """Send an issue to every confirmed subscriber of a list who has not had it."""
+    from bulletin.render.build import compile_issue
+
+    c = ctx_of(ctx)
+    slug = service.require_list(list_slug)
+    compiled = compile_issue(c.settings, issue)
+    if test:
+        for address, ok, detail in service.test_send(c.settings, c.engine, compiled, slug, list(test)):
+            console.print(f"{'sent' if ok else '[red]not sent[/]'} proof to {address}: {detail}", highlight=False)
+        return
+    if dry_run:
+        result = service.dry_run(c.settings, c.engine, compiled, slug)
+        console.print(f"{result.recipients} recipients would get {compiled.slug}; {result.already} already had it")
+        if result.first is not None:
+            console.print(result.first.data.decode("utf-8", "replace"), markup=False, highlight=False)
+        return
+    queued = service.queue_issue(c.settings, c.engine, compiled, slug, at=_parse_at(at) if at else None)
+    console.print(f"queued {queued.new_rows} new recipients of {slug} ({queued.already} already had it)")
+    if queued.scheduled_at or queue_only:
+        console.print("`bulletin worker` will send it" + (f" at {queued.scheduled_at}" if at else ""))
+        return
+    _run(ctx, [queued.send_id], quiet, SendOptions(retry_base=retry_after, linger=wait))
+
+
+def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LINGER = 0.0,
+           background: Annotated[bool, typer.Option("--background", help="Only mark it runnable for workers.")] = False,
+           quiet: QUIET = False) -> None:
+    """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
+    c = ctx_of(ctx)
+    ids = service.resume_issue(c.engine, issue)
+    if not ids:
+        console.print("nothing to resume")
+        return
+    if background:
+        console.print(f"{len(ids)} send(s) queued for workers")
+        return
+    _run(ctx, ids, quiet, SendOptions(retry_base=retry_after, linger=wait))
+
+
+def pause(ctx: typer.Context, issue: ISSUE) -> None:
+    """Stop claiming new messages; running senders stop after their batch."""
+    console.print(f"paused {service.pause_issue(ctx_of(ctx).engine, issue)} send(s)")
+
+
+def cancel(ctx: typer.Context, issue: ISSUE) -> None:
+    """Cancel: rows not yet sent will never be sent."""
+    console.print(f"cancelled {service.cancel_issue(ctx_of(ctx).engine, issue)} unsent message(s)")
+
+
+def status(ctx: typer.Context, issue: ISSUE,
+           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Counts by state, the rate over the last minute, and the commonest errors."""
+    st = service.issue_status(ctx_of(ctx).engine, issue)
+    if as_json:
+        print(json.dumps({"issue": st.issue, "sends": st.sends, "counts": st.counts,
+                          "rate_per_minute": st.rate_per_minute, "errors": st.errors}))
+        return
+    console.print(f"[bold]{st.issue}[/]: " + ", ".join(f"{k} {v}" for k, v in st.counts.items()))
+    console.print(f"sent in the last minute: {st.rate_per_minute:.0f}")
+    for s in st.sends:
+        console.print(f"  send #{s['send']} list #{s['list_id']}: {s['status']}")
+    for e in st.errors:
+        console.print(f"  {e['count']} x {e['code']} {e['error']}", highlight=False)
+
+
+def worker(ctx: typer.Context,
+           once: Annotated[bool, typer.Option("--once", help="Exit when nothing is left to claim.")] = False,
+           poll: Annotated[float, typer.Option("--poll", help="Seconds between looks for due sends.")] = 2.0,
+           retry_after: RETRY = 60.0) -> None:
+    """Send due and scheduled issues; run several (on several machines) against PostgreSQL."""
+    c = ctx_of(ctx)
+    with _stop_on_signals() as stop:
+        tally = service.run_worker(c.settings, c.engine, once=once, poll=poll, stop=stop,
+                                   options=SendOptions(retry_base=retry_after))
+    console.print(f"worker done: {tally.sent} sent, {tally.deferred} deferred, {tally.failed} failed")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    for fn in (send, status, pause, resume, cancel, worker):
+        app.command(fn.__name__)(fn)

@@ -130,11 +130,10 @@ def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug:
     try:
         for i, raw in enumerate(addresses):
             email = normalise_address(raw)
-            msg = skeleton.build(RecipientRow(0, email, "Test recipient"))
-            # A proof must not carry the real Message-ID of subscriber 0's delivery: make it unique.
-            mid = f"<test.{int(time.time() * 1000)}.{i}.{msg.message_id.strip('<>')}>"
-            data = msg.data.replace(msg.message_id.encode(), mid.encode(), 1)
-            result = transport.send(msg.envelope_from, [email], data, mid)
+            # A proof gets its own Message-ID (before any DKIM signing), never a delivery's.
+            mid = f"<test.{int(time.time() * 1000)}.{i}@{settings.sending_domain}>"
+            msg = skeleton.build(RecipientRow(0, email, "Test recipient", mid))
+            result = transport.send(msg.envelope_from, [email], msg.data, mid)
             out.append((email, result.ok, f"{result.code} {result.detail}"))
     finally:
         transport.close()

@@ -20,7 +20,7 @@ from bulletin.delivery.transport import (
     make_transport,
 )
 from bulletin.errors import DeliveryError
-from tests.smtp_sink import SmtpSink, free_port
+from tests.smtp_sink import SmtpSink, free_port, smtp_sink
 
 
 def _msg(mid: str, body: str = "hello") -> bytes:
@@ -155,3 +155,48 @@ def test_pipelined_transactions_against_postfix_smtp_sink(postfix_sink) -> None:
     pool.close()
     assert not refused.ok and refused.permanent and 500 <= refused.code < 600
     assert len(list(dump.iterdir())) == 5
+
+
+@pytest.fixture
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 that the client trusts through SSL_CERT_FILE."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return cert, key
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_and_login_are_used_when_configured(certificate, security: str) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    logins: list[bytes] = []
+
+    def authenticator(server, session, envelope, mechanism, data):  # type: ignore[no-untyped-def]
+        ok = isinstance(data, LoginPassword) and data.password == b"s3cret"
+        if ok:
+            logins.append(data.login)
+        return AuthResult(success=ok)
+
+    options: dict[str, object] = {"authenticator": authenticator, "auth_required": True}
+    if security == "starttls":
+        options.update(tls_context=server_ctx, require_starttls=True)
+    else:
+        options.update(ssl_context=server_ctx)
+    with smtp_sink(server_options=options) as sink:
+        good = SMTPPool(SMTPConfig(sink.host, sink.port, security=security, username="editor",
+                                   password="s3cret", timeout=10), connections=1)
+        assert good.send("b@x.example", ["r@example.org"], _msg("<t@x>"), "<t@x>").ok
+        good.close()
+        bad = SMTPPool(SMTPConfig(sink.host, sink.port, security=security, username="editor",
+                                  password="wrong", timeout=10), connections=1)
+        with pytest.raises(DeliveryError, match="login as 'editor' refused"):
+            bad.send("b@x.example", ["r@example.org"], _msg("<u@x>"), "<u@x>")
+    assert logins == [b"editor"] and sink.copies() == {"r@example.org": 1}
