@@ -28,6 +28,7 @@ from bulletin.audience.subscribers import (
     is_suppressed,
 )
 from bulletin.errors import ContentError, NotFound, StateError
+from bulletin.logs import log_event
 from bulletin.models import (
     MailingList,
     Subscriber,
@@ -65,6 +66,9 @@ def record_event(
         issue_id=issue_id, detail=dict(detail or {}),
     )
     session.add(event)
+    log_event("bulletin.audience", "subscriber.event", subscriber_id=subscriber_id, kind=kind,
+              list_id=list_id, old_state=old_state, new_state=new_state, source=source,
+              issue_id=issue_id)
     return event
 
 
