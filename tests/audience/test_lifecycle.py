@@ -232,3 +232,26 @@ def test_erasure_also_blanks_the_persons_replies_bounces_and_stored_mail(engine,
         assert s.exec(select(Bounce).where(Bounce.subscriber_id == sub.id)).one().diagnostic == ""
         theirs = s.exec(select(Feedback).where(Feedback.subscriber_id == other.id)).one()
         assert theirs.full_text == "My phone is 01234" and theirs.from_address == "other@example.org"
+
+
+def test_every_consent_event_is_one_log_line_without_the_persons_details(engine, lists):
+    import io
+    import json
+    import logging
+
+    from bulletin.logs import configure_logging
+
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream)
+    try:
+        with session_scope(engine) as s:
+            sub = L.subscribe(s, "log.me@example.org", [lists["shared-services"]], name="Lou Logger",
+                            confirmed=True, source="cli", actor="staff")
+            L.unsubscribe(s, int(sub.id), None, source="cli", actor="staff")
+    finally:
+        logging.getLogger("bulletin").removeHandler(handler)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    events = [r for r in records if r["event"] == "subscriber.event"]
+    assert [e["kind"] for e in events][-1] == "unsubscribe"
+    assert {e["subscriber_id"] for e in events} == {int(sub.id)}
+    assert "Lou Logger" not in stream.getvalue() and "log.me@example.org" not in stream.getvalue()
