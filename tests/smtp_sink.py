@@ -9,6 +9,7 @@ message was accepted. Other engineers may import `smtp_sink()` and `SmtpSink`.
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import threading
@@ -124,6 +125,9 @@ def smtp_sink(server_options: dict[str, object] | None = None, **rules: object) 
     `server_options` go to aiosmtpd's Controller/SMTP (ssl_context for implicit TLS,
     tls_context + require_starttls, authenticator + auth_required, ...).
     """
+    # aiosmtpd logs every command at INFO from its own thread; under pytest's log capture
+    # that stalled TLS sessions here, and the lines help nobody.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     sink = SmtpSink(**rules)  # type: ignore[arg-type]
     sink.port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port, decode_data=False,

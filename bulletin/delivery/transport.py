@@ -166,9 +166,11 @@ class SMTPConnection:
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
             if c.username:
-                smtp.login(c.username, c.password or "")
+                _login(smtp, c.username, c.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"SMTP {c.host}:{c.port}: login as {c.username!r} refused: {exc.smtp_code}") from None
+        except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS or no AUTH: settings, not weather
+            raise DeliveryError(f"SMTP {c.host}:{c.port}: {exc} (check smtp_security and smtp_username)") from None
         return smtp
 
     def send(self, envelope_from: str, recipients: list[str], message: bytes) -> SendResult:
@@ -252,6 +254,22 @@ def transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[str], m
     smtp.send(data + b".\r\n")
     code, msg = smtp.getreply()
     return SendResult.from_code(code, _text(msg))
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN when offered (one round trip, one clear answer), else smtplib's own choice.
+
+    `SMTP.login` falls through every mechanism after a refusal, and some servers
+    never answer the second attempt; a wrong password should fail fast and clearly.
+    """
+    mechanisms = (smtp.esmtp_features.get("auth") or "").upper().split()
+    if "PLAIN" not in mechanisms:
+        smtp.login(username, password)
+        return
+    smtp.user, smtp.password = username, password
+    code, resp = smtp.auth("PLAIN", smtp.auth_plain)
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, resp)
 
 
 class SMTPPool:

@@ -183,13 +183,13 @@ def test_tls_and_login_are_used_when_configured(certificate, security: str) -> N
         ok = isinstance(data, LoginPassword) and data.password == b"s3cret"
         if ok:
             logins.append(data.login)
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     options: dict[str, object] = {"authenticator": authenticator, "auth_required": True}
     if security == "starttls":
         options.update(tls_context=server_ctx, require_starttls=True)
-    else:
-        options.update(ssl_context=server_ctx)
+    else:  # aiosmtpd cannot tell implicit TLS from plain text, so it must be told AUTH is fine
+        options.update(ssl_context=server_ctx, auth_require_tls=False)
     with smtp_sink(server_options=options) as sink:
         good = SMTPPool(SMTPConfig(sink.host, sink.port, security=security, username="editor",
                                    password="s3cret", timeout=10), connections=1)
@@ -200,3 +200,9 @@ def test_tls_and_login_are_used_when_configured(certificate, security: str) -> N
         with pytest.raises(DeliveryError, match="login as 'editor' refused"):
             bad.send("b@x.example", ["r@example.org"], _msg("<u@x>"), "<u@x>")
     assert logins == [b"editor"] and sink.copies() == {"r@example.org": 1}
+
+
+def test_a_server_without_starttls_is_a_settings_error_not_a_retry(sink: SmtpSink) -> None:
+    pool = SMTPPool(SMTPConfig(sink.host, sink.port, security="starttls", timeout=5), connections=1)
+    with pytest.raises(DeliveryError, match="smtp_security"):
+        pool.send("b@x.example", ["r@example.org"], _msg("<n@x>"), "<n@x>")
