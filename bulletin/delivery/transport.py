@@ -128,20 +128,21 @@ class SMTPConfig:
 class RateLimiter:
     """Spaces messages evenly at `rate` per second across all threads; 0 disables it."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, *, clock=time.monotonic, sleep=time.sleep) -> None:  # type: ignore[no-untyped-def]
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
+        self._clock, self._sleep = clock, sleep
+        self._next = clock()
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         if not self.interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             slot = max(self._next, now)
             self._next = slot + self.interval
         if slot > now:
-            time.sleep(slot - now)
+            self._sleep(slot - now)
 
 
 class SMTPConnection:

@@ -186,3 +186,39 @@ def test_the_message_on_the_wire_parses_to_the_filled_issue(settings, engine, si
         (row,) = session.exec(select(Delivery)).all()
         assert row.message_id == got.message_id and row.smtp_code == 250 and row.attempts == 1
     _ = Subscription
+
+
+def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_once(settings, engine, sink):  # type: ignore[no-untyped-def]
+    from bulletin.delivery.transport import make_transport
+
+    s = smtp_settings(settings, sink, connections=2)
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 800)
+    compiled = make_compiled()
+    queued = service.queue_issue(s, engine, compiled, "shared-services")
+
+    class PauseAfterTen:
+        """The real SMTP pool; the editor runs `bulletin pause` once ten messages have gone."""
+
+        concurrency = 2
+
+        def __init__(self) -> None:
+            self.inner, self.count = make_transport(s), 0
+
+        def send(self, *args):  # type: ignore[no-untyped-def]
+            result = self.inner.send(*args)
+            self.count += 1
+            if self.count == 10:
+                service.pause_issue(engine, compiled.slug)
+            return result
+
+        def close(self) -> None:
+            self.inner.close()
+
+    service.send_queued(s, engine, [queued.send_id], transport=PauseAfterTen(), options=FAST)
+    first = sink.count()
+    assert 10 <= first < 800
+    assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
+    assert DeliveryState.CLAIMED not in _states(engine)
+    service.send_queued(s, engine, service.resume_issue(engine, compiled.slug), options=FAST)
+    assert sink.copies() == {e: 1 for e in emails}

@@ -206,3 +206,27 @@ def test_a_server_without_starttls_is_a_settings_error_not_a_retry(sink: SmtpSin
     pool = SMTPPool(SMTPConfig(sink.host, sink.port, security="starttls", timeout=5), connections=1)
     with pytest.raises(DeliveryError, match="smtp_security"):
         pool.send("b@x.example", ["r@example.org"], _msg("<n@x>"), "<n@x>")
+
+
+def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> None:
+    from bulletin.delivery.transport import RateLimiter
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a fake clock: no real waiting, no timed assertion
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    limiter = RateLimiter(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        limiter.wait()
+    assert slept == [0.25, 0.25, 0.25, 0.25]
+    now[0] += 10  # idle time is not saved up into a burst
+    limiter.wait()
+    limiter.wait()
+    assert slept[-1] == 0.25 and len(slept) == 5
+    unlimited = RateLimiter(0.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(100):
+        unlimited.wait()
+    assert len(slept) == 5
