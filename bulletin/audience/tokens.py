@@ -31,12 +31,19 @@ class Signer:
         if not keys:
             raise TokenError("no signing key configured")
         self._keys = list(keys)
+        # Built once: a send signs several tokens per recipient, and building these is most of the cost.
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
+        self._hmacs = {key: hmac.new(key.encode(), digestmod=hashlib.sha256) for key in self._keys}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        if purpose not in PURPOSES:
-            raise ValueError(f"unknown token purpose {purpose!r}")
-        # itsdangerous signs with the last key of the list and tries all of them.
-        return URLSafeTimedSerializer(list(reversed(self._keys)), salt=f"bulletin.{purpose}")
+        found = self._serializers.get(purpose)
+        if found is None:
+            if purpose not in PURPOSES:
+                raise ValueError(f"unknown token purpose {purpose!r}")
+            # itsdangerous signs with the last key of the list and tries all of them.
+            found = URLSafeTimedSerializer(list(reversed(self._keys)), salt=f"bulletin.{purpose}")
+            self._serializers[purpose] = found
+        return found
 
     def dumps(self, purpose: str, payload: dict[str, Any]) -> str:
         return self._serializer(purpose).dumps(payload)
@@ -55,7 +62,9 @@ class Signer:
 
     # Address tokens --------------------------------------------------------------------
     def _mac(self, key: str, purpose: str, body: str) -> str:
-        digest = hmac.new(key.encode(), f"{purpose}:{body}".encode(), hashlib.sha256).digest()
+        mac = self._hmacs[key].copy()
+        mac.update(f"{purpose}:{body}".encode())
+        digest = mac.digest()
         return base64.b32encode(digest[:_MAC_BYTES]).decode().lower().rstrip("=")
 
     def address_token(self, purpose: str, *numbers: int) -> str:

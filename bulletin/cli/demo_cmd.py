@@ -9,7 +9,6 @@ import typer
 
 from bulletin.cli.common import console
 from bulletin.cli.report_cmd import print_report
-from bulletin.demo import run_demo
 
 
 def demo(
@@ -18,6 +17,8 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON at the end.")] = False,
 ) -> None:
     """Sync lists, import sample subscribers, build and send the sample issue, feed back replies, bounces and a complaint, report."""
+    from bulletin.demo import run_demo  # imports every stage: only when the demo runs
+
     result = run_demo(directory, step=lambda line: console.print(f"[green]✓[/] {line}", highlight=False))
     assert result.report is not None
     if as_json:

@@ -11,7 +11,6 @@ import csv
 import io
 from html import escape
 
-from bulletin.report.chart import chart_png
 from bulletin.report.figures import IssueReport
 
 LABELS = {
@@ -45,6 +44,9 @@ def to_csv(report: IssueReport) -> str:
 
 def to_html(report: IssueReport) -> str:
     """A standalone page: figures, replies by block, and the chart as an embedded PNG."""
+    # matplotlib costs ~0.5 s to import: only when drawing.
+    from bulletin.report.chart import chart_png
+
     png = base64.b64encode(chart_png(report)).decode("ascii")
     rows = "\n".join(
         f"<tr><th>{escape(LABELS.get(name, name))}</th><td>{display_value(name, value)}</td></tr>"
