@@ -29,14 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from bulletin.db import scratch_database  # noqa: E402
 
 LISTS = ["shared-services", "productivity", "workforce", "finance"]
 TARGET_S = 10.0
@@ -51,25 +49,6 @@ def generate(path: Path, rows: int) -> None:
             n = i - 1 if i % 100 == 99 else i  # a duplicate address every 100 rows
             w.writerow([f"officer.{n}@council{n % 400}.example.gov.uk", f"Officer {n}", f"Council {n % 400}",
                         ";".join(LISTS[: 1 + n % 3]), ("HR", "Finance", "ICT")[n % 3]])
-
-
-def fresh_database(base_url: str | None, tmp: Path) -> tuple[str, str | None]:
-    if not base_url:
-        return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}", None
-    name = f"bulletin_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(base_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(base_url).set(drivername="postgresql+psycopg", database=name).render_as_string(False), name
-
-
-def drop_database(base_url: str | None, name: str | None) -> None:
-    if base_url and name:
-        admin = create_engine(make_url(base_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def child(url: str, file: Path, mode: str) -> None:
@@ -125,11 +104,8 @@ def run_child(url: str, file: Path, mode: str) -> dict[str, float]:
 def measure(base_url: str | None, file: Path, mode: str, runs: int, tmp: Path) -> list[dict[str, float]]:
     results = []
     for _ in range(runs):
-        url, name = fresh_database(base_url, tmp)
-        try:
+        with scratch_database(base_url, tmp, "bulletin_bench") as url:
             results.append(run_child(url, file, mode))
-        finally:
-            drop_database(base_url, name)
     return results
 
 

@@ -18,19 +18,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flufl.bounce import all_failures  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bulletin.audience.links import Links  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
-from bulletin.db import make_engine, session_scope  # noqa: E402
+from bulletin.db import make_engine, scratch_database, session_scope  # noqa: E402
 from bulletin.inbound import ingest  # noqa: E402
 from bulletin.inbound.addresses import read_tokens  # noqa: E402
 from bulletin.inbound.classify import classify  # noqa: E402
@@ -61,31 +58,10 @@ def seed(engine, addresses: set[str]) -> None:  # type: ignore[no-untyped-def]
             session.add(Subscription(subscriber_id=sub.id, list_id=ml.id, state="confirmed"))
 
 
-def fresh_database(base_url: str | None, tmp: Path) -> tuple[str, object]:
-    if not base_url:
-        return f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", None
-    name = f"bulletin_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(base_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False), (admin, name)
-
-
-def drop_database(handle) -> None:  # type: ignore[no-untyped-def]
-    if handle is None:
-        return
-    admin, name = handle
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_url: str | None) -> float:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        url, handle = fresh_database(base_url, tmp)
-        try:
+        with scratch_database(base_url, tmp, "bulletin_bench") as url:
             settings = load_settings(tmp, database_url=url, secret_keys=["bench"], sending_domain="news.example.org")
             engine = make_engine(url)
             seed(engine, addresses)
@@ -94,8 +70,6 @@ def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_u
                 ingest(engine, settings, raw, source="bench")
             elapsed = time.perf_counter() - start
             engine.dispose()
-        finally:
-            drop_database(handle)
     return len(messages) / elapsed
 
 

@@ -104,3 +104,31 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def scratch_database(base_url: str | None, folder: Path, prefix: str = "bulletin_scratch") -> Iterator[str]:
+    """A new empty database: a SQLite file in `folder`, or a PostgreSQL one beside `base_url`, dropped after.
+
+    Tests and benchmarks need a database nobody else writes to; creating one per
+    run is cheaper than cleaning a shared one and cannot touch real data.
+    """
+    import uuid
+
+    from sqlalchemy import create_engine as sa_create_engine
+    from sqlalchemy import text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    if not base_url:
+        yield f"sqlite:///{folder / f'{name}.db'}"
+        return
+    base = make_url(base_url).set(drivername="postgresql+psycopg")
+    admin = sa_create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

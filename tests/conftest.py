@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from bulletin.config import Settings, load_settings
-from bulletin.db import make_engine
+from bulletin.db import make_engine, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -53,19 +52,12 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _pg_database() -> Iterator[str]:
+def _pg_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not PG_URL:
         pytest.skip("BULLETIN_TEST_DATABASE_URL is not set")
-    name = f"bulletin_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-    make_engine(url).dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(PG_URL, tmp_path_factory.getbasetemp(), "bulletin_test") as url:
+        make_engine(url).dispose()
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -66,6 +66,20 @@ def list_id(session: Session, slug: str) -> int:
     return ml.id
 
 
+def state_of(db: Session, email_addr: str, slug: str) -> str | None:
+    """The subscription state of an address on a list, read fresh from the database."""
+    from bulletin.audience.subscribers import find_subscriber
+    from bulletin.models import Subscription
+
+    db.expire_all()
+    sub = find_subscriber(db, email_addr)
+    if sub is None:
+        return None
+    row = db.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
+                                             Subscription.list_id == list_id(db, slug))).first()
+    return row.state if row else None
+
+
 def csrf(client: TestClient, path: str) -> str:
     page = client.get(path)
     assert page.status_code == 200, page.text

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bulletin.audience.links import Links
 from bulletin.audience.subscribers import find_subscriber
 from bulletin.config import Settings, load_settings
-from bulletin.models import Subscription
-from tests.web.conftest import confirm_link, list_id, outbox
+from tests.web.conftest import confirm_link, list_id, outbox, state_of
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,16 +81,6 @@ def page(served: Settings) -> Iterator[object]:
         browser.close()
 
 
-def _state(db: Session, addr: str, slug: str) -> str | None:
-    db.expire_all()
-    sub = find_subscriber(db, addr)
-    if sub is None:
-        return None
-    row = db.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
-                                             Subscription.list_id == list_id(db, slug))).first()
-    return row.state if row else None
-
-
 def _shot(page, name: str, db_kind: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"{db_kind}-{name}.png"), full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -112,14 +101,14 @@ def test_signup_confirm_and_unsubscribe_in_chromium(page, served: Settings, db: 
     page.get_by_label("Organisation").press("Enter")
     page.wait_for_selector("text=Check your inbox")
     _shot(page, "signup-done", kind)
-    assert _state(db, "e2e.officer@example.org", "shared-services") == "pending"
+    assert state_of(db, "e2e.officer@example.org", "shared-services") == "pending"
 
     mails = outbox(served)
     assert len(mails) == 1 and mails[0]["To"] == "e2e.officer@example.org"
     page.goto(confirm_link(mails[0]))
     page.wait_for_selector("text=Subscription confirmed")
     _shot(page, "confirmed", kind)
-    assert _state(db, "e2e.officer@example.org", "shared-services") == "confirmed"
+    assert state_of(db, "e2e.officer@example.org", "shared-services") == "confirmed"
 
     sub = find_subscriber(db, "e2e.officer@example.org")
     assert sub is not None and sub.id is not None
@@ -128,11 +117,11 @@ def test_signup_confirm_and_unsubscribe_in_chromium(page, served: Settings, db: 
     _shot(page, "preferences", kind)
     page.goto(links.unsubscribe_url(sub.id, list_id(db, "shared-services")))
     _shot(page, "unsubscribe", kind)
-    assert _state(db, "e2e.officer@example.org", "shared-services") == "confirmed"  # GET changed nothing
+    assert state_of(db, "e2e.officer@example.org", "shared-services") == "confirmed"  # GET changed nothing
     page.get_by_role("button", name="Unsubscribe").click()
     page.wait_for_selector("text=You have been unsubscribed")
     _shot(page, "unsubscribed", kind)
-    assert _state(db, "e2e.officer@example.org", "shared-services") == "unsubscribed"
+    assert state_of(db, "e2e.officer@example.org", "shared-services") == "unsubscribed"
 
     page.goto(f"{base}/archive/")
     _shot(page, "archive", kind)

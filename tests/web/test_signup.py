@@ -10,18 +10,8 @@ from sqlmodel import Session, select
 from bulletin.audience.subscribers import find_subscriber, suppress, unsubscribe
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
-from bulletin.models import Subscriber, SubscriberEvent, Subscription
-from tests.web.conftest import csrf, list_id, make_client, outbox, signup
-
-
-def _state(db: Session, email_addr: str, slug: str) -> str | None:
-    db.expire_all()
-    sub = find_subscriber(db, email_addr)
-    if sub is None:
-        return None
-    row = db.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
-                                             Subscription.list_id == list_id(db, slug))).first()
-    return row.state if row else None
+from bulletin.models import Subscriber, SubscriberEvent
+from tests.web.conftest import csrf, list_id, make_client, outbox, signup, state_of
 
 
 def _main(html: str) -> str:
@@ -48,7 +38,7 @@ def test_unknown_list_is_404_on_get_and_post(client: TestClient) -> None:
 def test_signup_makes_a_pending_subscription_and_mails_a_confirmation(client: TestClient, db: Session, synced: Settings) -> None:
     resp = signup(client, "Ann@Example.org")
     assert resp.status_code == 200 and "Check your inbox" in resp.text
-    assert _state(db, "ann@example.org", "shared-services") == "pending"
+    assert state_of(db, "ann@example.org", "shared-services") == "pending"
     mails = outbox(synced)
     assert len(mails) == 1
     assert mails[0]["To"] == "ann@example.org"
@@ -163,15 +153,15 @@ def test_combined_form_sends_one_mail_for_several_lists(client: TestClient, db: 
     resp = client.post("/signup", data={"csrf_token": token, "email": "multi@example.org",
                                         "list": ["shared-services", "productivity", "finance"]})
     assert resp.status_code == 200
-    assert _state(db, "multi@example.org", "shared-services") == "pending"
-    assert _state(db, "multi@example.org", "productivity") == "pending"
-    assert _state(db, "multi@example.org", "finance") == "confirmed"  # no double opt-in on that list
+    assert state_of(db, "multi@example.org", "shared-services") == "pending"
+    assert state_of(db, "multi@example.org", "productivity") == "pending"
+    assert state_of(db, "multi@example.org", "finance") == "confirmed"  # no double opt-in on that list
     assert len(outbox(synced)) == 1
 
 
 def test_list_without_double_opt_in_confirms_at_once(client: TestClient, db: Session, synced: Settings) -> None:
     assert signup(client, "fin@example.org", path="/signup/finance").status_code == 200
-    assert _state(db, "fin@example.org", "finance") == "confirmed"
+    assert state_of(db, "fin@example.org", "finance") == "confirmed"
     assert outbox(synced) == []
 
 
