@@ -66,23 +66,13 @@ class Preferences:
     lists: tuple[ListChoice, ...]
 
 
-def _ints(payload: dict[str, Any], *keys: str) -> list[int | None]:
-    out: list[int | None] = []
-    for key in keys:
-        value = payload.get(key)
-        if value is not None and not isinstance(value, int):
-            raise TokenError("this link is not valid")
-        out.append(value)
-    return out
-
-
 # Unsubscribe -----------------------------------------------------------------------------------------
 def unsubscribe_target(session: Session, links: Links, token: str) -> UnsubscribeTarget | None:
     """What an unsubscribe link points at; None when the person or list is already gone."""
-    payload = links.signer.loads("unsubscribe", token)
-    sid, lid, iid = _ints(payload, "s", "l", "i")
-    if sid is None or lid is None:
-        raise TokenError("this link is not valid")
+    try:
+        sid, lid, iid = links.parse_unsubscribe_token(token)
+    except TokenError:
+        raise TokenError("this link is not valid") from None
     sub = session.get(Subscriber, sid)
     ml = session.get(MailingList, lid)
     if sub is None or ml is None or sub.erased_at is not None:
@@ -106,9 +96,11 @@ def unsubscribe_by_token(session: Session, links: Links, token: str, *, one_clic
 # Preferences -----------------------------------------------------------------------------------------
 def subscriber_for(session: Session, links: Links, token: str) -> Subscriber:
     """The living subscriber a preferences link belongs to; TokenError otherwise (same words either way)."""
-    payload = links.signer.loads("preferences", token)
-    (sid,) = _ints(payload, "s")
-    sub = session.get(Subscriber, sid) if sid is not None else None
+    try:
+        sid = links.parse_preferences_token(token)
+    except TokenError:
+        raise TokenError("this link is not valid") from None
+    sub = session.get(Subscriber, sid)
     if sub is None or sub.email is None or sub.erased_at is not None:
         raise TokenError("this link is no longer valid")
     return sub
