@@ -88,3 +88,20 @@ def settings(workspace: Path, db_url: str) -> Settings:
     """Settings of the temporary workspace, pointing at the parametrized database."""
     return load_settings(workspace, database_url=db_url, public_base_url="https://news.example.org",
                          sending_domain="news.example.org")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Debian's chromium through Playwright, one per test run (starting it costs about a second)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -26,9 +26,6 @@ from tests.web.conftest import confirm_link, list_id, outbox, state_of
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "web"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _free_port() -> int:
@@ -69,16 +66,11 @@ def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def page(served: Settings) -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
+def page(served: Settings, chromium) -> Iterator[object]:  # type: ignore[no-untyped-def]
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2)
-        yield context.new_page()
-        browser.close()
+    context = chromium.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2)
+    yield context.new_page()
+    context.close()
 
 
 def _shot(page, name: str, db_kind: str) -> None:  # type: ignore[no-untyped-def]
