@@ -230,3 +230,15 @@ def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> Non
     for _ in range(100):
         unlimited.wait()
     assert len(slept) == 5
+
+
+def test_dot_stuffing_doubles_every_dot_that_starts_a_line_and_nothing_else():
+    import random
+
+    from bulletin.delivery.transport import dot_stuff
+
+    rng = random.Random(7)
+    cases = [b"", b"no dots", b"\r\n.", b"a\r\n.b\r\n..c\r\n.", b"\r\n\r\n.\r\n.", b"x.\r\ny"]
+    cases += [bytes(rng.choice(b"\r\n.a") for _ in range(rng.randint(0, 40))) for _ in range(500)]
+    for data in cases:
+        assert dot_stuff(data) == data.replace(b"\r\n.", b"\r\n.."), data
