@@ -24,6 +24,7 @@ from bulletin.delivery.ledger import Claimed, Outcome, SendStatus
 from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMessage, RecipientRow
 from bulletin.delivery.transport import Transport
 from bulletin.errors import DeliveryError
+from bulletin.logs import log_event
 from bulletin.models import MailingList, Send, utcnow
 from bulletin.render.compiled import Compiled
 
@@ -254,6 +255,10 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 return
         rows = ledger.claim(engine, send_id, list_id, options.worker, limit)
         if rows:
+            t = pipe.tally
+            log_event("bulletin.delivery", "send.batch", send_id=send_id, issue_id=send.issue_id,
+                      worker=options.worker, claimed=len(rows), sent_so_far=t.sent,
+                      deferred_so_far=t.deferred, failed_so_far=t.failed)
             pipe.feed(rows)
             continue
         pipe.drain()  # outcomes of rows in flight decide whether anything is left

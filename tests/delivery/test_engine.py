@@ -222,3 +222,26 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
     assert DeliveryState.CLAIMED not in _states(engine)
     service.send_queued(s, engine, service.resume_issue(engine, compiled.slug), options=FAST)
     assert sink.copies() == {e: 1 for e in emails}
+
+
+def test_each_claimed_batch_is_one_log_line_without_addresses_or_bodies(settings, engine, sink):  # type: ignore[no-untyped-def]
+    import io
+    import json
+    import logging
+
+    from bulletin.logs import configure_logging
+
+    s = smtp_settings(settings, sink)
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 30)
+    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream)
+    try:
+        service.send_queued(s, engine, [queued.send_id], options=SendOptions(batch=10, retry_base=0.05))
+    finally:
+        logging.getLogger("bulletin").removeHandler(handler)
+    batches = [r for r in map(json.loads, stream.getvalue().splitlines()) if r["event"] == "send.batch"]
+    assert sum(b["claimed"] for b in batches) == 30 and len(batches) >= 3
+    assert all(b["send_id"] == queued.send_id for b in batches)
+    assert not any(e in stream.getvalue() for e in emails)
