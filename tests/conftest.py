@@ -95,9 +95,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """Debian's chromium through Playwright, one per test run (starting it costs about a second)."""
+    """Debian's chromium through Playwright, one per test module.
+
+    Not per session: Playwright's sync API keeps an event loop running while it is
+    open, and later tests that call `asyncio.run` would fail.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")
