@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = unlimited")
     smtp_timeout: float = Field(default=30.0, gt=0)
+    send_processes: int = Field(default=1, ge=1, le=32, description="Sending processes on this machine")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"
     reply_local: str = "reply"

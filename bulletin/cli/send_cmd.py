@@ -26,6 +26,8 @@ ISSUE = Annotated[str, typer.Argument(help="Issue slug (folder under content/) o
 QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 RETRY = Annotated[float, typer.Option("--retry-after", help="Seconds before the first retry of a 4xx (doubles).")]
 LINGER = Annotated[float, typer.Option("--wait", help="Seconds to stay for retries of deferred messages.")]
+PROCESSES = Annotated[int | None, typer.Option("--processes", "-p", min=1, max=32,
+                                               help="Sending processes sharing the connections (default: setting send_processes).")]
 
 
 @contextmanager
@@ -58,7 +60,8 @@ def _progress_bar(quiet: bool):  # type: ignore[no-untyped-def]
     return progress
 
 
-def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOptions) -> Tally:
+def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOptions,
+         processes: int | None = None) -> Tally:
     c = ctx_of(ctx)
     with _stop_on_signals() as stop, _progress_bar(quiet) as bar:
         task = bar.add_task("sending", total=None, deferred=0, failed=0, rate=0.0)
@@ -66,7 +69,8 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
         def update(t: Tally) -> None:
             bar.update(task, total=t.total, completed=t.sent, deferred=t.deferred, failed=t.failed, rate=t.rate)
 
-        tally = service.send_queued(c.settings, c.engine, send_ids, options=options, stop=stop, progress=update)
+        tally = service.send_queued(c.settings, c.engine, send_ids, options=options, stop=stop, progress=update,
+                                    processes=processes or c.settings.send_processes)
         update(tally)
     if stop.is_set():
         console.print(f"stopped: {tally.sent} sent; run `bulletin resume` to send the rest")
@@ -91,6 +95,7 @@ def send(
     queue_only: Annotated[bool, typer.Option("--queue-only", help="Queue for `bulletin worker`; do not send here.")] = False,
     retry_after: RETRY = 60.0,
     wait: LINGER = 0.0,
+    processes: PROCESSES = None,
     quiet: QUIET = False,
 ) -> None:
     """Send an issue to every confirmed subscriber of a list who has not had it."""
@@ -114,12 +119,12 @@ def send(
     if queued.scheduled_at or queue_only:
         console.print("`bulletin worker` will send it" + (f" at {queued.scheduled_at}" if at else ""))
         return
-    _run(ctx, [queued.send_id], quiet, SendOptions(retry_base=retry_after, linger=wait))
+    _run(ctx, [queued.send_id], quiet, SendOptions(retry_base=retry_after, linger=wait), processes)
 
 
 def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LINGER = 0.0,
            background: Annotated[bool, typer.Option("--background", help="Only mark it runnable for workers.")] = False,
-           quiet: QUIET = False) -> None:
+           processes: PROCESSES = None, quiet: QUIET = False) -> None:
     """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
     c = ctx_of(ctx)
     ids = service.resume_issue(c.engine, issue)
@@ -129,7 +134,7 @@ def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LI
     if background:
         console.print(f"{len(ids)} send(s) queued for workers")
         return
-    _run(ctx, ids, quiet, SendOptions(retry_base=retry_after, linger=wait))
+    _run(ctx, ids, quiet, SendOptions(retry_base=retry_after, linger=wait), processes)
 
 
 def pause(ctx: typer.Context, issue: ISSUE) -> None:

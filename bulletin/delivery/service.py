@@ -142,8 +142,13 @@ def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug:
 
 def send_queued(settings: Settings, engine: Engine, send_ids: list[int], *, transport: Transport | None = None,
                 options: SendOptions | None = None, stop: threading.Event | None = None,
-                progress: ProgressFn | None = None) -> Tally:
-    """Run the given sends to the end (or until stopped), in this process."""
+                progress: ProgressFn | None = None, processes: int = 1) -> Tally:
+    """Run the given sends to the end (or until stopped), in this process and `processes - 1` forked ones."""
+    if processes > 1 and transport is None:
+        from bulletin.delivery.processes import send_in_processes
+
+        return send_in_processes(settings, engine, send_ids, send_queued, processes=processes, options=options,
+                                 stop=stop, progress=progress)
     transport = transport or make_transport(settings)
     tally = Tally()
     try:

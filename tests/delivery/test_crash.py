@@ -86,9 +86,11 @@ def sqlite_engine(settings: Settings, engine: Engine) -> Engine:
     return engine
 
 
-def test_sigterm_and_ctrl_c_finish_in_flight_messages_and_resume_completes(settings, sqlite_engine, sink):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_and_ctrl_c_finish_in_flight_messages_and_resume_completes(settings, sqlite_engine, sink,  # type: ignore[no-untyped-def]
+                                                                           processes):
     emails, slug = _queue(settings, sqlite_engine, sink)
-    env = _env(settings, sink)
+    env = _env(settings, sink, BULLETIN_SEND_PROCESSES=processes)
     for signum, at in ((signal.SIGINT, 300), (signal.SIGTERM, 900)):
         proc = _start(env, "resume", slug, "--quiet")
         _wait_for(sink, proc, at)
@@ -155,6 +157,29 @@ def test_sigkill_at_many_points_never_skips_and_only_duplicates_claimed_rows(set
     assert {next(iter(ids[r])) for r in twice} <= claimed_at_kill, "only rows claimed at a kill repeat"
     extra = sum(n - 1 for n in copies.values())
     assert extra <= budget <= CONNECTIONS * kills
+    assert {r.state for r in _rows(sqlite_engine)} == {DeliveryState.SENT}
+
+
+def test_sigkill_of_a_multi_process_send_stops_its_children_and_resume_completes(settings, sqlite_engine, sink):  # type: ignore[no-untyped-def]
+    emails, slug = _queue(settings, sqlite_engine, sink)
+    env = _env(settings, sink, BULLETIN_SEND_PROCESSES="2")
+    proc = _start(env, "resume", slug, "--quiet")
+    _wait_for(sink, proc, 100)
+    assert proc.poll() is None, proc.communicate()
+    proc.kill()
+    proc.wait()
+    _settle(sink)
+    assert sink.count() < N, "the forked sender stopped with its parent instead of finishing alone"
+    rows = _rows(sqlite_engine)
+    claimed_at_kill = {r.message_id for r in rows if r.state == DeliveryState.CLAIMED} & set(sink.message_ids())
+    assert len(claimed_at_kill) <= CONNECTIONS
+    proc = _start(env, "resume", slug, "--quiet")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err.decode()
+    copies = sink.copies()
+    assert set(copies) == set(emails), "no recipient is skipped"
+    ids = sink.ids_by_rcpt()
+    assert {next(iter(ids[r])) for r, n in copies.items() if n > 1} <= claimed_at_kill
     assert {r.state for r in _rows(sqlite_engine)} == {DeliveryState.SENT}
 
 

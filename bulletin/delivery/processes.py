@@ -1,0 +1,120 @@
+"""Several sending processes on one machine, sharing the ledger as workers on several machines do.
+
+One Python process fills and sends on one core; a 2-core machine sends
+about half as fast as it could. The extra processes are forked after the send
+is queued and claim batches from the same ledger (BEGIN IMMEDIATE on SQLite,
+SKIP LOCKED on PostgreSQL), so every guarantee of the ledger holds unchanged:
+a row is sent by whoever claimed it, and a crash leaves at most one unrecorded
+message per connection. The children stop with the parent: a signal to the
+parent is passed on, and the kernel sends them SIGTERM if the parent dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.engine import Engine
+
+from bulletin.config import Settings
+from bulletin.db import make_engine, session_scope
+from bulletin.delivery import ledger
+from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
+from bulletin.models import DeliveryState, Send
+
+_PR_SET_PDEATHSIG = 1
+
+SendFn = Callable[..., Tally]
+
+
+def split_connections(settings: Settings, processes: int) -> Settings:
+    """Each process gets its share of the connections, so the server sees the configured number."""
+    per = max(1, settings.smtp_connections // processes)
+    return settings.model_copy(update={"smtp_connections": per})
+
+
+def send_in_processes(settings: Settings, engine: Engine, send_ids: list[int], send: SendFn, *, processes: int,
+                      options: SendOptions | None, stop: threading.Event | None,
+                      progress: ProgressFn | None) -> Tally:
+    """Fork `processes - 1` helpers, send here too, wait for all; the tally is read back from the ledger."""
+    shared = split_connections(settings, processes)
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=_child, args=(shared, engine, send_ids, send, options), daemon=False)
+                for _ in range(processes - 1)]
+    for child in children:
+        child.start()
+    started = time.monotonic()
+    try:
+        send(shared, engine, send_ids, options=options, stop=stop,
+             progress=_from_ledger(engine, send_ids, progress, started))
+    finally:
+        if stop is not None and stop.is_set():
+            for child in children:
+                if child.pid is not None and child.is_alive():
+                    os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join()
+    return ledger_tally(engine, send_ids, started)
+
+
+def ledger_tally(engine: Engine, send_ids: list[int], started: float) -> Tally:
+    tally = Tally(started=started)
+    with session_scope(engine) as session:
+        for send_id in send_ids:
+            send = session.get(Send, send_id)
+            if send is None:
+                continue
+            counts = ledger.state_counts(session, int(send.issue_id), send_id)
+            tally.total += sum(counts.values()) - counts[DeliveryState.CANCELLED]
+            tally.sent += counts[DeliveryState.SENT]
+            tally.deferred += counts[DeliveryState.DEFERRED]
+            tally.failed += counts[DeliveryState.FAILED]
+    return tally
+
+
+def _from_ledger(engine: Engine, send_ids: list[int], progress: ProgressFn | None,
+                 started: float) -> ProgressFn | None:
+    """The progress bar shows every process's work: the ledger is read at most twice a second."""
+    if progress is None:
+        return None
+    last = [0.0]
+
+    def update(_own: Tally) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            progress(ledger_tally(engine, send_ids, started))
+
+    return update
+
+
+def _child(settings: Settings, inherited: Engine, send_ids: list[int], send: SendFn,
+           options: SendOptions | None) -> None:
+    # The parent's pooled connections are the parent's: forget them without closing their sockets.
+    inherited.dispose(close=False)
+    _die_with_parent()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _s, _f: stop.set())
+    engine = make_engine(settings.effective_database_url, upgrade=False)
+    # Its own worker id (host:pid), so its claims are released if this process, not the parent, dies.
+    options = replace(options or SendOptions(), worker=ledger.worker_id())
+    try:
+        send(settings, engine, send_ids, options=options, stop=stop)
+    finally:
+        engine.dispose()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the parent dies, even by SIGKILL (no orphaned senders)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
