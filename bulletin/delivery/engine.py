@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
 from bulletin.db import session_scope
@@ -92,7 +92,7 @@ class _Recorder:
         self._busy = False
         self._started = 0  # commits begun
         self._finished = 0  # commits ended (they run one at a time, in order)
-        self._conn: Connection = engine.connect()  # one connection, used by one leader at a time
+        self._sent = ledger.SentWriter(engine)  # one connection, used by one leader at a time
 
     def record(self, outcome: Outcome) -> None:
         with self._cond:
@@ -120,8 +120,7 @@ class _Recorder:
     def _write(self, outcomes: list[Outcome]) -> None:
         try:
             if all(o.ok for o in outcomes):
-                with self._conn.begin():
-                    ledger.mark_sent(self._conn, [(o.row.delivery_id, o.code) for o in outcomes], utcnow())
+                self._sent.write([(o.row.delivery_id, o.code) for o in outcomes], utcnow())
             else:
                 with session_scope(self.engine) as session:
                     ledger.record_outcomes(session, outcomes, issue_id=int(self.send.issue_id),
@@ -140,7 +139,7 @@ class _Recorder:
                 self.tally.deferred += 1
 
     def stop(self) -> None:
-        self._conn.close()
+        self._sent.close()
 
 
 def run_send(settings: Settings, engine: Engine, send: Send, transport: Transport, *,

@@ -245,3 +245,29 @@ def test_each_claimed_batch_is_one_log_line_without_addresses_or_bodies(settings
     assert sum(b["claimed"] for b in batches) == 30 and len(batches) >= 3
     assert all(b["send_id"] == queued.send_id for b in batches)
     assert not any(e in stream.getvalue() for e in emails)
+
+
+def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engine):  # type: ignore[no-untyped-def]
+    from bulletin.delivery import ledger
+    from bulletin.models import utcnow
+
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 2)
+    service.queue_issue(settings, engine, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        fast, core = session.exec(select(Delivery.id).order_by(Delivery.id)).all()
+    at = utcnow()
+    writer = ledger.SentWriter(engine)
+    try:
+        writer.write([(fast, 250)], at)
+    finally:
+        writer.close()
+    with engine.begin() as conn:
+        ledger.mark_sent(conn, [(core, 251)], at)
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT state, sent_at, last_error FROM delivery ORDER BY id").all()
+    assert raw[0] == raw[1]
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+    assert [(d.state, d.sent_at, d.smtp_code) for d in rows] == [(DeliveryState.SENT, at, 250),
+                                                                 (DeliveryState.SENT, at, 251)]
