@@ -140,6 +140,15 @@ def postfix_sink():  # type: ignore[no-untyped-def]
     shutil.rmtree(dump, ignore_errors=True)
 
 
+def _wait_for_files(folder: Path, count: int, tries: int = 100) -> None:
+    import time
+
+    for _ in range(tries):
+        if len(list(folder.iterdir())) >= count:
+            return
+        time.sleep(0.05)
+
+
 def test_pipelined_transactions_against_postfix_smtp_sink(postfix_sink) -> None:  # type: ignore[no-untyped-def]
     start, dump = postfix_sink
     ok_port = start()
@@ -147,6 +156,7 @@ def test_pipelined_transactions_against_postfix_smtp_sink(postfix_sink) -> None:
     assert all(pool.send("b@x.example", [f"r{i}@example.org"], _msg(f"<p{i}@x>", ".dot\r\nend"), f"<p{i}@x>").ok
                for i in range(5))
     pool.close()
+    _wait_for_files(dump, 5)  # smtp-sink writes its dump files after it has answered
     dumped = sorted(p.read_bytes() for p in dump.iterdir())
     assert len(dumped) == 5 and all(b"\n\n.dot\nend\n" in d for d in dumped)  # it stores LF
     refuse_port = start("-f", "RCPT")
