@@ -83,8 +83,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("BULLETIN_WORKSPACE", ".")) / CONFIG_FILE
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+        # The toml file lives in the workspace being loaded, which arrives as an init argument.
+        given = getattr(init_settings, "init_kwargs", {}).get("workspace")
+        workspace = Path(given or os.environ.get("BULLETIN_WORKSPACE", "."))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, workspace / CONFIG_FILE))
 
     # Paths resolved against the workspace -------------------------------------------------
     def path(self, p: Path) -> Path:
@@ -111,10 +113,6 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.state_dir / 'bulletin.db').resolve()}"
 
-    @property
-    def reply_domain(self) -> str:
-        return self.sending_domain
-
 
 def default_templates_dir() -> Path:
     """The templates/ folder next to the package (source checkout or editable install)."""
@@ -126,7 +124,7 @@ def load_settings(workspace: Path | None = None, **overrides: object) -> Setting
     ws = Path(workspace or os.environ.get("BULLETIN_WORKSPACE", ".")).resolve()
     toml_file = ws / CONFIG_FILE
     try:
-        settings = _load(ws, toml_file, overrides)
+        settings = Settings(**{"workspace": ws, **overrides})
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
@@ -136,16 +134,6 @@ def load_settings(workspace: Path | None = None, **overrides: object) -> Setting
     if not settings.secret_keys:
         settings = settings.model_copy(update={"secret_keys": ensure_secret_keys(settings.state_dir)})
     return settings
-
-
-def _load(ws: Path, toml_file: Path, overrides: dict[str, object]) -> Settings:
-    class _WorkspaceSettings(Settings):
-        @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
-
-    loaded = _WorkspaceSettings(**{"workspace": ws, **overrides})
-    return Settings.model_construct(**loaded.model_dump())
 
 
 def ensure_secret_keys(state_dir: Path) -> list[str]:
