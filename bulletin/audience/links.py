@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from itsdangerous.encoding import base64_decode, bytes_to_int
+
 from bulletin.audience.tokens import Signer, local_part_token
 from bulletin.config import Settings
 from bulletin.errors import TokenError
@@ -87,6 +89,21 @@ class Links:
             raise TokenError("address token has the wrong shape")
         return numbers[0]
 
+    def parse_confirm_token(self, token: str) -> ConfirmToken:
+        """What a confirmation link names and when it was signed; TokenError for forged, expired or odd ones."""
+        payload = self.signer.loads("confirm", token, max_age=CONFIRM_MAX_AGE)
+        sid, list_ids, referrer = payload.get("s"), payload.get("l"), payload.get("r")
+        if not isinstance(sid, int) or not isinstance(list_ids, list) or not all(isinstance(i, int) for i in list_ids):
+            raise TokenError("this link is not valid")
+        return ConfirmToken(sid, tuple(list_ids), referrer if isinstance(referrer, int) else None,
+                            token_issued_at(token))
+
+    def parse_referral_token(self, token: str) -> tuple[int | None, int | None]:
+        """(referrer subscriber_id, list_id), each None when the payload lacks it; TokenError when forged."""
+        payload = self.signer.loads("referral", token)
+        sid, lid = payload.get("s"), payload.get("l")
+        return (sid if isinstance(sid, int) else None), (lid if isinstance(lid, int) else None)
+
     # Inbound parsing ----------------------------------------------------------------------------
     def parse_reply_address(self, address: str) -> tuple[int, int] | None:
         """(subscriber_id, issue_id) from `reply+token@`, None when absent; TokenError when forged."""
@@ -109,6 +126,22 @@ class Links:
             return _pair(self.signer.parse_address_token("message", local[2:]))
         except TokenError:
             return None
+
+
+@dataclass(frozen=True)
+class ConfirmToken:
+    subscriber_id: int
+    list_ids: tuple[int, ...]
+    referrer_id: int | None
+    issued_at: int  # seconds since the epoch
+
+
+def token_issued_at(token: str) -> int:
+    """Seconds since the epoch at which an itsdangerous timed token was signed (after it verified)."""
+    try:
+        return bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
+    except (IndexError, ValueError) as exc:
+        raise TokenError("this link is not valid") from exc
 
 
 def _pair(numbers: tuple[int, ...]) -> tuple[int, int]:

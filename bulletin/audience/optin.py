@@ -1,4 +1,4 @@
-"""Signup and confirmation: double opt-in through the audience lifecycle API.
+"""Signup and confirmation: double opt-in through the audience lifecycle API (any shell may call it).
 
 The caller answers every signup with the same page, so nothing here may make
 a difference the requester can see; the `SignupOutcome` is for tests and logs
@@ -13,22 +13,15 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from itsdangerous.encoding import base64_decode, bytes_to_int
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bulletin.audience.addresses import normalise_address
+from bulletin.audience.lifecycle import set_state, subscribe
 from bulletin.audience.links import CONFIRM_MAX_AGE, Links
-from bulletin.audience.subscribers import (
-    find_subscriber,
-    get_list,
-    is_suppressed,
-    normalise_address,
-    set_state,
-    subscribe,
-)
-from bulletin.delivery.message import format_address, simple_message
-from bulletin.delivery.transport import make_transport
-from bulletin.errors import DeliveryError, StateError, TokenError
+from bulletin.audience.subscribers import find_subscriber, get_list, is_suppressed
+from bulletin.errors import StateError, TokenError
+from bulletin.messenger import Notice, format_address, send_notice
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, utcnow
 from bulletin.models import SubscriptionState as S
 
@@ -65,11 +58,6 @@ class ConfirmResult:
     stale: list[str] = field(default_factory=list)  # left after the link was issued
 
 
-def aware(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def signup(session: Session, links: Links, req: SignupRequest, *, window: timedelta) -> SignupOutcome:
     """Subscribe `req.email` to the chosen lists: pending plus a confirmation mail, or at once."""
     email = normalise_address(req.email)
@@ -98,6 +86,15 @@ def signup(session: Session, links: Links, req: SignupRequest, *, window: timede
         return SignupOutcome.THROTTLED
     send_confirmation(links, email, sub.id, to_confirm, req.referrer_id)
     return SignupOutcome.MAIL_SENT
+
+
+def signup_lists(session: Session) -> list[MailingList]:
+    """Every list a signup form may offer, by name."""
+    return list(session.exec(select(MailingList).order_by(MailingList.name)).all())
+
+
+def list_by_id(session: Session, list_id: int) -> MailingList | None:
+    return session.get(MailingList, list_id)
 
 
 def _states(session: Session, subscriber_id: int) -> dict[int, str]:
@@ -130,7 +127,7 @@ def _claim_confirmation_slot(session: Session, subscriber_id: int, list_ids: lis
         select(func.max(Subscription.confirmation_sent_at)).where(Subscription.subscriber_id == subscriber_id)
     ).one()
     now = utcnow()
-    if last is not None and now - aware(last) < window:
+    if last is not None and now - last < window:
         return False
     rows = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id,
                                                    Subscription.list_id.in_(list_ids))).all()  # type: ignore[union-attr]
@@ -143,7 +140,7 @@ def _claim_confirmation_slot(session: Session, subscriber_id: int, list_ids: lis
 
 def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[MailingList],
                       referrer_id: int | None) -> str:
-    """Mail the signed confirmation link through the configured transport; returns the Message-ID."""
+    """Mail the signed confirmation link through the messenger; returns the Message-ID."""
     settings = links.settings
     url = links.confirm_url(subscriber_id, [m.id for m in lists], referrer_id)  # type: ignore[misc]
     names = ", ".join(m.name for m in lists)
@@ -153,41 +150,17 @@ def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[
         f"To confirm, open this link within {CONFIRM_MAX_AGE // 86400} days:\n\n{url}\n\n"
         "If you did not ask, ignore this message: nothing will be sent to you.\n"
     )
-    data, message_id = simple_message(
-        settings, to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
-        from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to,
-    )
-    envelope_from = f"{settings.bounce_local}@{settings.sending_domain}"
-    try:
-        transport = make_transport(settings)
-        try:
-            result = transport.send(envelope_from, [email], data, message_id)
-        finally:
-            transport.close()
-    except OSError as exc:
-        raise DeliveryError(f"confirmation mail not sent: {exc}", where=f"address {email!r}") from None
-    if not result.ok:
-        raise DeliveryError(f"confirmation mail refused: {result.code} {result.detail}", where=f"address {email!r}")
-    return message_id
+    notice = Notice(to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
+                    from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
+    return send_notice(settings, notice, what="confirmation mail")
 
 
 # Confirm ---------------------------------------------------------------------------------------------
-def token_issued_at(token: str) -> int:
-    """Seconds since the epoch at which an itsdangerous timed token was signed (after it verified)."""
-    try:
-        return bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
-    except (IndexError, ValueError) as exc:
-        raise TokenError("this link is not valid") from exc
-
-
 def confirm(session: Session, links: Links, token: str, *, ip: str | None,
             user_agent: str | None) -> ConfirmResult:
     """Confirm the lists a link names; TokenError for forged, expired or unusable links."""
-    payload = links.signer.loads("confirm", token, max_age=CONFIRM_MAX_AGE)
-    issued = token_issued_at(token)
-    sid, list_ids, referrer = payload.get("s"), payload.get("l"), payload.get("r")
-    if not isinstance(sid, int) or not isinstance(list_ids, list) or not all(isinstance(i, int) for i in list_ids):
-        raise TokenError("this link is not valid")
+    parsed = links.parse_confirm_token(token)
+    sid, list_ids, referrer, issued = parsed.subscriber_id, parsed.list_ids, parsed.referrer_id, parsed.issued_at
     sub = session.get(Subscriber, sid)
     if sub is None or sub.email is None or is_suppressed(session, sub.email):
         raise TokenError("this link is no longer valid")
@@ -222,7 +195,7 @@ def _left_at(session: Session, subscriber_id: int, list_id: int) -> datetime | N
             SubscriberEvent.subscriber_id == subscriber_id, SubscriberEvent.list_id == list_id,
             SubscriberEvent.new_state.in_(S.NEVER_RESUBSCRIBE))  # type: ignore[union-attr]
     ).one()
-    return aware(at) if at is not None else None
+    return at
 
 
 def _signup_page(session: Session, subscriber_id: int, list_id: int) -> str | None:

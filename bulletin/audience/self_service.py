@@ -13,28 +13,14 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bulletin.audience.access import subject_access
+from bulletin.audience.lifecycle import erase, record_event, set_state, unsubscribe
 from bulletin.audience.links import Links
-from bulletin.audience.subscribers import (
-    erase,
-    events_of,
-    is_suppressed,
-    record_event,
-    set_state,
-    subscriptions_of,
-    unsubscribe,
-)
+from bulletin.audience.optin import ACTOR, SOURCE
+from bulletin.audience.subscribers import is_suppressed, subscriptions_of
 from bulletin.errors import TokenError
-from bulletin.models import (
-    Bounce,
-    Delivery,
-    Feedback,
-    IssueRecord,
-    MailingList,
-    Subscriber,
-    utcnow,
-)
+from bulletin.models import IssueRecord, MailingList, Subscriber, utcnow
 from bulletin.models import SubscriptionState as S
-from bulletin.web.signup_flow import ACTOR, SOURCE
 
 ONE_CLICK = "one-click"
 
@@ -151,45 +137,7 @@ def erase_me(session: Session, sub: Subscriber, *, ip: str | None, user_agent: s
 
 
 # Export ---------------------------------------------------------------------------------------------
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 def export_data(session: Session, sub: Subscriber) -> dict[str, Any]:
-    """Everything held about one person: profile, subscriptions, consent log, mail sent, replies, bounces."""
+    """The person's own copy of everything held about them: the same export staff get."""
     assert sub.id is not None
-    slugs = {m.id: m.slug for m in session.exec(select(MailingList)).all()}
-    issues = {i.id: i.slug for i in session.exec(select(IssueRecord)).all()}
-    return {
-        "subscriber": {
-            "email": sub.email, "name": sub.name, "organisation": sub.organisation,
-            "attributes": sub.attributes, "suppressed": sub.suppressed,
-            "created_at": _iso(sub.created_at), "updated_at": _iso(sub.updated_at),
-        },
-        "subscriptions": [
-            {"list": m.slug, "state": s.state, "created_at": _iso(s.created_at),
-             "confirmed_at": _iso(s.confirmed_at), "confirmation_sent_at": _iso(s.confirmation_sent_at)}
-            for s, m in subscriptions_of(session, sub.id)
-        ],
-        "consent_log": [
-            {"at": _iso(e.at), "kind": e.kind, "list": slugs.get(e.list_id), "old_state": e.old_state,
-             "new_state": e.new_state, "source": e.source, "actor": e.actor, "ip": e.ip,
-             "user_agent": e.user_agent, "issue": issues.get(e.issue_id), "detail": e.detail}
-            for e in events_of(session, sub.id)
-        ],
-        "deliveries": [
-            {"issue": issues.get(d.issue_id), "state": d.state, "message_id": d.message_id,
-             "sent_at": _iso(d.sent_at)}
-            for d in session.exec(select(Delivery).where(Delivery.subscriber_id == sub.id)).all()
-        ],
-        "replies": [
-            {"issue": issues.get(f.issue_id), "block": f.block_anchor, "subject": f.subject,
-             "text": f.visible_text, "received_at": _iso(f.received_at), "status": f.status}
-            for f in session.exec(select(Feedback).where(Feedback.subscriber_id == sub.id)).all()
-        ],
-        "bounces": [
-            {"issue": issues.get(b.issue_id), "permanent": b.permanent, "status": b.status_code,
-             "diagnostic": b.diagnostic, "at": _iso(b.at)}
-            for b in session.exec(select(Bounce).where(Bounce.subscriber_id == sub.id)).all()
-        ],
-    }
+    return subject_access(session, sub.id)

@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from bulletin.audience import staff
+from bulletin.audience.access import subject_access
 from bulletin.audience.exporter import export as export_subscribers
 from bulletin.audience.importer import ImportReport, import_csv
 from bulletin.cli.common import console, ctx_of, err_console
@@ -143,11 +144,16 @@ def show(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="Address, or #id for an erased person.")],
     as_json: JsonOpt = False,
+    export: Annotated[bool, typer.Option("--export", help="Print the subject-access export (the same JSON "
+                                                          "the person downloads from the preference centre).")] = False,
 ) -> None:
     """Everything held about one person, with the consent log."""
     c = ctx_of(ctx)
     with session_scope(c.engine) as session:
         p = staff.profile(session, address)
+        if export:
+            console.print_json(json.dumps(subject_access(session, p.id)))
+            return
     if as_json:
         console.print_json(json.dumps(p.to_dict()))
         return

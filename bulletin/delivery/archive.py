@@ -1,4 +1,4 @@
-"""The public web archive: sent issues of lists with `archive_public`, newest first.
+"""The public archive (read by the web shell): sent issues of lists with `archive_public`, newest first.
 
 An issue is in the archive once a send of it to a public list has started
 (status sending or done) or any delivery of such a send is marked sent; a
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from sqlalchemy import exists, or_
 from sqlmodel import Session, select
 
+from bulletin.delivery.ledger import SendStatus
 from bulletin.errors import NotFound
 from bulletin.models import Delivery, DeliveryState, IssueRecord, MailingList, Send
 from bulletin.render.compiled import Compiled
 
-SENT_STATUSES = ("sending", "done")
+SENT_STATUSES = (SendStatus.SENDING, SendStatus.DONE)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ afford that. So the skeleton (headers that never change, MIME structure, the
 quoted-printable body chunks around the slots) is encoded once per issue and
 list, and `build_message` only encodes the few per-recipient values and joins
 bytes. Tests parse the result with the standard library to prove it is the same
-message. One-off mails (confirmations, answers to feedback) are rare and use
-`simple_message`, which goes through `EmailMessage` with the SMTP policy.
+message. One-off mails (confirmations, answers to feedback, proofs) go through
+`bulletin.messenger` instead.
 """
 
 from __future__ import annotations
@@ -15,111 +15,14 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
-from pathlib import Path
+from email.utils import formataddr, formatdate
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
-from bulletin.errors import ConfigError, DeliveryError
+from bulletin.errors import DeliveryError
+from bulletin.messenger.dkim import dkim_sign, load_dkim_key
+from bulletin.messenger.headers import clean_header, domain_of, fold, format_address
 from bulletin.render.compiled import SLOTS, Compiled, Recipient, Template
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-DKIM_HEADERS = (
-    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
-)
-
-
-def clean_header(value: str) -> str:
-    """CR, LF and other controls become one space: no value can start a new header (invariant 5)."""
-    return _CONTROL.sub(" ", value).strip()
-
-
-def format_address(name: str, address: str) -> str:
-    """`Name <addr>`, quoting specials and RFC 2047-encoding non-ASCII names."""
-    return formataddr((clean_header(name), clean_header(address)), charset="utf-8")
-
-
-def fold(name: str, value: str) -> bytes:
-    """One header line (folded, encoded) exactly as the SMTP policy writes it."""
-    header = policy.SMTP.header_factory(name, clean_header(value))
-    return header.fold(policy=policy.SMTP).encode("ascii")
-
-
-# One-off messages -------------------------------------------------------------------------------
-
-
-def simple_message(
-    settings: Settings,
-    *,
-    to: str,
-    subject: str,
-    text: str,
-    html: str | None = None,
-    from_addr: str | None = None,
-    in_reply_to: str | None = None,
-    references: str | None = None,
-    reply_to: str | None = None,
-) -> tuple[bytes, str]:
-    """A single mail (confirmation, answer to feedback) as CRLF bytes, and its Message-ID."""
-    msg = EmailMessage(policy=policy.SMTP)
-    message_id = make_msgid(domain=settings.sending_domain)
-    msg["From"] = clean_header(from_addr or f"bulletin@{settings.sending_domain}")
-    msg["To"] = clean_header(to)
-    msg["Subject"] = clean_header(subject)
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = message_id
-    if reply_to:
-        msg["Reply-To"] = clean_header(reply_to)
-    if in_reply_to:
-        msg["In-Reply-To"] = clean_header(in_reply_to)
-    if references:
-        msg["References"] = clean_header(references)
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-    data = msg.as_bytes()
-    return dkim_sign(settings, data, _domain_of(msg["From"].addresses[0].addr_spec)), message_id
-
-
-# DKIM ---------------------------------------------------------------------------------------------
-
-
-def load_dkim_key(settings: Settings) -> bytes | None:
-    if settings.dkim_key_path is None:
-        return None
-    path = settings.path(settings.dkim_key_path)
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"setting 'dkim_key_path': cannot read {path}: {exc.strerror}") from None
-
-
-def dkim_sign(settings: Settings, data: bytes, domain: str, key: bytes | None = None) -> bytes:
-    """Prepend a DKIM-Signature when a key is configured; the message is returned unchanged otherwise."""
-    key = key if key is not None else load_dkim_key(settings)
-    if key is None:
-        return data
-    import dkim
-
-    try:
-        sig = dkim.sign(data, settings.dkim_selector.encode(), domain.encode(), key,
-                        include_headers=[h for h in DKIM_HEADERS if _has_header(data, h)])
-    except dkim.DKIMException as exc:
-        raise ConfigError(f"setting 'dkim_key_path': cannot sign for {domain}: {exc}") from None
-    return sig + data
-
-
-def _has_header(data: bytes, name: bytes) -> bool:
-    head = data.split(b"\r\n\r\n", 1)[0].lower()
-    return head.startswith(name + b":") or (b"\r\n" + name + b":") in head
-
-
-def _domain_of(address: str) -> str:
-    return address.rpartition("@")[2].strip(">").lower()
-
 
 # Per-recipient messages from a skeleton ---------------------------------------------------------
 
@@ -201,7 +104,7 @@ class MessageSkeleton:
         self.issue_id = issue_id
         self.links = links or Links.for_settings(settings)
         self.dkim_key = load_dkim_key(settings)
-        self.dkim_domain = _domain_of(mailing_list.from_address)
+        self.dkim_domain = domain_of(mailing_list.from_address)
         subject = f"[TEST] {compiled.subject}" if test else compiled.subject
         self.view_online_url = self.links.view_online_url(compiled.slug)
         self.reply_name = _display(mailing_list.from_name)

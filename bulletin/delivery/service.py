@@ -23,8 +23,8 @@ from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skelet
 from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
 from bulletin.delivery.ledger import SendStatus
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
-from bulletin.delivery.transport import Transport, make_transport
 from bulletin.errors import DeliveryError
+from bulletin.messenger import Transport, deliver, make_transport
 from bulletin.models import Delivery, DeliveryState, Send, utcnow
 from bulletin.render.compiled import Compiled
 
@@ -133,7 +133,7 @@ def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug:
             # A proof gets its own Message-ID (before any DKIM signing), never a delivery's.
             mid = f"<test.{int(time.time() * 1000)}.{i}@{settings.sending_domain}>"
             msg = skeleton.build(RecipientRow(0, email, "Test recipient", mid))
-            result = transport.send(msg.envelope_from, [email], msg.data, mid)
+            result = deliver(settings, msg.envelope_from, [email], msg.data, mid, transport=transport)
             out.append((email, result.ok, f"{result.code} {result.detail}"))
     finally:
         transport.close()

@@ -14,12 +14,11 @@ from email.message import Message
 from sqlmodel import Session, select
 
 from bulletin.config import Settings
-from bulletin.delivery.message import simple_message
-from bulletin.delivery.transport import make_transport
-from bulletin.errors import DeliveryError, NotFound, StateError
+from bulletin.errors import NotFound, StateError
 from bulletin.inbound.clean import visible_text
 from bulletin.inbound.match import Match, block_anchor
 from bulletin.inbound.parse import attachments, body_text, header, message_ids, parse_bytes, sender
+from bulletin.messenger import Notice, bounce_address, send_notice
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 
 STATUSES = ("new", "read", "answered", "archived")
@@ -172,16 +171,9 @@ def answer_feedback(session: Session, settings: Settings, feedback_id: int, text
     parent = original.message_id if original else None
     references = _references(original) if original else None
     subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
-    data, message_id = simple_message(settings, to=sub.email, subject=subject, text=text, from_addr=from_addr,
-                                      in_reply_to=parent, references=references)
-    transport = make_transport(settings)
-    try:
-        result = transport.send(from_addr or f"{settings.bounce_local}@{settings.sending_domain}",
-                                [sub.email], data, message_id)
-    finally:
-        transport.close()
-    if not result.ok:
-        raise DeliveryError(f"server answered {result.code} {result.detail}", where=sub.email)
+    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=from_addr, in_reply_to=parent,
+                    references=references)
+    message_id = send_notice(settings, notice, envelope_from=from_addr or bounce_address(settings), what="answer")
     fb.status, fb.answered_at, fb.answer_message_id = "answered", utcnow(), message_id
     session.add(fb)
     session.flush()

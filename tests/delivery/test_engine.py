@@ -189,7 +189,7 @@ def test_the_message_on_the_wire_parses_to_the_filled_issue(settings, engine, si
 
 
 def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_once(settings, engine, sink):  # type: ignore[no-untyped-def]
-    from bulletin.delivery.transport import make_transport
+    from bulletin.messenger.transport import make_transport
 
     s = smtp_settings(settings, sink, connections=2)
     list_id = add_list(engine)

@@ -19,9 +19,9 @@ from bulletin.delivery.message import (
     MessageSkeleton,
     RecipientRow,
     check_recipient,
-    simple_message,
 )
 from bulletin.errors import DeliveryError
+from bulletin.messenger import simple_message
 from tests.delivery.conftest import make_compiled
 
 LIST = ListIdentity(id=3, slug="shared-services", name="Shared Services e-bulletin",

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from bulletin.config import load_settings
-from bulletin.delivery.transport import (
+from bulletin.errors import DeliveryError
+from bulletin.messenger.transport import (
     MaildirTransport,
     SMTPConfig,
     SMTPPool,
     maildir_name,
     make_transport,
 )
-from bulletin.errors import DeliveryError
 from tests.smtp_sink import SmtpSink, free_port, smtp_sink
 
 
@@ -219,7 +219,7 @@ def test_a_server_without_starttls_is_a_settings_error_not_a_retry(sink: SmtpSin
 
 
 def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> None:
-    from bulletin.delivery.transport import RateLimiter
+    from bulletin.messenger.transport import RateLimiter
 
     now = [100.0]
     slept: list[float] = []
@@ -245,7 +245,7 @@ def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> Non
 def test_dot_stuffing_doubles_every_dot_that_starts_a_line_and_nothing_else():
     import random
 
-    from bulletin.delivery.transport import dot_stuff
+    from bulletin.messenger.transport import dot_stuff
 
     rng = random.Random(7)
     cases = [b"", b"no dots", b"\r\n.", b"a\r\n.b\r\n..c\r\n.", b"\r\n\r\n.\r\n.", b"x.\r\ny"]

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from bulletin.web import archive as archive_flow
+from bulletin.delivery import archive
 from bulletin.web.context import web_of
 
 router = APIRouter()
@@ -16,7 +16,7 @@ router = APIRouter()
 def archive_index(request: Request) -> Response:
     web = web_of(request)
     with web.session() as session:
-        issues = archive_flow.public_issues(session)
+        issues = archive.public_issues(session)
     return web.render(request, "archive.html", {"issues": issues})
 
 
@@ -24,5 +24,5 @@ def archive_index(request: Request) -> Response:
 def archive_issue(request: Request, slug: str) -> Response:
     web = web_of(request)
     with web.session() as session:
-        page = archive_flow.issue_page(session, slug)
+        page = archive.issue_page(session, slug)
     return HTMLResponse(page, headers={"Cache-Control": "public, max-age=300"})

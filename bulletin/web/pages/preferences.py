@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.web import member_flow
+from bulletin.audience import self_service
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
 
@@ -20,7 +20,7 @@ router = APIRouter()
 def preferences_page(request: Request, token: str) -> Response:
     web = web_of(request)
     with web.session() as session:
-        prefs = member_flow.preferences(session, member_flow.subscriber_for(session, web.links, token))
+        prefs = self_service.preferences(session, self_service.subscriber_for(session, web.links, token))
     return _page(request, web, prefs, token, saved=False)
 
 
@@ -34,7 +34,7 @@ async def preferences_save(request: Request, token: str) -> Response:
     return _page(request, web, prefs, token, saved=True)
 
 
-def _page(request: Request, web: WebContext, prefs: member_flow.Preferences, token: str, *, saved: bool) -> Response:
+def _page(request: Request, web: WebContext, prefs: self_service.Preferences, token: str, *, saved: bool) -> Response:
     """The form, plus a signed "tell a colleague" link for each bulletin the person receives."""
     share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id))
              for c in prefs.lists if c.state == "confirmed"]
@@ -42,12 +42,12 @@ def _page(request: Request, web: WebContext, prefs: member_flow.Preferences, tok
 
 
 def _save(web: WebContext, request: Request, token: str, chosen: list, name: str,  # type: ignore[type-arg]
-          organisation: str) -> member_flow.Preferences:
+          organisation: str) -> self_service.Preferences:
     with web.session() as session:
-        sub = member_flow.subscriber_for(session, web.links, token)
-        slugs = [c.slug for c in member_flow.preferences(session, sub).lists]
+        sub = self_service.subscriber_for(session, web.links, token)
+        slugs = [c.slug for c in self_service.preferences(session, sub).lists]
         picked = choice_fields(chosen, "list", slugs)
-        return member_flow.update_preferences(session, sub, picked, name, organisation,
+        return self_service.update_preferences(session, sub, picked, name, organisation,
                                               ip=web.ip(request), user_agent=web.user_agent(request))
 
 
@@ -57,7 +57,7 @@ def export(request: Request, token: str) -> Response:
     """Everything held about the person, as a JSON download."""
     web = web_of(request)
     with web.session() as session:
-        data = member_flow.export_data(session, member_flow.subscriber_for(session, web.links, token))
+        data = self_service.export_data(session, self_service.subscriber_for(session, web.links, token))
     body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     return Response(body, media_type="application/json", headers={
         "Content-Disposition": 'attachment; filename="bulletin-my-data.json"'})
@@ -80,5 +80,5 @@ async def erase(request: Request, token: str) -> Response:
 
 def _erase(web: WebContext, request: Request, token: str) -> None:
     with web.session() as session:
-        sub = member_flow.subscriber_for(session, web.links, token)
-        member_flow.erase_me(session, sub, ip=web.ip(request), user_agent=web.user_agent(request))
+        sub = self_service.subscriber_for(session, web.links, token)
+        self_service.erase_me(session, sub, ip=web.ip(request), user_agent=web.user_agent(request))

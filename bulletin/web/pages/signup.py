@@ -7,18 +7,19 @@ honeypot answers bots with that page too, so neither tells anyone anything.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.audience.subscribers import address_hash, get_list, normalise_address
+from bulletin.audience import optin
+from bulletin.audience.addresses import address_hash, normalise_address
+from bulletin.audience.optin import list_by_id, signup_lists
+from bulletin.audience.subscribers import get_list
 from bulletin.errors import AddressError, DeliveryError, TokenError
 from bulletin.logs import log_event
-from bulletin.models import MailingList
-from bulletin.web import signup_flow
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
 
@@ -26,12 +27,12 @@ router = APIRouter()
 HONEYPOT = "website"
 
 
-def _lists(web: WebContext) -> list[MailingList]:
+def _lists(web: WebContext) -> list[Any]:
     with web.session() as session:
-        return list(session.exec(select(MailingList).order_by(MailingList.name)).all())
+        return signup_lists(session)
 
 
-def _form_page(request: Request, lists: list[MailingList], *, single: bool, values: dict[str, object] | None = None,
+def _form_page(request: Request, lists: list[Any], *, single: bool, values: dict[str, object] | None = None,
                error: str | None = None, error_field: str | None = None, ref: str = "",
                status: int = 200) -> Response:
     ctx = {"lists": lists, "single": single, "values": values or {}, "error": error,
@@ -55,9 +56,9 @@ def signup_one(request: Request, slug: str) -> Response:
 def refer(request: Request, token: str) -> Response:
     """A colleague's shared link: the list's form, carrying the signed referral to the consent log."""
     web = web_of(request)
-    payload = web.links.signer.loads("referral", token)
+    _referrer, list_id = web.links.parse_referral_token(token)
     with web.session() as session:
-        ml = session.get(MailingList, payload.get("l")) if isinstance(payload.get("l"), int) else None
+        ml = list_by_id(session, list_id) if list_id is not None else None
         if ml is None:
             raise TokenError("this link is not valid")
     return _form_page(request, [ml], single=True, ref=token)
@@ -107,8 +108,8 @@ async def _post_signup(request: Request, slug: str | None) -> Response:
     return web.render(request, "signup_done.html")
 
 
-def _signup_request(request: Request, web: WebContext, form, lists: list[MailingList],  # type: ignore[no-untyped-def]
-                    slug: str | None) -> signup_flow.SignupRequest:
+def _signup_request(request: Request, web: WebContext, form, lists: list[Any],  # type: ignore[no-untyped-def]
+                    slug: str | None) -> optin.SignupRequest:
     email = normalise_address(text_field(form, "email", required=True))
     name = text_field(form, "name")
     organisation = text_field(form, "organisation")
@@ -116,7 +117,7 @@ def _signup_request(request: Request, web: WebContext, form, lists: list[Mailing
     chosen = [slug] if slug else choice_fields(form.getlist("list"), "list", [m.slug for m in lists])
     if not chosen:
         raise FormRejected("choose at least one bulletin", field="list")
-    return signup_flow.SignupRequest(
+    return optin.SignupRequest(
         email=email, name=name, organisation=organisation, list_slugs=tuple(chosen),
         page=request.url.path, ip=web.ip(request), user_agent=web.user_agent(request),
         referrer_id=_referrer(web, text_field(form, "ref")),
@@ -128,15 +129,14 @@ def _referrer(web: WebContext, ref: str) -> int | None:
     if not ref:
         return None
     try:
-        sid = web.links.signer.loads("referral", ref).get("s")
+        return web.links.parse_referral_token(ref)[0]
     except TokenError:
         return None
-    return sid if isinstance(sid, int) else None
 
 
-def _run_signup(web: WebContext, req: signup_flow.SignupRequest) -> signup_flow.SignupOutcome:
+def _run_signup(web: WebContext, req: optin.SignupRequest) -> optin.SignupOutcome:
     with web.session() as session:
-        return signup_flow.signup(session, web.links, req, window=web.options.confirm_delta)
+        return optin.signup(session, web.links, req, window=web.options.confirm_delta)
 
 
 def _too_many(request: Request) -> Response:
@@ -152,6 +152,6 @@ def _too_many(request: Request) -> Response:
 def confirm(request: Request, token: str) -> Response:
     web = web_of(request)
     with web.session() as session:
-        result = signup_flow.confirm(session, web.links, token, ip=web.ip(request),
+        result = optin.confirm(session, web.links, token, ip=web.ip(request),
                                      user_agent=web.user_agent(request))
     return web.render(request, "confirmed.html", {"result": result})

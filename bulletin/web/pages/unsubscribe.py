@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.web import member_flow
+from bulletin.audience import self_service
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import CSRF_FIELD, FormRejected, check_csrf, read_form
 
@@ -25,7 +25,7 @@ ONE_CLICK_FIELD = "List-Unsubscribe"
 def unsubscribe_page(request: Request, token: str) -> Response:
     web = web_of(request)
     with web.session() as session:
-        target = member_flow.unsubscribe_target(session, web.links, token)
+        target = self_service.unsubscribe_target(session, web.links, token)
     return web.render(request, "unsubscribe.html", {"target": target, "token": token})
 
 
@@ -44,7 +44,7 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     return web.render(request, "unsubscribed.html", {"target": target})
 
 
-def _run(web: WebContext, request: Request, token: str, one_click: bool) -> member_flow.UnsubscribeTarget | None:
+def _run(web: WebContext, request: Request, token: str, one_click: bool) -> self_service.UnsubscribeTarget | None:
     with web.session() as session:
-        return member_flow.unsubscribe_by_token(session, web.links, token, one_click=one_click,
+        return self_service.unsubscribe_by_token(session, web.links, token, one_click=one_click,
                                                 ip=web.ip(request), user_agent=web.user_agent(request))

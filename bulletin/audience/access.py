@@ -1,0 +1,58 @@
+"""The subject-access export: one answer to "what do you hold about me?" for every shell.
+
+The preference centre hands it to the person (export.json), staff print it
+(`bulletin subscribers show --export`); both read it here so they cannot differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bulletin.audience.subscribers import events_of, get_subscriber, subscriptions_of
+from bulletin.models import Bounce, Delivery, Feedback, IssueRecord, MailingList
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
+    """Everything held about one person: profile, subscriptions, consent log, mail sent, replies, bounces."""
+    sub = get_subscriber(session, subscriber_id)
+    slugs = {m.id: m.slug for m in session.exec(select(MailingList)).all()}
+    issues = {i.id: i.slug for i in session.exec(select(IssueRecord)).all()}
+    return {
+        "subscriber": {
+            "email": sub.email, "name": sub.name, "organisation": sub.organisation,
+            "attributes": sub.attributes, "suppressed": sub.suppressed,
+            "created_at": _iso(sub.created_at), "updated_at": _iso(sub.updated_at),
+        },
+        "subscriptions": [
+            {"list": m.slug, "state": s.state, "created_at": _iso(s.created_at),
+             "confirmed_at": _iso(s.confirmed_at), "confirmation_sent_at": _iso(s.confirmation_sent_at)}
+            for s, m in subscriptions_of(session, subscriber_id)
+        ],
+        "consent_log": [
+            {"at": _iso(e.at), "kind": e.kind, "list": slugs.get(e.list_id), "old_state": e.old_state,
+             "new_state": e.new_state, "source": e.source, "actor": e.actor, "ip": e.ip,
+             "user_agent": e.user_agent, "issue": issues.get(e.issue_id), "detail": e.detail}
+            for e in events_of(session, subscriber_id)
+        ],
+        "deliveries": [
+            {"issue": issues.get(d.issue_id), "state": d.state, "message_id": d.message_id,
+             "sent_at": _iso(d.sent_at)}
+            for d in session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber_id)).all()
+        ],
+        "replies": [
+            {"issue": issues.get(f.issue_id), "block": f.block_anchor, "subject": f.subject,
+             "text": f.visible_text, "received_at": _iso(f.received_at), "status": f.status}
+            for f in session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber_id)).all()
+        ],
+        "bounces": [
+            {"issue": issues.get(b.issue_id), "permanent": b.permanent, "status": b.status_code,
+             "diagnostic": b.diagnostic, "at": _iso(b.at)}
+            for b in session.exec(select(Bounce).where(Bounce.subscriber_id == subscriber_id)).all()
+        ],
+    }

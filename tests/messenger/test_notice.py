@@ -1,0 +1,53 @@
+"""send_notice: the one path for single messages builds, sends, and fails with the address named."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from bulletin.config import Settings, load_settings
+from bulletin.errors import DeliveryError
+from bulletin.messenger import MaildirTransport, Notice, send_notice
+from tests.smtp_sink import SmtpSink, free_port
+
+
+def _settings(tmp_path: Path, **kw: object) -> Settings:
+    return load_settings(tmp_path, sending_domain="news.example.org", secret_keys=["k" * 32], **kw)
+
+
+def test_a_notice_lands_with_its_threading_headers_and_the_bounce_envelope(tmp_path: Path) -> None:
+    conf = _settings(tmp_path, outbox=str(tmp_path / "out"))
+    mid = send_notice(conf, Notice(to="pat@example.org", subject="Re: hello", text="Thanks.\n",
+                                   in_reply_to="<a@x.example>", references="<a@x.example>"))
+    [path] = list((tmp_path / "out" / "new").iterdir())
+    raw = path.read_bytes()
+    assert raw.startswith(f"Return-Path: <{conf.bounce_local}@news.example.org>".encode())
+    msg = email.message_from_bytes(raw.split(b"\r\n", 2)[2], policy=policy.SMTP)
+    assert msg["Message-ID"] == mid and msg["To"] == "pat@example.org"
+    assert msg["In-Reply-To"] == "<a@x.example>" and msg.get_content().strip() == "Thanks."
+
+
+def test_a_refused_notice_is_a_delivery_error_naming_the_address(tmp_path: Path, sink: SmtpSink) -> None:
+    sink.always_fail["hard@example.org"] = 550
+    conf = _settings(tmp_path, transport="smtp", smtp_host=sink.host, smtp_port=sink.port)
+    with pytest.raises(DeliveryError) as err:
+        send_notice(conf, Notice(to="hard@example.org", subject="s", text="t"), what="confirmation mail")
+    assert "confirmation mail refused: 550" in str(err.value) and "hard@example.org" in str(err.value)
+
+
+def test_no_server_is_a_delivery_error_not_a_traceback(tmp_path: Path) -> None:
+    conf = _settings(tmp_path, transport="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout=2)
+    with pytest.raises(DeliveryError) as err:
+        send_notice(conf, Notice(to="pat@example.org", subject="s", text="t"), what="answer")
+    assert "pat@example.org" in str(err.value)
+
+
+def test_a_given_transport_stays_open_for_the_next_notice(tmp_path: Path) -> None:
+    conf = _settings(tmp_path)
+    outbox = MaildirTransport(tmp_path / "box")
+    for who in ("a@example.org", "b@example.org"):
+        send_notice(conf, Notice(to=who, subject="s", text="t"), transport=outbox)
+    assert len(list((tmp_path / "box" / "new").iterdir())) == 2
