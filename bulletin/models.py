@@ -14,32 +14,18 @@ from typing import Any
 from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from bulletin.statuses import (
+    DeliveryState,
+    FeedbackStatus,
+    InboundStatus,
+    SendStatus,
+    SubscriptionState,
+)
+
 
 def utcnow() -> datetime:
     """Aware UTC now: the one clock every table uses."""
     return datetime.now(UTC)
-
-
-class SubscriptionState:
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-    ALL = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
-    # An import never moves someone out of these: they said no, or their mail said no.
-    NEVER_RESUBSCRIBE = (UNSUBSCRIBED, BOUNCED, COMPLAINED)
-
-
-class DeliveryState:
-    QUEUED = "queued"
-    CLAIMED = "claimed"
-    SENT = "sent"
-    DEFERRED = "deferred"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    ALL = (QUEUED, CLAIMED, SENT, DEFERRED, FAILED, CANCELLED)
-    OPEN = (QUEUED, CLAIMED, DEFERRED)
 
 
 class MailingList(SQLModel, table=True):
@@ -139,7 +125,7 @@ class Send(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int = Field(foreign_key="issue.id", index=True)
     list_id: int = Field(foreign_key="mailing_list.id")
-    status: str = Field(default="queued", max_length=16)  # scheduled, queued, sending, paused, cancelled, done
+    status: str = Field(default=SendStatus.QUEUED, max_length=16)  # a SendStatus
     scheduled_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -181,7 +167,7 @@ class InboundMessage(SQLModel, table=True):
     envelope_from: str | None = None
     envelope_to: str | None = None
     received_at: datetime = Field(default_factory=utcnow, index=True)
-    status: str = Field(default="stored", max_length=16)  # stored, processed, quarantined
+    status: str = Field(default=InboundStatus.STORED, max_length=16)  # an InboundStatus
     classification: str | None = Field(default=None, max_length=16)  # reply, auto_reply, bounce, complaint, unmatched
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id")
     issue_id: int | None = Field(default=None, foreign_key="issue.id")
@@ -216,7 +202,7 @@ class Feedback(SQLModel, table=True):
     visible_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     full_text: str = Field(default="", sa_column=Column(Text, nullable=False))
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="new", index=True, max_length=16)  # new, read, answered, archived
+    status: str = Field(default=FeedbackStatus.NEW, index=True, max_length=16)  # a FeedbackStatus
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     received_at: datetime = Field(default_factory=utcnow, index=True)
     answered_at: datetime | None = None

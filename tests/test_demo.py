@@ -16,14 +16,8 @@ from bulletin.db import make_engine
 from bulletin.demo import run_demo
 from bulletin.demo.run import FEEDBACK_BLOCK, SAMPLE_LIST
 from bulletin.errors import BulletinError
-from bulletin.models import (
-    Delivery,
-    DeliveryState,
-    Feedback,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-)
+from bulletin.models import Delivery, Feedback, Subscriber, Subscription
+from bulletin.statuses import DeliveryState, SubscriptionState
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 
 from bulletin.audience.subscribers import get_list
 from bulletin.errors import StateError
-from bulletin.models import MailingList, Subscriber, Subscription, SubscriptionState
+from bulletin.models import MailingList, Subscriber, Subscription
+from bulletin.statuses import SubscriptionState
 
 Format = Literal["csv", "json"]
 WINDOW = 1000

@@ -29,10 +29,10 @@ from bulletin.models import (
     Subscriber,
     SubscriberEvent,
     Subscription,
-    SubscriptionState,
     Suppression,
     utcnow,
 )
+from bulletin.statuses import SubscriptionState
 
 S = SubscriptionState
 KNOWN = ("email", "name", "organisation", "lists")

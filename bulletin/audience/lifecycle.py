@@ -21,9 +21,7 @@ from bulletin.audience.addresses import (
 )
 from bulletin.audience.erasure import scrub_mail
 from bulletin.audience.subscribers import (
-    confirmed_subscribers,
     find_subscriber,
-    get_list,
     get_subscriber,
     is_suppressed,
 )
@@ -34,14 +32,13 @@ from bulletin.models import (
     Subscriber,
     SubscriberEvent,
     Subscription,
-    SubscriptionState,
     Suppression,
     utcnow,
 )
+from bulletin.statuses import SubscriptionState
 
 __all__ = [
-    "normalise_address", "address_hash", "get_list", "find_subscriber", "is_suppressed",
-    "confirmed_subscribers", "subscribe", "confirm", "set_state", "unsubscribe", "mark_bounced",
+    "subscribe", "confirm", "set_state", "unsubscribe", "mark_bounced",
     "complain", "suppress", "erase", "record_event",
 ]
 

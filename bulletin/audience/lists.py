@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 from bulletin.audience.addresses import has_control_chars, normalise_address
 from bulletin.audience.subscribers import state_counts
 from bulletin.errors import AddressError, ConfigError, location
-from bulletin.models import MailingList, SubscriptionState, utcnow
+from bulletin.models import MailingList, utcnow
+from bulletin.statuses import SubscriptionState
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public")

@@ -23,7 +23,7 @@ from bulletin.audience.subscribers import find_subscriber, get_list, is_suppress
 from bulletin.errors import StateError, TokenError
 from bulletin.messenger import Notice, format_address, send_notice
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, utcnow
-from bulletin.models import SubscriptionState as S
+from bulletin.statuses import SubscriptionState as S
 
 SOURCE = "web"
 ACTOR = "self"

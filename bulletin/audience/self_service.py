@@ -20,7 +20,7 @@ from bulletin.audience.optin import ACTOR, SOURCE
 from bulletin.audience.subscribers import is_suppressed, subscriptions_of
 from bulletin.errors import TokenError
 from bulletin.models import IssueRecord, MailingList, Subscriber, utcnow
-from bulletin.models import SubscriptionState as S
+from bulletin.statuses import SubscriptionState as S
 
 ONE_CLICK = "one-click"
 

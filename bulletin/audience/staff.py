@@ -25,7 +25,8 @@ from bulletin.audience.subscribers import (
     subscriptions_of,
 )
 from bulletin.errors import NotFound, StateError
-from bulletin.models import Subscriber, Subscription, SubscriptionState, Suppression
+from bulletin.models import Subscriber, Subscription, Suppression
+from bulletin.statuses import SubscriptionState
 
 
 def resolve(session: Session, who: str) -> Subscriber:

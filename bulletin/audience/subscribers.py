@@ -1,35 +1,22 @@
 """Reading the audience: lists, subscribers, suppression and who gets the next send.
 
 Mutations live in `lifecycle` because each of them must write a consent event;
-for callers' convenience every lifecycle function can also be imported from
-here (`from bulletin.audience.subscribers import subscribe`).
+import them from there. `sendable` is the one rule for who may be mailed, used
+here and by the delivery ledger's claim.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import Session, select
 
-from bulletin.audience.addresses import (
-    address_hash,
-    hash_normalised,
-    normalise_address,
-)
+from bulletin.audience.addresses import address_hash, hash_normalised, normalise_address
 from bulletin.errors import AddressError, NotFound
-from bulletin.models import (
-    MailingList,
-    Subscriber,
-    SubscriberEvent,
-    Subscription,
-    SubscriptionState,
-    Suppression,
-)
+from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression
+from bulletin.statuses import SubscriptionState
 
 __all__ = [
-    "normalise_address",
-    "address_hash",
+    "sendable",
     "get_list",
     "find_subscriber",
     "get_subscriber",
@@ -39,21 +26,6 @@ __all__ = [
     "events_of",
     "state_counts",
 ]
-
-_LIFECYCLE = {
-    "subscribe", "set_state", "unsubscribe", "mark_bounced", "complain",
-    "suppress", "erase", "record_event", "confirm",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of lifecycle functions (lifecycle imports this module, so no top-level import)."""
-    if name in _LIFECYCLE:
-        from bulletin.audience import lifecycle
-
-        return getattr(lifecycle, name)
-    raise AttributeError(name)
-
 
 def get_list(session: Session, slug: str) -> MailingList:
     """The list with this slug; NotFound names the slug (did you run `bulletin lists sync`?)."""
@@ -96,6 +68,21 @@ def is_suppressed(session: Session, email: str) -> bool:
     return bool(session.exec(stmt2).one())
 
 
+def sendable(list_id: int) -> ColumnElement[bool]:
+    """Who may be mailed on a list: confirmed there, not suppressed, not erased.
+
+    A condition over `Subscriber` and `Subscription`, so the statement using it
+    must have both (the subscription joined for this subscriber). With an outer
+    join and no subscription row it is NULL, which is not true either.
+    """
+    return and_(
+        Subscription.list_id == list_id,
+        Subscription.state == SubscriptionState.CONFIRMED,
+        Subscriber.suppressed.is_(False),
+        Subscriber.email.is_not(None),
+    )
+
+
 def confirmed_subscribers(session: Session, list_id: int) -> list[tuple[int, str, str]]:
     """(subscriber_id, email, name) of everyone a send to this list goes to, by id.
 
@@ -105,12 +92,7 @@ def confirmed_subscribers(session: Session, list_id: int) -> list[tuple[int, str
     stmt = (
         select(Subscriber.id, Subscriber.email, Subscriber.name)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.list_id == list_id,
-            Subscription.state == SubscriptionState.CONFIRMED,
-            Subscriber.suppressed.is_(False),
-            Subscriber.email.is_not(None),
-        )
+        .where(sendable(list_id))
         .order_by(Subscriber.id)
     )
     return [(int(i), str(e), str(n or "")) for i, e, n in session.exec(stmt).all()]

@@ -12,7 +12,7 @@ from rich.table import Table
 from bulletin.audience.lists import lists_file, overview, sync_file
 from bulletin.cli.common import console, ctx_of
 from bulletin.db import session_scope
-from bulletin.models import SubscriptionState
+from bulletin.statuses import SubscriptionState
 
 app = typer.Typer(help="The bulletins (lists.toml) and their subscriber counts.", invoke_without_command=True)
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import exists, or_
 from sqlmodel import Session, select
 
-from bulletin.delivery.ledger import SendStatus
 from bulletin.errors import NotFound
-from bulletin.models import Delivery, DeliveryState, IssueRecord, MailingList, Send
+from bulletin.models import Delivery, IssueRecord, MailingList, Send
 from bulletin.render.compiled import Compiled
+from bulletin.statuses import DeliveryState, SendStatus
 
 SENT_STATUSES = (SendStatus.SENDING, SendStatus.DONE)
 

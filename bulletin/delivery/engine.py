@@ -20,13 +20,14 @@ from sqlalchemy.engine import Engine
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import ledger
-from bulletin.delivery.ledger import Claimed, Outcome, SendStatus
+from bulletin.delivery.ledger import Claimed, Outcome
 from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMessage, RecipientRow
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
 from bulletin.messenger.transport import Transport
 from bulletin.models import MailingList, Send, utcnow
 from bulletin.render.compiled import Compiled
+from bulletin.statuses import SendStatus
 
 
 @dataclass

@@ -15,35 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
+from bulletin.audience.subscribers import sendable
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, StateError
-from bulletin.models import (
-    Delivery,
-    DeliveryState,
-    Send,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-    utcnow,
-)
+from bulletin.models import Delivery, Send, Subscriber, Subscription, utcnow
+from bulletin.statuses import DeliveryState, SendStatus
 
 D = DeliveryState
 LEASE = timedelta(minutes=10)  # a claim older than this is taken to belong to a dead worker
-
-
-class SendStatus:
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    SENDING = "sending"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-    DONE = "done"
-    RUNNABLE = (QUEUED, SENDING)
-    FINISHED = (CANCELLED, DONE)
 
 
 @dataclass(frozen=True)
@@ -202,15 +185,15 @@ def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int) -
         session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
             state=D.CLAIMED, claimed_by=worker, claimed_at=now, attempts=Delivery.attempts + 1))
         rows_q = (select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name,
-                         Delivery.message_id, Delivery.attempts, Delivery.deadline, Subscription.state,
-                         Subscriber.suppressed)
+                         Delivery.message_id, Delivery.attempts, Delivery.deadline,
+                         case((sendable(list_id), True), else_=False))
                   .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                   .outerjoin(Subscription, and_(Subscription.subscriber_id == Delivery.subscriber_id,
                                                 Subscription.list_id == list_id))
                   .where(Delivery.id.in_(ids)).order_by(Delivery.id))
         claimed, gone = [], []
-        for did, sid, email, name, mid, attempts, deadline, state, suppressed in session.exec(rows_q).all():
-            if state != SubscriptionState.CONFIRMED or suppressed or not email:
+        for did, sid, email, name, mid, attempts, deadline, ok in session.exec(rows_q).all():
+            if not ok:
                 gone.append(did)
             else:
                 claimed.append(Claimed(did, sid, email, name or "", mid, attempts, deadline))

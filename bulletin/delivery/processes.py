@@ -26,7 +26,8 @@ from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
-from bulletin.models import DeliveryState, Send
+from bulletin.models import Send
+from bulletin.statuses import DeliveryState
 
 _PR_SET_PDEATHSIG = 1
 

@@ -21,12 +21,12 @@ from bulletin.db import session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
 from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
-from bulletin.delivery.ledger import SendStatus
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
 from bulletin.errors import DeliveryError
 from bulletin.messenger import Transport, deliver, make_transport
-from bulletin.models import Delivery, DeliveryState, Send, utcnow
+from bulletin.models import Delivery, Send, utcnow
 from bulletin.render.compiled import Compiled
+from bulletin.statuses import DeliveryState, SendStatus
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from bulletin.inbound.match import Match, block_anchor
 from bulletin.inbound.parse import attachments, body_text, header, message_ids, parse_bytes, sender
 from bulletin.messenger import Notice, bounce_address, send_notice
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+from bulletin.statuses import FeedbackStatus
 
-STATUSES = ("new", "read", "answered", "archived")
+STATUSES = FeedbackStatus.ALL
 
 
 def record_feedback(session: Session, row: InboundMessage, msg: Message, found: Match) -> Feedback:
@@ -174,7 +175,7 @@ def answer_feedback(session: Session, settings: Settings, feedback_id: int, text
     notice = Notice(to=sub.email, subject=subject, text=text, from_addr=from_addr, in_reply_to=parent,
                     references=references)
     message_id = send_notice(settings, notice, envelope_from=from_addr or bounce_address(settings), what="answer")
-    fb.status, fb.answered_at, fb.answer_message_id = "answered", utcnow(), message_id
+    fb.status, fb.answered_at, fb.answer_message_id = FeedbackStatus.ANSWERED, utcnow(), message_id
     session.add(fb)
     session.flush()
     return _view(session, fb)

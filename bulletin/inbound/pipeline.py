@@ -27,6 +27,7 @@ from bulletin.inbound.parse import parse_bytes
 from bulletin.inbound.store import store_raw
 from bulletin.logs import log_event
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+from bulletin.statuses import InboundStatus
 
 REPLY, UNMATCHED = "reply", "unmatched"
 
@@ -38,7 +39,7 @@ class IngestResult:
     inbound_id: int
     message_id: str
     duplicate: bool = False
-    status: str = "stored"
+    status: str = InboundStatus.STORED
     classification: str | None = None
     reason: str = ""
     subscriber_id: int | None = None
@@ -91,10 +92,10 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
         error = f"{type(exc).__name__}: {exc}"[:2000]
         row = session.get(InboundMessage, inbound_id)
         assert row is not None
-        row.status, row.error, row.processed_at = "quarantined", error, utcnow()
+        row.status, row.error, row.processed_at = InboundStatus.QUARANTINED, error, utcnow()
         session.add(row)
         session.commit()
-        result = IngestResult(inbound_id, row.message_id, status="quarantined", error=error)
+        result = IngestResult(inbound_id, row.message_id, status=InboundStatus.QUARANTINED, error=error)
     log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
               classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
@@ -106,7 +107,7 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
     cls = classify(msg, tokens)
-    result = IngestResult(row.id or 0, row.message_id, status="processed", classification=cls.kind,
+    result = IngestResult(row.id or 0, row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
                           reason=cls.reason)
     found: Match | None = None
     if cls.kind == BOUNCE:
@@ -132,7 +133,7 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     row.classification = result.classification
     row.subscriber_id = found.subscriber_id if found else None
     row.issue_id = found.issue_id if found else None
-    row.status, row.error, row.processed_at = "processed", None, utcnow()
+    row.status, row.error, row.processed_at = InboundStatus.PROCESSED, None, utcnow()
     session.add(row)
     session.flush()
     if found is not None:

@@ -22,7 +22,6 @@ from bulletin.errors import NotFound
 from bulletin.models import (
     Bounce,
     Delivery,
-    DeliveryState,
     Feedback,
     InboundMessage,
     IssueRecord,
@@ -31,6 +30,7 @@ from bulletin.models import (
 )
 from bulletin.render.compiled import Compiled
 from bulletin.report.sql import epoch
+from bulletin.statuses import DeliveryState
 
 NO_BLOCK = ""  # replies whose subject carried no [block] tag
 

@@ -11,8 +11,9 @@ from sqlalchemy.engine import Engine
 from bulletin.audience.addresses import hash_normalised
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.models import MailingList, Subscriber, Subscription, SubscriptionState, utcnow
+from bulletin.models import MailingList, Subscriber, Subscription, utcnow
 from bulletin.render.compiled import BlockRef, Compiled, Template, marker
+from bulletin.statuses import SubscriptionState
 from tests.smtp_sink import SmtpSink, smtp_sink
 
 

@@ -21,7 +21,8 @@ from sqlmodel import select
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import service
-from bulletin.models import Delivery, DeliveryState
+from bulletin.models import Delivery
+from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 from tests.smtp_sink import SmtpSink
 

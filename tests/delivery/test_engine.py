@@ -13,14 +13,8 @@ from bulletin.db import session_scope
 from bulletin.delivery import service
 from bulletin.delivery.engine import SendOptions
 from bulletin.errors import DeliveryError
-from bulletin.models import (
-    Bounce,
-    Delivery,
-    DeliveryState,
-    Subscriber,
-    SubscriberEvent,
-    Subscription,
-)
+from bulletin.models import Bounce, Delivery, Subscriber, SubscriberEvent, Subscription
+from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 
 FAST = SendOptions(retry_base=0.01, retry_max=0.05, linger=30.0)

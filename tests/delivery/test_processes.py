@@ -7,7 +7,8 @@ from sqlmodel import select
 from bulletin.db import session_scope
 from bulletin.delivery import service
 from bulletin.delivery.processes import split_connections
-from bulletin.models import Delivery, DeliveryState, Send
+from bulletin.models import Delivery, Send
+from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from bulletin.audience.lifecycle import subscribe
 from bulletin.audience.links import Links
-from bulletin.audience.subscribers import subscribe
 from bulletin.config import Settings
 from bulletin.models import Delivery, IssueRecord, Send
 from bulletin.render.compiled import Compiled, Template

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from bulletin.audience.lifecycle import erase, subscribe, unsubscribe
 from bulletin.audience.links import CONFIRM_MAX_AGE, Links
-from bulletin.audience.subscribers import erase, find_subscriber, subscribe, unsubscribe
+from bulletin.audience.subscribers import find_subscriber
 from bulletin.config import Settings
 from bulletin.models import SubscriberEvent, Subscription
 from tests.web.conftest import confirm_link, list_id, outbox, path_of, signup

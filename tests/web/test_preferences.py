@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from bulletin.audience.lifecycle import subscribe, suppress
 from bulletin.audience.links import Links
-from bulletin.audience.subscribers import subscribe, suppress
 from bulletin.config import Settings
 from bulletin.models import Subscriber, SubscriberEvent, Subscription
 from tests.web.conftest import CSRF_RE, list_id, path_of

@@ -7,7 +7,8 @@ import re
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from bulletin.audience.subscribers import find_subscriber, suppress, unsubscribe
+from bulletin.audience.lifecycle import suppress, unsubscribe
+from bulletin.audience.subscribers import find_subscriber
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
 from bulletin.models import Subscriber, SubscriberEvent
@@ -52,7 +53,7 @@ def test_signup_makes_a_pending_subscription_and_mails_a_confirmation(client: Te
 
 def test_the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed(client: TestClient, synced: Settings) -> None:
     engine = make_engine(synced.effective_database_url)
-    from bulletin.audience.subscribers import subscribe
+    from bulletin.audience.lifecycle import subscribe
 
     with session_scope(engine) as s:
         lid = list_id(s, "shared-services")
@@ -75,7 +76,7 @@ def test_second_signup_within_the_window_sends_no_second_mail(client: TestClient
 
 
 def test_confirmed_address_gets_no_mail(client: TestClient, synced: Settings, db: Session) -> None:
-    from bulletin.audience.subscribers import subscribe
+    from bulletin.audience.lifecycle import subscribe
 
     subscribe(db, "done@example.org", [list_id(db, "shared-services")], confirmed=True, source="cli", actor="t")
     db.commit()
@@ -205,8 +206,8 @@ def test_mail_failure_keeps_the_same_page_and_leaves_nothing_half_done(synced: S
 
 
 def test_referral_link_shows_the_list_form_and_records_the_referrer(client: TestClient, db: Session, synced: Settings) -> None:
+    from bulletin.audience.lifecycle import subscribe
     from bulletin.audience.links import Links
-    from bulletin.audience.subscribers import subscribe
 
     lid = list_id(db, "workforce")
     friend = subscribe(db, "friend@example.org", [lid], confirmed=True, source="cli", actor="t")

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from bulletin.audience.lifecycle import subscribe
 from bulletin.audience.links import Links
-from bulletin.audience.subscribers import subscribe
 from bulletin.config import Settings
 from bulletin.models import IssueRecord, SubscriberEvent, Subscription
 from tests.web.conftest import CSRF_RE, list_id, make_client, path_of

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience import self_service
+from bulletin.statuses import SubscriptionState
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
 
@@ -37,7 +38,7 @@ async def preferences_save(request: Request, token: str) -> Response:
 def _page(request: Request, web: WebContext, prefs: self_service.Preferences, token: str, *, saved: bool) -> Response:
     """The form, plus a signed "tell a colleague" link for each bulletin the person receives."""
     share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id))
-             for c in prefs.lists if c.state == "confirmed"]
+             for c in prefs.lists if c.state == SubscriptionState.CONFIRMED]
     return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": saved, "share": share})
 
 
