@@ -95,9 +95,9 @@ def child(workspace: Path, size: int, transport: str, port: int) -> None:
     rss_before = _status("VmRSS")
     _reset_peak()
     t0, c0 = time.perf_counter(), time.process_time()
-    queued = service.queue_issue(settings, engine, compiled, "bench")
+    queued = service.queue_issue(engine, settings, compiled, "bench")
     t1 = time.perf_counter()
-    tally = service.send_queued(settings, engine, [queued.send_id],
+    tally = service.send_queued(engine, settings, [queued.send_id],
                                 processes=int(os.environ.get("BENCH_PROCESSES", "1")))
     t2 = time.perf_counter()
     print(json.dumps({"sent": tally.sent, "queue_s": t1 - t0, "send_s": t2 - t1, "total_s": t2 - t0, "cpu_s": time.process_time() - c0,

@@ -28,6 +28,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def id_of(row: Any) -> int:
+    """The primary key of a stored row (SQLModel types `id` as optional until the row is flushed)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
+    return int(row.id)
+
+
 class MailingList(SQLModel, table=True):
     """A bulletin people subscribe to, with its sender identity (from lists.toml)."""
 

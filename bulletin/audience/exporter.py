@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from bulletin.audience.subscribers import get_list
 from bulletin.errors import StateError
-from bulletin.models import MailingList, Subscriber, Subscription
+from bulletin.models import MailingList, Subscriber, Subscription, id_of
 from bulletin.statuses import SubscriptionState
 
 Format = Literal["csv", "json"]
@@ -42,7 +42,7 @@ def iter_subscribers(session: Session, *, list_slug: str | None = None,
         raise StateError(f"unknown state (expected one of {', '.join(SubscriptionState.ALL)})",
                          where=f"--state {state!r}")
     list_id = get_list(session, list_slug).id if list_slug else None
-    slugs = {int(m.id or 0): m.slug for m in session.exec(select(MailingList)).all()}
+    slugs = {id_of(m): m.slug for m in session.exec(select(MailingList)).all()}
     match = select(Subscription.subscriber_id)
     if list_id is not None:
         match = match.where(Subscription.list_id == list_id)
@@ -66,8 +66,8 @@ def iter_subscribers(session: Session, *, list_slug: str | None = None,
         for sub in session.exec(subs_q.order_by(Subscription.list_id)).all():
             by_person.setdefault(sub.subscriber_id, {})[slugs[sub.list_id]] = sub.state
         for p in people:
-            yield Exported(int(p.id or 0), str(p.email), p.name, p.organisation,
-                           dict(p.attributes or {}), p.suppressed, by_person.get(int(p.id or 0), {}))
+            yield Exported(id_of(p), str(p.email), p.name, p.organisation,
+                           dict(p.attributes or {}), p.suppressed, by_person.get(id_of(p), {}))
         after = int(people[-1].id or 0)
         session.expunge_all()
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from bulletin.audience.addresses import has_control_chars, normalise_address
 from bulletin.audience.subscribers import state_counts
 from bulletin.errors import AddressError, ConfigError, location
-from bulletin.models import MailingList, utcnow
+from bulletin.models import MailingList, id_of, utcnow
 from bulletin.statuses import SubscriptionState
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -154,7 +154,7 @@ def overview(session: Session) -> list[ListOverview]:
     counts = state_counts(session)
     return [
         ListOverview(m.slug, m.name, m.double_opt_in, m.archive_public,
-                     {state: counts.get(int(m.id or 0), {}).get(state, 0) for state in SubscriptionState.ALL})
+                     {state: counts.get(id_of(m), {}).get(state, 0) for state in SubscriptionState.ALL})
         for m in all_lists(session)
     ]
 

@@ -1,4 +1,4 @@
-"""What every command needs: the workspace's settings and database, loaded on first use."""
+"""What every command needs: the `Workspace` (settings, database, links), opened on first use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from bulletin.config import Settings, load_settings
+from bulletin.config import Settings
+from bulletin.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -17,25 +18,24 @@ err_console = Console(stderr=True)
 
 @dataclass
 class Context:
-    """Per-invocation state carried in `typer.Context.obj`; nothing global."""
+    """Per-invocation state carried in `typer.Context.obj`: the workspace, opened on first use."""
 
     workspace: Path | None = None
-    _settings: Settings | None = field(default=None, repr=False)
-    _engine: Engine | None = field(default=None, repr=False)
+    _ws: Workspace | None = field(default=None, repr=False)
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = Workspace.open(self.workspace)
+        return self._ws
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.workspace)
-        return self._settings
+        return self.ws.settings
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            from bulletin.db import make_engine
-
-            self._engine = make_engine(self.settings.effective_database_url)
-        return self._engine
+        return self.ws.engine
 
 
 def ctx_of(ctx: typer.Context) -> Context:

@@ -69,7 +69,7 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
         def update(t: Tally) -> None:
             bar.update(task, total=t.total, completed=t.sent, deferred=t.deferred, failed=t.failed, rate=t.rate)
 
-        tally = service.send_queued(c.settings, c.engine, send_ids, options=options, stop=stop, progress=update,
+        tally = service.send_queued(c.engine, c.settings, send_ids, options=options, stop=stop, progress=update,
                                     processes=processes or c.settings.send_processes)
         update(tally)
     if stop.is_set():
@@ -105,16 +105,16 @@ def send(
     slug = service.require_list(list_slug)
     compiled = compile_issue(c.settings, issue)
     if test:
-        for address, ok, detail in service.test_send(c.settings, c.engine, compiled, slug, list(test)):
+        for address, ok, detail in service.test_send(c.engine, c.settings, compiled, slug, list(test)):
             console.print(f"{'sent' if ok else '[red]not sent[/]'} proof to {address}: {detail}", highlight=False)
         return
     if dry_run:
-        result = service.dry_run(c.settings, c.engine, compiled, slug)
+        result = service.dry_run(c.engine, c.settings, compiled, slug)
         console.print(f"{result.recipients} recipients would get {compiled.slug}; {result.already} already had it")
         if result.first is not None:
             console.print(result.first.data.decode("utf-8", "replace"), markup=False, highlight=False)
         return
-    queued = service.queue_issue(c.settings, c.engine, compiled, slug, at=_parse_at(at) if at else None)
+    queued = service.queue_issue(c.engine, c.settings, compiled, slug, at=_parse_at(at) if at else None)
     console.print(f"queued {queued.new_rows} new recipients of {slug} ({queued.already} already had it)")
     if queued.scheduled_at or queue_only:
         console.print("`bulletin worker` will send it" + (f" at {queued.scheduled_at}" if at else ""))
@@ -170,7 +170,7 @@ def worker(ctx: typer.Context,
     """Send due and scheduled issues; run several (on several machines) against PostgreSQL."""
     c = ctx_of(ctx)
     with _stop_on_signals() as stop:
-        tally = service.run_worker(c.settings, c.engine, once=once, poll=poll, stop=stop,
+        tally = service.run_worker(c.engine, c.settings, once=once, poll=poll, stop=stop,
                                    options=SendOptions(retry_base=retry_after))
     console.print(f"worker done: {tally.sent} sent, {tally.deferred} deferred, {tally.failed} failed")
 

@@ -28,13 +28,14 @@ def serve(
     from bulletin.web.app import create_app
     from bulletin.web.options import WebOptions
 
-    settings = ctx_of(ctx).settings
+    ws = ctx_of(ctx).ws
+    settings = ws.settings
     options = WebOptions.from_env()
     if proxy_headers:
         options = WebOptions(**{**options.__dict__, "trust_forwarded": True})
     console.print(f"serving {settings.public_base_url} on http://{host}:{port} with {workers} worker(s)")
     if workers == 1:
-        uvicorn.run(create_app(settings, options), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(ws, options), host=host, port=port, log_level="warning")
         return
     # Each worker process builds its own app from the environment (uvicorn needs an import string).
     os.environ["BULLETIN_WORKSPACE"] = str(settings.workspace)

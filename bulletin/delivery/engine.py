@@ -25,7 +25,7 @@ from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMes
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
 from bulletin.messenger.transport import Transport
-from bulletin.models import MailingList, Send, utcnow
+from bulletin.models import MailingList, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
 from bulletin.statuses import SendStatus
 
@@ -58,7 +58,7 @@ class Tally:
 ProgressFn = Callable[[Tally], None]
 
 
-def skeleton_for(settings: Settings, engine: Engine, send: Send, *, test: bool = False) -> MessageSkeleton:
+def skeleton_for(engine: Engine, settings: Settings, send: Send, *, test: bool = False) -> MessageSkeleton:
     from bulletin.delivery.issues import compiled_of
     from bulletin.models import IssueRecord
 
@@ -72,7 +72,7 @@ def skeleton_for(settings: Settings, engine: Engine, send: Send, *, test: bool =
 
 def make_skeleton(settings: Settings, compiled: Compiled, mlist: MailingList, issue_id: int, *,
                   test: bool = False) -> MessageSkeleton:
-    identity = ListIdentity(id=int(mlist.id or 0), slug=mlist.slug, name=mlist.name, from_name=mlist.from_name,
+    identity = ListIdentity(id=id_of(mlist), slug=mlist.slug, name=mlist.name, from_name=mlist.from_name,
                             from_address=mlist.from_address, reply_to=mlist.reply_to)
     return MessageSkeleton(settings, compiled, identity, issue_id, test=test)
 
@@ -143,17 +143,17 @@ class _Recorder:
         self._sent.close()
 
 
-def run_send(settings: Settings, engine: Engine, send: Send, transport: Transport, *,
+def run_send(engine: Engine, settings: Settings, send: Send, transport: Transport, *,
              options: SendOptions | None = None, stop: threading.Event | None = None,
              progress: ProgressFn | None = None, tally: Tally | None = None) -> Tally:
     """Send every open row of `send`; returns when none is left, or on stop, pause or cancel."""
     options = options or SendOptions()
     stop = stop or threading.Event()
     tally = tally or Tally()
-    skeleton = skeleton_for(settings, engine, send)
+    skeleton = skeleton_for(engine, settings, send)
     with session_scope(engine) as session:
-        ledger.set_status(session, int(send.id or 0), SendStatus.SENDING, only_from=(SendStatus.QUEUED,))
-        tally.total += ledger.open_count(session, int(send.id or 0))
+        ledger.set_status(session, id_of(send), SendStatus.SENDING, only_from=(SendStatus.QUEUED,))
+        tally.total += ledger.open_count(session, id_of(send))
     writer = _Recorder(engine, send, options, tally)
     pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally)
     try:
@@ -243,7 +243,7 @@ class _Pipeline:
 
 
 def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, stop: threading.Event) -> None:
-    send_id, list_id = int(send.id or 0), int(send.list_id)
+    send_id, list_id = id_of(send), int(send.list_id)
     limit = max(len(pipe.threads), options.batch)
     deadline = time.monotonic() + options.linger
     while not stop.is_set() and not pipe.errors:

@@ -150,7 +150,7 @@ def release_stale_claims(engine: Engine, send_id: int, *, everything: bool = Fal
 
 
 def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
-    if claimed_at is not None and _aware(claimed_at) < utcnow() - LEASE:
+    if claimed_at is not None and claimed_at < utcnow() - LEASE:
         return True
     host, _, pid = (claimed_by or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -221,7 +221,7 @@ def next_retry_at(session: Session, send_id: int) -> datetime | None:
     stmt = select(func.min(Delivery.next_attempt_at)).where(
         Delivery.send_id == send_id, Delivery.state == D.DEFERRED)
     value = session.exec(stmt).one()
-    return _aware(value) if value else None
+    return value if value else None
 
 
 def state_counts(session: Session, issue_id: int, send_id: int | None = None) -> dict[str, int]:
@@ -239,12 +239,6 @@ def require_send(session: Session, issue_id: int) -> list[Send]:
     if not sends:
         raise StateError("this issue has not been sent to any list yet", where=f"issue #{issue_id}")
     return sends
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
@@ -282,7 +276,7 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, issue_id: int,
             continue
         wait = min(retry_base * (2 ** max(o.row.attempts - 1, 0)), retry_max)
         retry_at = now + timedelta(seconds=wait)
-        if o.row.deadline is not None and retry_at > _aware(o.row.deadline):
+        if o.row.deadline is not None and retry_at > o.row.deadline:
             _fail(session, o, issue_id, list_id, worker, now, f"gave up at deadline: {detail}")
             continue
         session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(

@@ -40,19 +40,19 @@ def split_connections(settings: Settings, processes: int) -> Settings:
     return settings.model_copy(update={"smtp_connections": per})
 
 
-def send_in_processes(settings: Settings, engine: Engine, send_ids: list[int], send: SendFn, *, processes: int,
+def send_in_processes(engine: Engine, settings: Settings, send_ids: list[int], send: SendFn, *, processes: int,
                       options: SendOptions | None, stop: threading.Event | None,
                       progress: ProgressFn | None) -> Tally:
     """Fork `processes - 1` helpers, send here too, wait for all; the tally is read back from the ledger."""
     shared = split_connections(settings, processes)
     fork = multiprocessing.get_context("fork")
-    children = [fork.Process(target=_child, args=(shared, engine, send_ids, send, options), daemon=False)
+    children = [fork.Process(target=_child, args=(engine, shared, send_ids, send, options), daemon=False)
                 for _ in range(processes - 1)]
     for child in children:
         child.start()
     started = time.monotonic()
     try:
-        send(shared, engine, send_ids, options=options, stop=stop,
+        send(engine, shared, send_ids, options=options, stop=stop,
              progress=_from_ledger(engine, send_ids, progress, started))
     finally:
         if stop is not None and stop.is_set():
@@ -95,7 +95,7 @@ def _from_ledger(engine: Engine, send_ids: list[int], progress: ProgressFn | Non
     return update
 
 
-def _child(settings: Settings, inherited: Engine, send_ids: list[int], send: SendFn,
+def _child(inherited: Engine, settings: Settings, send_ids: list[int], send: SendFn,
            options: SendOptions | None) -> None:
     # The parent's pooled connections are the parent's: forget them without closing their sockets.
     inherited.dispose(close=False)
@@ -107,7 +107,7 @@ def _child(settings: Settings, inherited: Engine, send_ids: list[int], send: Sen
     # Its own worker id (host:pid), so its claims are released if this process, not the parent, dies.
     options = replace(options or SendOptions(), worker=ledger.worker_id())
     try:
-        send(settings, engine, send_ids, options=options, stop=stop)
+        send(engine, settings, send_ids, options=options, stop=stop)
     finally:
         engine.dispose()
 

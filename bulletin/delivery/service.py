@@ -1,7 +1,10 @@
 """What the `send`, `status`, `pause`, `resume`, `cancel` and `worker` commands call.
 
-Each function is one stage operation over explicit settings and engine; the CLI
-only parses and prints. Queuing checks every recipient before a single row is
+Each function is one stage operation over an explicit engine and settings (in
+that order, like every stage); the CLI only parses and prints. These are the
+delivery stage's engines: each opens and commits its own transactions, because
+a send commits every claim and every 250 as it goes (invariant: the ledger is
+the truth after any stop) and queueing must commit before anything is sent. Queuing checks every recipient before a single row is
 committed, so a bad address or template stops the send before the first message.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -24,7 +27,7 @@ from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
 from bulletin.errors import DeliveryError
 from bulletin.messenger import Transport, deliver, make_transport
-from bulletin.models import Delivery, Send, utcnow
+from bulletin.models import Delivery, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
 from bulletin.statuses import DeliveryState, SendStatus
 
@@ -68,7 +71,7 @@ def _recipients(session, list_id: int, issue_id: int) -> tuple[list[RecipientRow
     return rows, already
 
 
-def queue_issue(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str, *,
+def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
                 at: datetime | None = None) -> Queued:
     """Publish the issue and queue one row per confirmed subscriber who has not had it."""
     from bulletin.audience.subscribers import get_list
@@ -77,21 +80,21 @@ def queue_issue(settings: Settings, engine: Engine, compiled: Compiled, list_slu
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        rows, already = _recipients(session, int(mlist.id or 0), int(record.id or 0))
+        rows, already = _recipients(session, id_of(mlist), id_of(record))
         for row in rows:
             check_recipient(row)
-        skeleton = make_skeleton(settings, compiled, mlist, int(record.id or 0))
+        skeleton = make_skeleton(settings, compiled, mlist, id_of(record))
         if rows:
             skeleton.build(rows[0])  # proves the templates fill; the rest is proven by check_recipient
-        send = ledger.open_send(session, int(record.id or 0), int(mlist.id or 0), at)
+        send = ledger.open_send(session, id_of(record), id_of(mlist), at)
         deadline = utcnow() + timedelta(hours=settings.defer_deadline_hours)
         links = skeleton.links
-        new = ledger.enqueue(session, send, ((r.subscriber_id, links.message_id(r.subscriber_id, int(record.id or 0)))
+        new = ledger.enqueue(session, send, ((r.subscriber_id, links.message_id(r.subscriber_id, id_of(record)))
                                              for r in rows), deadline)
-        return Queued(int(send.id or 0), int(record.id or 0), list_slug, new, already, at)
+        return Queued(id_of(send), id_of(record), list_slug, new, already, at)
 
 
-def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str) -> DryRun:
+def dry_run(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str) -> DryRun:
     """Counts and the first message, with nothing written."""
     from bulletin.audience.subscribers import get_list
 
@@ -99,7 +102,7 @@ def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: s
     with session_scope(engine) as session:
         mlist = get_list(session, list_slug)
         record_id = _issue_id_or_zero(session, compiled.slug)
-        rows, already = _recipients(session, int(mlist.id or 0), record_id)
+        rows, already = _recipients(session, id_of(mlist), record_id)
         for row in rows:
             check_recipient(row)
         skeleton = make_skeleton(settings, compiled, mlist, record_id)
@@ -115,7 +118,7 @@ def _issue_id_or_zero(session, slug: str) -> int:  # type: ignore[no-untyped-def
     return int(found or 0)
 
 
-def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str, addresses: list[str],
+def test_send(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, addresses: list[str],
               transport: Transport | None = None) -> list[tuple[str, bool, str]]:
     """Proofs marked [TEST] to the given addresses; nothing is recorded in the ledger."""
     from bulletin.audience.addresses import normalise_address
@@ -124,7 +127,7 @@ def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug:
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        skeleton = make_skeleton(settings, compiled, mlist, int(record.id or 0), test=True)
+        skeleton = make_skeleton(settings, compiled, mlist, id_of(record), test=True)
     transport = transport or make_transport(settings)
     out = []
     try:
@@ -140,14 +143,14 @@ def test_send(settings: Settings, engine: Engine, compiled: Compiled, list_slug:
     return out
 
 
-def send_queued(settings: Settings, engine: Engine, send_ids: list[int], *, transport: Transport | None = None,
+def send_queued(engine: Engine, settings: Settings, send_ids: list[int], *, transport: Transport | None = None,
                 options: SendOptions | None = None, stop: threading.Event | None = None,
                 progress: ProgressFn | None = None, processes: int = 1) -> Tally:
     """Run the given sends to the end (or until stopped), in this process and `processes - 1` forked ones."""
     if processes > 1 and transport is None:
         from bulletin.delivery.processes import send_in_processes
 
-        return send_in_processes(settings, engine, send_ids, send_queued, processes=processes, options=options,
+        return send_in_processes(engine, settings, send_ids, send_queued, processes=processes, options=options,
                                  stop=stop, progress=progress)
     transport = transport or make_transport(settings)
     tally = Tally()
@@ -158,7 +161,7 @@ def send_queued(settings: Settings, engine: Engine, send_ids: list[int], *, tran
                 if send is None or send.status not in SendStatus.RUNNABLE:
                     continue
             ledger.release_stale_claims(engine, send_id)
-            run_send(settings, engine, send, transport, options=options, stop=stop, progress=progress,
+            run_send(engine, settings, send, transport, options=options, stop=stop, progress=progress,
                      tally=tally)
             if stop is not None and stop.is_set():
                 break
@@ -170,13 +173,13 @@ def send_queued(settings: Settings, engine: Engine, send_ids: list[int], *, tran
 def _issue_sends(engine: Engine, slug: str) -> tuple[int, list[Send]]:
     with session_scope(engine) as session:
         record = get_issue(session, slug)
-        return int(record.id or 0), ledger.require_send(session, int(record.id or 0))
+        return id_of(record), ledger.require_send(session, id_of(record))
 
 
 def pause_issue(engine: Engine, slug: str) -> int:
     _, sends = _issue_sends(engine, slug)
     with session_scope(engine) as session:
-        return sum(ledger.set_status(session, int(s.id or 0), SendStatus.PAUSED,
+        return sum(ledger.set_status(session, id_of(s), SendStatus.PAUSED,
                                      only_from=(SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SCHEDULED))
                    for s in sends)
 
@@ -184,7 +187,7 @@ def pause_issue(engine: Engine, slug: str) -> int:
 def cancel_issue(engine: Engine, slug: str) -> int:
     _, sends = _issue_sends(engine, slug)
     with session_scope(engine) as session:
-        return sum(ledger.cancel_send(session, int(s.id or 0)) for s in sends if s.status != SendStatus.DONE)
+        return sum(ledger.cancel_send(session, id_of(s)) for s in sends if s.status != SendStatus.DONE)
 
 
 def resume_issue(engine: Engine, slug: str) -> list[int]:
@@ -193,17 +196,17 @@ def resume_issue(engine: Engine, slug: str) -> list[int]:
     ids = []
     with session_scope(engine) as session:
         for s in sends:
-            if s.status in SendStatus.FINISHED and not ledger.open_count(session, int(s.id or 0)):
+            if s.status in SendStatus.FINISHED and not ledger.open_count(session, id_of(s)):
                 continue
             if s.status == SendStatus.CANCELLED:
                 continue
-            if s.scheduled_at is not None and _aware(s.scheduled_at) > utcnow():
+            if s.scheduled_at is not None and s.scheduled_at > utcnow():
                 # A paused scheduled send goes back to waiting for its time.
-                ledger.set_status(session, int(s.id or 0), SendStatus.SCHEDULED, only_from=(SendStatus.PAUSED,))
+                ledger.set_status(session, id_of(s), SendStatus.SCHEDULED, only_from=(SendStatus.PAUSED,))
                 continue
-            ledger.set_status(session, int(s.id or 0), SendStatus.QUEUED,
+            ledger.set_status(session, id_of(s), SendStatus.QUEUED,
                               only_from=(SendStatus.PAUSED, SendStatus.SENDING, SendStatus.DONE))
-            ids.append(int(s.id or 0))
+            ids.append(id_of(s))
     return ids
 
 
@@ -218,13 +221,13 @@ def issue_status(engine: Engine, slug: str) -> IssueStatus:
         errs = session.exec(select(Delivery.smtp_code, Delivery.last_error, func.count()).where(
             Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
             Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
-        listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, int(s.id or 0)),
+        listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, id_of(s)),
                     "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None} for s in sends]
     return IssueStatus(slug, listing, counts, float(recent),
                        [{"code": c, "error": e, "count": int(n)} for c, e, n in errs])
 
 
-def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: float = 2.0,
+def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: float = 2.0,
                stop: threading.Event | None = None, options: SendOptions | None = None,
                transport: Transport | None = None) -> Tally:
     """Work on every due send until stopped (or, with `once`, until nothing is claimable)."""
@@ -236,8 +239,8 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: 
             with session_scope(engine) as session:
                 due = ledger.due_sends(session)
             for send in due:
-                ledger.release_stale_claims(engine, int(send.id or 0))
-                run_send(settings, engine, send, transport, options=options, stop=stop, tally=tally)
+                ledger.release_stale_claims(engine, id_of(send))
+                run_send(engine, settings, send, transport, options=options, stop=stop, tally=tally)
             if once:
                 break
             stop.wait(poll)
@@ -245,9 +248,6 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: 
         transport.close()
     return tally
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def compiled_for(engine: Engine, slug: str) -> Compiled:

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI app behind `bulletin serve`.
+"""`create_app(workspace)`: the FastAPI app behind `bulletin serve`.
 
 Errors from the stages become pages here, once: a bad or expired link is a
 400 page that says so and nothing else (the same words whether or not the
@@ -16,29 +16,27 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.config import Settings, load_settings
-from bulletin.db import make_engine
 from bulletin.errors import NotFound, TokenError
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
 from bulletin.web.pages import archive, preferences, signup, unsubscribe
 from bulletin.web.security import FormRejected
+from bulletin.workspace import Workspace
 
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 ARCHIVE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; base-uri 'none'"
 
 
-def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI:
-    """The app for one workspace; the engine is made here and disposed on shutdown."""
-    engine = make_engine(settings.effective_database_url)
+def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
+    """The app for one workspace; its engine is disposed on shutdown."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        ws.close()
 
     app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.web = WebContext.build(settings, engine, options or WebOptions())
+    app.state.web = WebContext.build(ws, options or WebOptions())
     for module in (signup, unsubscribe, preferences, archive):
         app.include_router(module.router)
     app.add_exception_handler(TokenError, _token_error)
@@ -50,7 +48,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
 
 def app_from_env() -> FastAPI:
     """Uvicorn factory for `--workers N`: each worker loads the workspace named in BULLETIN_WORKSPACE."""
-    return create_app(load_settings(), WebOptions.from_env())
+    return create_app(Workspace.open(), WebOptions.from_env())
 
 
 def _message(request: Request, title: str, message: str, status: int) -> Response:

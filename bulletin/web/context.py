@@ -9,41 +9,47 @@ from typing import Any
 
 import jinja2
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience.links import Links
-from bulletin.config import Settings, default_templates_dir
-from bulletin.db import session_scope
+from bulletin.config import Settings
 from bulletin.web.options import WebOptions
 from bulletin.web.ratelimit import RateLimiter
 from bulletin.web.security import client_ip, csrf_pair, set_csrf_cookie, user_agent
+from bulletin.workspace import Workspace
 
 
 @dataclass
 class WebContext:
-    settings: Settings
-    engine: Engine
-    links: Links
+    """The shell's own state (options, page templates, rate limits) around the shared `Workspace`."""
+
+    ws: Workspace
     options: WebOptions
     templates: Jinja2Templates
     ip_limiter: RateLimiter
     address_limiter: RateLimiter
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, options: WebOptions) -> WebContext:
+    def build(cls, ws: Workspace, options: WebOptions) -> WebContext:
         return cls(
-            settings=settings, engine=engine, links=Links.for_settings(settings), options=options,
-            templates=make_templates(settings),
+            ws=ws, options=options, templates=make_templates(ws),
             ip_limiter=RateLimiter(options.ip_limit, options.ip_window),
             address_limiter=RateLimiter(options.address_limit, options.address_window),
         )
 
+    @property
+    def settings(self) -> Settings:
+        return self.ws.settings
+
+    @property
+    def links(self) -> Links:
+        return self.ws.links
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with session_scope(self.engine) as session:
+        with self.ws.session() as session:
             yield session
 
     def ip(self, request: Request) -> str:
@@ -66,9 +72,8 @@ def web_of(request: Request) -> WebContext:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
-def make_templates(settings: Settings) -> Jinja2Templates:
+def make_templates(ws: Workspace) -> Jinja2Templates:
     """The workspace's templates/web first (a council's own look), then the shipped ones."""
-    folders = [settings.templates_path / "web", default_templates_dir() / "web"]
-    loader = jinja2.FileSystemLoader([str(f) for f in dict.fromkeys(folders) if f.is_dir()])
+    loader = jinja2.FileSystemLoader([str(f) for f in ws.templates("web")])
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     return Jinja2Templates(env=env)

@@ -76,7 +76,7 @@ def _queue(settings: Settings, engine: Engine, sink: SmtpSink) -> tuple[list[str
     s = smtp_settings(settings, sink, CONNECTIONS)
     emails = add_subscribers(engine, add_list(engine), N)
     compiled = make_compiled("2026-06-crash")
-    service.queue_issue(s, engine, compiled, "shared-services")
+    service.queue_issue(engine, s, compiled, "shared-services")
     return emails, compiled.slug
 
 

@@ -32,9 +32,9 @@ def test_every_confirmed_subscriber_gets_exactly_one_message(settings, engine, s
     s = smtp_settings(settings, sink)
     list_id = add_list(engine)
     emails = add_subscribers(engine, list_id, 60)
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     assert queued.new_rows == 60
-    tally = service.send_queued(s, engine, [queued.send_id], options=FAST)
+    tally = service.send_queued(engine, s, [queued.send_id], options=FAST)
     assert tally.sent == 60
     assert sorted(sink.copies()) == sorted(emails)
     assert set(sink.copies().values()) == {1}
@@ -50,8 +50,8 @@ def test_450s_are_retried_550s_fail_with_a_bounce_and_drops_reconnect(settings, 
     sink.always_fail.update({e: 550 for e in hard})
     sink.temp_fail.update({e: 2 for e in soft})
     sink.drop_every = 7
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
-    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    service.send_queued(engine, s, [queued.send_id], options=FAST)
     copies = sink.copies()
     assert set(copies) == set(emails) - hard
     assert set(copies.values()) == {1}, "nobody gets two copies"
@@ -72,8 +72,8 @@ def test_a_4xx_past_the_deadline_fails_without_a_hard_bounce(settings, engine, s
     list_id = add_list(engine)
     emails = add_subscribers(engine, list_id, 3)
     sink.temp_fail[emails[0]] = 99
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
-    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    service.send_queued(engine, s, [queued.send_id], options=FAST)
     assert _states(engine) == {DeliveryState.SENT: 2, DeliveryState.FAILED: 1}
     with session_scope(engine) as session:
         (bounce,) = session.exec(select(Bounce)).all()
@@ -85,12 +85,12 @@ def test_sending_twice_sends_only_to_those_who_have_not_had_it(settings, engine,
     s = smtp_settings(settings, sink)
     list_id = add_list(engine)
     first = add_subscribers(engine, list_id, 10)
-    q1 = service.queue_issue(s, engine, make_compiled(), "shared-services")
-    service.send_queued(s, engine, [q1.send_id], options=FAST)
+    q1 = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    service.send_queued(engine, s, [q1.send_id], options=FAST)
     later = add_subscribers(engine, list_id, 4, start=10)
-    q2 = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    q2 = service.queue_issue(engine, s, make_compiled(), "shared-services")
     assert (q2.new_rows, q2.already) == (4, 10)
-    service.send_queued(s, engine, [q2.send_id], options=FAST)
+    service.send_queued(engine, s, [q2.send_id], options=FAST)
     assert sink.copies() == {e: 1 for e in first + later}
 
 
@@ -98,11 +98,11 @@ def test_people_who_leave_after_queuing_are_not_sent_to(settings, engine, sink):
     s = smtp_settings(settings, sink)
     list_id = add_list(engine)
     emails = add_subscribers(engine, list_id, 5)
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     with session_scope(engine) as session:
         sid = session.exec(select(Subscriber.id).where(Subscriber.email == emails[2])).one()
         unsubscribe(session, sid, None, source="web", actor="test")
-    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    service.send_queued(engine, s, [queued.send_id], options=FAST)
     assert emails[2] not in sink.copies() and len(sink.copies()) == 4
     assert _states(engine) == {DeliveryState.SENT: 4, DeliveryState.CANCELLED: 1}
 
@@ -116,7 +116,7 @@ def test_a_bad_recipient_stops_the_send_before_any_message_leaves(settings, engi
         bad.email = "zoë@exämple.org"
         session.add(bad)
     with pytest.raises(DeliveryError, match="zoë@exämple.org"):
-        service.queue_issue(s, engine, make_compiled(), "shared-services")
+        service.queue_issue(engine, s, make_compiled(), "shared-services")
     assert _states(engine) == {}
     assert sink.count() == 0
 
@@ -126,17 +126,17 @@ def test_pause_stops_claiming_resume_finishes_and_cancel_drops_the_rest(settings
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 30)
     compiled = make_compiled()
-    queued = service.queue_issue(s, engine, compiled, "shared-services")
+    queued = service.queue_issue(engine, s, compiled, "shared-services")
     assert service.pause_issue(engine, compiled.slug) == 1
-    tally = service.send_queued(s, engine, [queued.send_id], options=FAST)
+    tally = service.send_queued(engine, s, [queued.send_id], options=FAST)
     assert tally.sent == 0 and sink.count() == 0
     assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
     ids = service.resume_issue(engine, compiled.slug)
-    service.send_queued(s, engine, ids, options=FAST)
+    service.send_queued(engine, s, ids, options=FAST)
     st = service.issue_status(engine, compiled.slug)
     assert st.counts[DeliveryState.SENT] == 30 and st.sends[0]["status"] == "done"
     add_subscribers(engine, list_id, 3, start=30)
-    service.queue_issue(s, engine, compiled, "shared-services")
+    service.queue_issue(engine, s, compiled, "shared-services")
     assert service.cancel_issue(engine, compiled.slug) == 3
     assert service.resume_issue(engine, compiled.slug) == []
     assert _states(engine) == {DeliveryState.SENT: 30, DeliveryState.CANCELLED: 3}
@@ -158,11 +158,11 @@ def test_a_scheduled_send_waits_for_its_time_then_a_worker_sends_it(settings, en
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 8)
     compiled = make_compiled()
-    service.queue_issue(s, engine, compiled, "shared-services", at=utcnow() + timedelta(days=1))
-    service.run_worker(s, engine, once=True, options=FAST)
+    service.queue_issue(engine, s, compiled, "shared-services", at=utcnow() + timedelta(days=1))
+    service.run_worker(engine, s, once=True, options=FAST)
     assert sink.count() == 0
-    service.queue_issue(s, engine, compiled, "shared-services", at=utcnow() - timedelta(seconds=1))
-    service.run_worker(s, engine, once=True, options=FAST)
+    service.queue_issue(engine, s, compiled, "shared-services", at=utcnow() - timedelta(seconds=1))
+    service.run_worker(engine, s, once=True, options=FAST)
     assert sink.count() == 8
 
 
@@ -170,8 +170,8 @@ def test_the_message_on_the_wire_parses_to_the_filled_issue(settings, engine, si
     s = smtp_settings(settings, sink)
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 1)
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
-    service.send_queued(s, engine, [queued.send_id], options=FAST)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    service.send_queued(engine, s, [queued.send_id], options=FAST)
     (got,) = sink.received
     msg = email.message_from_bytes(got.data, policy=policy.default)
     assert got.mail_from.startswith("bounces+") and msg["Message-ID"] == got.message_id
@@ -189,7 +189,7 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
     list_id = add_list(engine)
     emails = add_subscribers(engine, list_id, 800)
     compiled = make_compiled()
-    queued = service.queue_issue(s, engine, compiled, "shared-services")
+    queued = service.queue_issue(engine, s, compiled, "shared-services")
 
     class PauseAfterTen:
         """The real SMTP pool; the editor runs `bulletin pause` once ten messages have gone."""
@@ -209,12 +209,12 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
         def close(self) -> None:
             self.inner.close()
 
-    service.send_queued(s, engine, [queued.send_id], transport=PauseAfterTen(), options=FAST)
+    service.send_queued(engine, s, [queued.send_id], transport=PauseAfterTen(), options=FAST)
     first = sink.count()
     assert 10 <= first < 800
     assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
     assert DeliveryState.CLAIMED not in _states(engine)
-    service.send_queued(s, engine, service.resume_issue(engine, compiled.slug), options=FAST)
+    service.send_queued(engine, s, service.resume_issue(engine, compiled.slug), options=FAST)
     assert sink.copies() == {e: 1 for e in emails}
 
 
@@ -228,11 +228,11 @@ def test_each_claimed_batch_is_one_log_line_without_addresses_or_bodies(settings
     s = smtp_settings(settings, sink)
     list_id = add_list(engine)
     emails = add_subscribers(engine, list_id, 30)
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     stream = io.StringIO()
     handler = configure_logging(logging.INFO, stream)
     try:
-        service.send_queued(s, engine, [queued.send_id], options=SendOptions(batch=10, retry_base=0.05))
+        service.send_queued(engine, s, [queued.send_id], options=SendOptions(batch=10, retry_base=0.05))
     finally:
         logging.getLogger("bulletin").removeHandler(handler)
     batches = [r for r in map(json.loads, stream.getvalue().splitlines()) if r["event"] == "send.batch"]
@@ -247,7 +247,7 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
 
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 2)
-    service.queue_issue(settings, engine, make_compiled(), "shared-services")
+    service.queue_issue(engine, settings, make_compiled(), "shared-services")
     with session_scope(engine) as session:
         fast, core = session.exec(select(Delivery.id).order_by(Delivery.id)).all()
     at = utcnow()

@@ -15,9 +15,9 @@ from tests.delivery.conftest import add_list, add_subscribers, make_compiled, sm
 def test_two_processes_send_each_recipient_exactly_once_and_both_take_a_share(settings, engine, sink):  # type: ignore[no-untyped-def]
     s = smtp_settings(settings, sink, connections=4)
     emails = add_subscribers(engine, add_list(engine), 400)
-    queued = service.queue_issue(s, engine, make_compiled(), "shared-services")
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     seen: list[int] = []
-    tally = service.send_queued(s, engine, [queued.send_id], processes=2, progress=lambda t: seen.append(t.sent))
+    tally = service.send_queued(engine, s, [queued.send_id], processes=2, progress=lambda t: seen.append(t.sent))
     assert (tally.sent, tally.total, tally.failed) == (400, 400, 0)
     assert sorted(sink.copies()) == sorted(emails) and set(sink.copies().values()) == {1}
     with session_scope(engine) as session:

@@ -17,6 +17,7 @@ from bulletin.doctor.checks import check_database, check_public_url, check_smtp
 from bulletin.doctor.mailauth import check_alignment, check_records, org_domain
 from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
+from bulletin.workspace import Workspace
 from tests.report.servers import dns_server, free_port, http_server
 
 
@@ -155,7 +156,7 @@ def test_public_url_passes_against_bulletins_own_web_app(settings, engine):
     uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
     settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(web.create_app(settings), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(web.create_app(Workspace(settings)), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

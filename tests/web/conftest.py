@@ -19,6 +19,7 @@ from bulletin.db import make_engine, session_scope
 from bulletin.models import MailingList
 from bulletin.web.app import create_app
 from bulletin.web.options import WebOptions
+from bulletin.workspace import Workspace
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONFIRM_RE = re.compile(r"(https?://\S+/confirm/\S+)")
@@ -35,7 +36,7 @@ def synced(settings: Settings) -> Settings:
 
 
 def make_client(settings: Settings, **options: object) -> TestClient:
-    return TestClient(create_app(settings, WebOptions(**options)), follow_redirects=False)  # type: ignore[arg-type]
+    return TestClient(create_app(Workspace(settings), WebOptions(**options)), follow_redirects=False)  # type: ignore[arg-type]
 
 
 @pytest.fixture

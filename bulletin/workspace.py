@@ -1,0 +1,59 @@
+"""One workspace (settings, database engine, links, template folders), built once per shell.
+
+The CLI, the web app and the coming console each used to assemble these
+themselves; now they open a `Workspace` and pass it down. The engine and the
+links are made on first use, so commands that never touch the database (init,
+config, render) do not need one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bulletin.audience.links import Links
+from bulletin.config import Settings, default_templates_dir, load_settings
+from bulletin.db import make_engine, session_scope
+
+
+class Workspace:
+    """A workspace opened for one process; hand it to stage calls instead of rebuilding its parts."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        if engine is not None:
+            self.__dict__["engine"] = engine
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Workspace:
+        """The workspace at `path` (or BULLETIN_WORKSPACE, or the current folder)."""
+        return cls(load_settings(path))
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.effective_database_url)
+
+    @cached_property
+    def links(self) -> Links:
+        return Links.for_settings(self.settings)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back on an error."""
+        with session_scope(self.engine) as session:
+            yield session
+
+    def templates(self, kind: str) -> list[Path]:
+        """Template folders of one kind ("web", "email"), the workspace's own first, then the shipped ones."""
+        folders = [self.settings.templates_path / kind, default_templates_dir() / kind]
+        return [f for f in dict.fromkeys(folders) if f.is_dir()]
+
+    def close(self) -> None:
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
