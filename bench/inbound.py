@@ -29,10 +29,10 @@ from bulletin.audience.links import Links  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.db import make_engine, scratch_database, session_scope  # noqa: E402
 from bulletin.inbound import ingest  # noqa: E402
-from bulletin.inbound.addresses import read_tokens  # noqa: E402
-from bulletin.inbound.classify import classify  # noqa: E402
-from bulletin.inbound.clean import visible_text  # noqa: E402
-from bulletin.inbound.parse import parse_bytes  # noqa: E402
+from bulletin.inbound.reading.addresses import read_tokens  # noqa: E402
+from bulletin.inbound.reading.classify import classify  # noqa: E402
+from bulletin.inbound.reading.clean import visible_text  # noqa: E402
+from bulletin.inbound.reading.parse import parse_bytes  # noqa: E402
 from bulletin.models import MailingList, Subscriber, Subscription  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"

@@ -21,7 +21,13 @@ from rich.markup import escape
 
 from bulletin.cli.common import console, ctx_of, err_console
 from bulletin.inbound import IngestResult, ingest, reprocess
-from bulletin.inbound.sources import SourceItem, imap_poll, ingest_items, maildir_items, mbox_items
+from bulletin.inbound.acting.sources import (
+    SourceItem,
+    imap_poll,
+    ingest_items,
+    maildir_items,
+    mbox_items,
+)
 
 EX_TEMPFAIL = 75
 
@@ -103,7 +109,7 @@ def serve(
     as_json: JsonOpt = False,
 ) -> None:
     """Listen for LMTP (or SMTP) from the MTA; each message is stored before the 250."""
-    from bulletin.inbound.listener import start_listener
+    from bulletin.inbound.acting.listener import start_listener
 
     c = ctx_of(ctx)
 

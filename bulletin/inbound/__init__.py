@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from bulletin.inbound.pipeline import IngestResult, ingest, process, reprocess
+from bulletin.inbound.acting.pipeline import IngestResult, ingest, process, reprocess
 
 __all__ = ["IngestResult", "ingest", "process", "reprocess"]

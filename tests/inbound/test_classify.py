@@ -16,9 +16,9 @@ import pytest
 
 from bulletin.audience.links import Links
 from bulletin.config import load_settings
-from bulletin.inbound.addresses import AddressTokens, read_tokens
-from bulletin.inbound.classify import Classification, classify
-from bulletin.inbound.parse import parse_bytes
+from bulletin.inbound.reading.addresses import AddressTokens, read_tokens
+from bulletin.inbound.reading.classify import Classification, classify
+from bulletin.inbound.reading.parse import parse_bytes
 from tests.conftest import corpus
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bulletin.inbound.clean import visible_text
+from bulletin.inbound.reading.clean import visible_text
 from tests.conftest import CORPORA, corpus
 
 

@@ -13,7 +13,12 @@ import pytest
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound import ingest
-from bulletin.inbound.feedback import answer_feedback, export_csv, list_feedback, mark_feedback
+from bulletin.inbound.acting.feedback import (
+    answer_feedback,
+    export_csv,
+    list_feedback,
+    mark_feedback,
+)
 from tests.inbound.conftest import ISSUE_SUBJECT, World, mail, run_cli
 
 

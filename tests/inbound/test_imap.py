@@ -23,7 +23,7 @@ from sqlmodel import select
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.inbound import ingest
-from bulletin.inbound.sources import imap_poll
+from bulletin.inbound.acting.sources import imap_poll
 from bulletin.models import InboundMessage
 from tests.inbound.conftest import World, dsn, mail
 

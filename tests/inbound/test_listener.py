@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bulletin.db import session_scope
 from bulletin.inbound import IngestResult
-from bulletin.inbound.listener import start_listener
+from bulletin.inbound.acting.listener import start_listener
 from bulletin.models import InboundMessage
 from tests.inbound.conftest import World, mail
 

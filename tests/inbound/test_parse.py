@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bulletin.inbound.parse import (
+from bulletin.inbound.acting.store import message_id_from_raw
+from bulletin.inbound.reading.parse import (
     attachments,
     body_text,
     header,
     parse_bytes,
     sender,
 )
-from bulletin.inbound.store import message_id_from_raw
 
 BASE = b"From: =?utf-8?q?Zo=C3=AB?= <ZOE@Example.ORG>\nSubject: =?iso-8859-1?q?R=E9union?=\nMessage-ID: <a@b>\n"
 

@@ -17,11 +17,11 @@ from sqlmodel import Session, select
 from bulletin.audience.lifecycle import complain, mark_bounced, record_event, unsubscribe
 from bulletin.audience.links import Links
 from bulletin.config import Settings
-from bulletin.inbound.addresses import AddressTokens
-from bulletin.inbound.classify import Classification
-from bulletin.inbound.match import Match, match_address, match_message_ids
-from bulletin.inbound.parse import header
-from bulletin.inbound.reports import BounceRecipient, arf_complaint, original_headers
+from bulletin.inbound.acting.match import Match, match_address, match_message_ids
+from bulletin.inbound.reading.addresses import AddressTokens
+from bulletin.inbound.reading.classify import Classification
+from bulletin.inbound.reading.parse import header
+from bulletin.inbound.reading.reports import BounceRecipient, arf_complaint, original_headers
 from bulletin.models import Bounce, InboundMessage, IssueRecord, MailingList, Subscriber, utcnow
 
 SOURCE = "inbound"

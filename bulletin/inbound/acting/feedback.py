@@ -15,9 +15,16 @@ from sqlmodel import Session, select
 
 from bulletin.config import Settings
 from bulletin.errors import NotFound, StateError
-from bulletin.inbound.clean import visible_text
-from bulletin.inbound.match import Match, block_anchor
-from bulletin.inbound.parse import attachments, body_text, header, message_ids, parse_bytes, sender
+from bulletin.inbound.acting.match import Match, block_anchor
+from bulletin.inbound.reading.clean import visible_text
+from bulletin.inbound.reading.parse import (
+    attachments,
+    body_text,
+    header,
+    message_ids,
+    parse_bytes,
+    sender,
+)
 from bulletin.messenger import Notice, bounce_address, send_notice
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 from bulletin.statuses import FeedbackStatus

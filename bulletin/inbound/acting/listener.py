@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
-from bulletin.inbound.pipeline import IngestResult, ingest
+from bulletin.inbound.acting.pipeline import IngestResult, ingest
 
 MAX_SIZE = 50 * 1024 * 1024
 

@@ -18,8 +18,8 @@ from sqlmodel import Session, select
 from bulletin.audience.links import Links
 from bulletin.audience.subscribers import find_subscriber
 from bulletin.errors import AddressError
-from bulletin.inbound.addresses import AddressTokens
-from bulletin.inbound.parse import header, message_ids, sender
+from bulletin.inbound.reading.addresses import AddressTokens
+from bulletin.inbound.reading.parse import header, message_ids, sender
 from bulletin.models import IssueRecord, Subscriber
 from bulletin.render.compiled import Compiled
 

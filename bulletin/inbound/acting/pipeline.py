@@ -18,13 +18,13 @@ from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound
-from bulletin.inbound import actions
-from bulletin.inbound.addresses import read_tokens
-from bulletin.inbound.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
-from bulletin.inbound.feedback import record_feedback
-from bulletin.inbound.match import Match, match_sender
-from bulletin.inbound.parse import parse_bytes
-from bulletin.inbound.store import store_raw
+from bulletin.inbound.acting import actions
+from bulletin.inbound.acting.feedback import record_feedback
+from bulletin.inbound.acting.match import Match, match_sender
+from bulletin.inbound.acting.store import store_raw
+from bulletin.inbound.reading.addresses import read_tokens
+from bulletin.inbound.reading.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
+from bulletin.inbound.reading.parse import parse_bytes
 from bulletin.logs import log_event
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 from bulletin.statuses import InboundStatus

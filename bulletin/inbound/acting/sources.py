@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
 from bulletin.errors import ConfigError, NotFound
-from bulletin.inbound.pipeline import IngestResult, ingest
+from bulletin.inbound.acting.pipeline import IngestResult, ingest
 
 
 @dataclass

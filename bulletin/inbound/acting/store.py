@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bulletin.inbound.parse import message_ids, normalise_line_ends
+from bulletin.inbound.reading.parse import message_ids, normalise_line_ends
 from bulletin.models import InboundMessage
 
 _MID_HEADER_RE = re.compile(rb"^message-id[ \t]*:(.*(?:\n[ \t].*)*)", re.I | re.M)

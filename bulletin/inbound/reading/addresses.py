@@ -12,7 +12,7 @@ from email.message import Message
 from bulletin.audience.links import Links
 from bulletin.audience.tokens import local_part_token
 from bulletin.errors import TokenError
-from bulletin.inbound.parse import addresses
+from bulletin.inbound.reading.parse import addresses
 
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from bulletin.inbound.parse import header
+from bulletin.inbound.reading.parse import header
 
 _SUBJECT_RE = re.compile(
     r"^\s*(?:"

@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from bulletin.inbound.autoreply import auto_reply_reason
-from bulletin.inbound.parse import addresses, header, sender
-from bulletin.inbound.reports import ORIGINAL_TYPES, BounceRecipient, original_headers, status_code
+from bulletin.inbound.reading.autoreply import auto_reply_reason
+from bulletin.inbound.reading.parse import addresses, header, sender
+from bulletin.inbound.reading.reports import (
+    ORIGINAL_TYPES,
+    BounceRecipient,
+    original_headers,
+    status_code,
+)
 
 _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mail.delivery.system")
 _SUBJECT_RE = re.compile(

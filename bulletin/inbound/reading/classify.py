@@ -13,11 +13,11 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from bulletin.inbound.addresses import AddressTokens
-from bulletin.inbound.autoreply import auto_reply_reason
-from bulletin.inbound.bounce_text import looks_like_bounce, text_recipients
-from bulletin.inbound.parse import addresses, body_text
-from bulletin.inbound.reports import (
+from bulletin.inbound.reading.addresses import AddressTokens
+from bulletin.inbound.reading.autoreply import auto_reply_reason
+from bulletin.inbound.reading.bounce_text import looks_like_bounce, text_recipients
+from bulletin.inbound.reading.parse import addresses, body_text
+from bulletin.inbound.reading.reports import (
     BounceRecipient,
     arf_complaint,
     bare_address,
@@ -26,7 +26,7 @@ from bulletin.inbound.reports import (
     original_headers,
     status_code,
 )
-from bulletin.inbound.ses import SesNotice, ses_notice
+from bulletin.inbound.reading.ses import SesNotice, ses_notice
 
 COMPLAINT, BOUNCE, AUTO_REPLY, UNSUBSCRIBE, MAIL = "complaint", "bounce", "auto_reply", "unsubscribe", "mail"
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from bulletin.inbound.parse import decode_value, header, part_text
+from bulletin.inbound.reading.parse import decode_value, header, part_text
 
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/delivery-status")
 ARF_TYPE = "message/feedback-report"

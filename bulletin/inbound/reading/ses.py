@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from email.message import Message
 
-from bulletin.inbound.parse import body_text
-from bulletin.inbound.reports import BounceRecipient, bare_address, status_code
+from bulletin.inbound.reading.parse import body_text
+from bulletin.inbound.reading.reports import BounceRecipient, bare_address, status_code
 
 
 @dataclass(frozen=True)
