@@ -14,7 +14,7 @@ from rich.text import Text
 
 from bulletin.cli.common import console, ctx_of
 from bulletin.db import session_scope
-from bulletin.inbound.acting.feedback import (
+from bulletin.inbound import (
     FeedbackView,
     answer_feedback,
     export_csv,

@@ -20,13 +20,15 @@ import typer
 from rich.markup import escape
 
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.inbound import IngestResult, ingest, reprocess
-from bulletin.inbound.acting.sources import (
+from bulletin.inbound import (
+    IngestResult,
     SourceItem,
     imap_poll,
+    ingest,
     ingest_items,
     maildir_items,
     mbox_items,
+    reprocess,
 )
 
 EX_TEMPFAIL = 75
@@ -109,7 +111,7 @@ def serve(
     as_json: JsonOpt = False,
 ) -> None:
     """Listen for LMTP (or SMTP) from the MTA; each message is stored before the 250."""
-    from bulletin.inbound.acting.listener import start_listener
+    from bulletin.inbound import start_listener
 
     c = ctx_of(ctx)
 

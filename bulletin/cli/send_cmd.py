@@ -18,8 +18,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.delivery import service
-from bulletin.delivery.engine import SendOptions, Tally
+from bulletin.delivery import SendOptions, Tally, service
 from bulletin.errors import DeliveryError
 
 ISSUE = Annotated[str, typer.Argument(help="Issue slug (folder under content/) or path to an issue folder.")]

@@ -8,4 +8,4 @@ from bulletin.compose.blocks import BLOCK_TYPES
 from bulletin.compose.issue import Block, Issue
 from bulletin.compose.loader import load_issue
 
-__all__ = ["BLOCK_TYPES", "Block", "Issue", "load_issue"]
+__all__ = ["BLOCK_TYPES", "Block", "Issue", "load_issue", "scaffold"]  # scaffold: `issue new`

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bulletin.config import Settings
 from bulletin.db import current_revision, head_revision, make_engine
-from bulletin.doctor import FAIL, PASS, WARN, Check
+from bulletin.doctor.result import FAIL, PASS, WARN, Check
 from bulletin.errors import ConfigError
 
 PROBE_TOKEN = "doctor-not-a-token"

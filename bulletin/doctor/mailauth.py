@@ -17,7 +17,7 @@ import dns.exception
 import dns.resolver
 
 from bulletin.config import Settings
-from bulletin.doctor import FAIL, PASS, WARN, Check
+from bulletin.doctor.result import FAIL, PASS, WARN, Check
 
 # Public suffixes with two labels that UK councils and others meet; a full PSL is overkill here.
 TWO_LABEL_SUFFIXES = {"gov.uk", "org.uk", "co.uk", "ac.uk", "ltd.uk", "plc.uk", "nhs.uk", "police.uk",

@@ -7,9 +7,9 @@ from sqlmodel import Session, select
 
 from bulletin.config import Settings
 from bulletin.db import make_engine
-from bulletin.doctor import PASS, Check
 from bulletin.doctor.checks import check_database, check_public_url, check_smtp
 from bulletin.doctor.mailauth import check_alignment, check_records, make_resolver
+from bulletin.doctor.result import PASS, Check
 from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
 

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from bulletin.config import CONFIG_FILE, Settings
-from bulletin.doctor import PASS, WARN, Check
+from bulletin.doctor.result import PASS, WARN, Check
 
 TOML_SECRETS = ("smtp_password", "imap_password", "secret_keys")
 

@@ -1,7 +1,31 @@
-"""Inbound mail: store raw, classify, match, and turn it into feedback, bounces and complaints."""
+"""Inbound stage: store raw mail, classify, match, and turn it into feedback, bounces and complaints.
+
+`reading/` takes mail apart (no database below that line); `acting/` stores,
+matches and acts. The front door below is what the shells may call.
+"""
 
 from __future__ import annotations
 
+from bulletin.inbound.acting.feedback import (
+    FeedbackView,
+    answer_feedback,
+    export_csv,
+    list_feedback,
+    mark_feedback,
+    show_feedback,
+)
+from bulletin.inbound.acting.listener import start_listener
 from bulletin.inbound.acting.pipeline import IngestResult, ingest, process, reprocess
+from bulletin.inbound.acting.sources import (
+    SourceItem,
+    imap_poll,
+    ingest_items,
+    maildir_items,
+    mbox_items,
+)
 
-__all__ = ["IngestResult", "ingest", "process", "reprocess"]
+__all__ = [
+    "FeedbackView", "IngestResult", "SourceItem", "answer_feedback", "export_csv", "imap_poll", "ingest",
+    "ingest_items", "list_feedback", "maildir_items", "mark_feedback", "mbox_items", "process", "reprocess",
+    "show_feedback", "start_listener",
+]

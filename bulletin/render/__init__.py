@@ -1,1 +1,8 @@
-"""Render stage: Issue -> Compiled (Jinja2 -> MJML -> premailer), plain text, slots, pre-send checks."""
+"""Render stage: Issue -> Compiled (Jinja2 -> MJML -> premailer), plain text, slots, pre-send checks.
+
+Front door, by module: `build` (compile and write an issue), `checks` (pre-send
+checks), `preview` (the local preview page). Internal: `pipeline`, `templating`,
+`compiled` (the `Compiled` value other stages read).
+"""
+
+__all__ = ["build", "checks", "preview"]

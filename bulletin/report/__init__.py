@@ -2,4 +2,4 @@
 
 from bulletin.report.figures import BlockReplies, IssueReport, TimePoint, issue_report
 
-__all__ = ["BlockReplies", "IssueReport", "TimePoint", "issue_report"]
+__all__ = ["BlockReplies", "IssueReport", "TimePoint", "export", "issue_report"]  # export: CSV/HTML forms

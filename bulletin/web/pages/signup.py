@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from bulletin.audience import optin
 from bulletin.audience.addresses import address_hash, normalise_address
-from bulletin.audience.optin import list_by_id, signup_lists
 from bulletin.audience.subscribers import get_list
 from bulletin.errors import AddressError, DeliveryError, TokenError
 from bulletin.logs import log_event
@@ -29,7 +28,7 @@ HONEYPOT = "website"
 
 def _lists(web: WebContext) -> list[Any]:
     with web.session() as session:
-        return signup_lists(session)
+        return optin.signup_lists(session)
 
 
 def _form_page(request: Request, lists: list[Any], *, single: bool, values: dict[str, object] | None = None,
@@ -58,7 +57,7 @@ def refer(request: Request, token: str) -> Response:
     web = web_of(request)
     _referrer, list_id = web.links.parse_referral_token(token)
     with web.session() as session:
-        ml = list_by_id(session, list_id) if list_id is not None else None
+        ml = optin.list_by_id(session, list_id) if list_id is not None else None
         if ml is None:
             raise TokenError("this link is not valid")
     return _form_page(request, [ml], single=True, ref=token)
