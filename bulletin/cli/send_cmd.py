@@ -126,7 +126,8 @@ def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LI
            processes: PROCESSES = None, quiet: QUIET = False) -> None:
     """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
     c = ctx_of(ctx)
-    ids = service.resume_issue(c.engine, issue)
+    with c.ws.session() as session:
+        ids = service.resume_issue(session, issue)
     if not ids:
         console.print("nothing to resume")
         return
@@ -138,18 +139,23 @@ def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LI
 
 def pause(ctx: typer.Context, issue: ISSUE) -> None:
     """Stop claiming new messages; running senders stop after their batch."""
-    console.print(f"paused {service.pause_issue(ctx_of(ctx).engine, issue)} send(s)")
+    with ctx_of(ctx).ws.session() as session:
+        n = service.pause_issue(session, issue)
+    console.print(f"paused {n} send(s)")
 
 
 def cancel(ctx: typer.Context, issue: ISSUE) -> None:
     """Cancel: rows not yet sent will never be sent."""
-    console.print(f"cancelled {service.cancel_issue(ctx_of(ctx).engine, issue)} unsent message(s)")
+    with ctx_of(ctx).ws.session() as session:
+        n = service.cancel_issue(session, issue)
+    console.print(f"cancelled {n} unsent message(s)")
 
 
 def status(ctx: typer.Context, issue: ISSUE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts by state, the rate over the last minute, and the commonest errors."""
-    st = service.issue_status(ctx_of(ctx).engine, issue)
+    with ctx_of(ctx).ws.session() as session:
+        st = service.issue_status(session, issue)
     if as_json:
         print(json.dumps({"issue": st.issue, "sends": st.sends, "counts": st.counts,
                           "rate_per_minute": st.rate_per_minute, "errors": st.errors}))

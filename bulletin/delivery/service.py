@@ -4,7 +4,9 @@ Each function is one stage operation over an explicit engine and settings (in
 that order, like every stage); the CLI only parses and prints. These are the
 delivery stage's engines: each opens and commits its own transactions, because
 a send commits every claim and every 250 as it goes (invariant: the ledger is
-the truth after any stop) and queueing must commit before anything is sent. Queuing checks every recipient before a single row is
+the truth after any stop) and queueing must commit before anything is sent.
+The short state changes (pause, cancel, resume) and `issue_status` take the
+caller's Session and never commit. Queuing checks every recipient before a single row is
 committed, so a bad address or template stops the send before the first message.
 """
 
@@ -17,13 +19,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
-from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
+from bulletin.delivery.issues import get_issue, publish_issue
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
 from bulletin.errors import DeliveryError
 from bulletin.messenger import Transport, deliver, make_transport
@@ -170,59 +172,56 @@ def send_queued(engine: Engine, settings: Settings, send_ids: list[int], *, tran
     return tally
 
 
-def _issue_sends(engine: Engine, slug: str) -> tuple[int, list[Send]]:
-    with session_scope(engine) as session:
-        record = get_issue(session, slug)
-        return id_of(record), ledger.require_send(session, id_of(record))
+def _issue_sends(session: Session, slug: str) -> tuple[int, list[Send]]:
+    record = get_issue(session, slug)
+    return id_of(record), ledger.require_send(session, id_of(record))
 
 
-def pause_issue(engine: Engine, slug: str) -> int:
-    _, sends = _issue_sends(engine, slug)
-    with session_scope(engine) as session:
-        return sum(ledger.set_status(session, id_of(s), SendStatus.PAUSED,
-                                     only_from=(SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SCHEDULED))
-                   for s in sends)
+def pause_issue(session: Session, slug: str) -> int:
+    """Pause every running or waiting send of the issue; returns how many changed (the caller commits)."""
+    _, sends = _issue_sends(session, slug)
+    return sum(ledger.set_status(session, id_of(s), SendStatus.PAUSED,
+                                 only_from=(SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SCHEDULED))
+               for s in sends)
 
 
-def cancel_issue(engine: Engine, slug: str) -> int:
-    _, sends = _issue_sends(engine, slug)
-    with session_scope(engine) as session:
-        return sum(ledger.cancel_send(session, id_of(s)) for s in sends if s.status != SendStatus.DONE)
+def cancel_issue(session: Session, slug: str) -> int:
+    """Cancel every unfinished send of the issue; returns the unsent messages cancelled (the caller commits)."""
+    _, sends = _issue_sends(session, slug)
+    return sum(ledger.cancel_send(session, id_of(s)) for s in sends if s.status != SendStatus.DONE)
 
 
-def resume_issue(engine: Engine, slug: str) -> list[int]:
-    """Make every unfinished send of the issue runnable again; returns their ids."""
-    _, sends = _issue_sends(engine, slug)
+def resume_issue(session: Session, slug: str) -> list[int]:
+    """Make every unfinished send of the issue runnable again; returns their ids (the caller commits)."""
+    _, sends = _issue_sends(session, slug)
     ids = []
-    with session_scope(engine) as session:
-        for s in sends:
-            if s.status in SendStatus.FINISHED and not ledger.open_count(session, id_of(s)):
-                continue
-            if s.status == SendStatus.CANCELLED:
-                continue
-            if s.scheduled_at is not None and s.scheduled_at > utcnow():
-                # A paused scheduled send goes back to waiting for its time.
-                ledger.set_status(session, id_of(s), SendStatus.SCHEDULED, only_from=(SendStatus.PAUSED,))
-                continue
-            ledger.set_status(session, id_of(s), SendStatus.QUEUED,
-                              only_from=(SendStatus.PAUSED, SendStatus.SENDING, SendStatus.DONE))
-            ids.append(id_of(s))
+    for s in sends:
+        if s.status in SendStatus.FINISHED and not ledger.open_count(session, id_of(s)):
+            continue
+        if s.status == SendStatus.CANCELLED:
+            continue
+        if s.scheduled_at is not None and s.scheduled_at > utcnow():
+            # A paused scheduled send goes back to waiting for its time.
+            ledger.set_status(session, id_of(s), SendStatus.SCHEDULED, only_from=(SendStatus.PAUSED,))
+            continue
+        ledger.set_status(session, id_of(s), SendStatus.QUEUED,
+                          only_from=(SendStatus.PAUSED, SendStatus.SENDING, SendStatus.DONE))
+        ids.append(id_of(s))
     return ids
 
 
-def issue_status(engine: Engine, slug: str) -> IssueStatus:
-    issue_id, sends = _issue_sends(engine, slug)
-    with session_scope(engine) as session:
-        counts = ledger.state_counts(session, issue_id)
-        since = utcnow() - timedelta(minutes=1)
-        recent = session.exec(select(func.count()).select_from(Delivery).where(
-            Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,
-            Delivery.sent_at >= since)).one()
-        errs = session.exec(select(Delivery.smtp_code, Delivery.last_error, func.count()).where(
-            Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
-            Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
-        listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, id_of(s)),
-                    "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None} for s in sends]
+def issue_status(session: Session, slug: str) -> IssueStatus:
+    issue_id, sends = _issue_sends(session, slug)
+    counts = ledger.state_counts(session, issue_id)
+    since = utcnow() - timedelta(minutes=1)
+    recent = session.exec(select(func.count()).select_from(Delivery).where(
+        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,
+        Delivery.sent_at >= since)).one()
+    errs = session.exec(select(Delivery.smtp_code, Delivery.last_error, func.count()).where(
+        Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
+        Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
+    listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, id_of(s)),
+                "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None} for s in sends]
     return IssueStatus(slug, listing, counts, float(recent),
                        [{"code": c, "error": e, "count": int(n)} for c, e, n in errs])
 
@@ -248,11 +247,6 @@ def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: 
         transport.close()
     return tally
 
-
-
-def compiled_for(engine: Engine, slug: str) -> Compiled:
-    with session_scope(engine) as session:
-        return compiled_of(get_issue(session, slug))
 
 
 def require_list(list_slug: str | None) -> str:

@@ -20,6 +20,12 @@ from tests.delivery.conftest import add_list, add_subscribers, make_compiled, sm
 FAST = SendOptions(retry_base=0.01, retry_max=0.05, linger=30.0)
 
 
+def _in_session(engine, fn, *args):  # type: ignore[no-untyped-def]
+    """Call a session-level delivery function as a shell does: one unit of work, committed at the end."""
+    with session_scope(engine) as session:
+        return fn(session, *args)
+
+
 def _states(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
         out: dict[str, int] = {}
@@ -127,18 +133,18 @@ def test_pause_stops_claiming_resume_finishes_and_cancel_drops_the_rest(settings
     add_subscribers(engine, list_id, 30)
     compiled = make_compiled()
     queued = service.queue_issue(engine, s, compiled, "shared-services")
-    assert service.pause_issue(engine, compiled.slug) == 1
+    assert _in_session(engine, service.pause_issue, compiled.slug) == 1
     tally = service.send_queued(engine, s, [queued.send_id], options=FAST)
     assert tally.sent == 0 and sink.count() == 0
-    assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
-    ids = service.resume_issue(engine, compiled.slug)
+    assert _in_session(engine, service.issue_status, compiled.slug).sends[0]["status"] == "paused"
+    ids = _in_session(engine, service.resume_issue, compiled.slug)
     service.send_queued(engine, s, ids, options=FAST)
-    st = service.issue_status(engine, compiled.slug)
+    st = _in_session(engine, service.issue_status, compiled.slug)
     assert st.counts[DeliveryState.SENT] == 30 and st.sends[0]["status"] == "done"
     add_subscribers(engine, list_id, 3, start=30)
     service.queue_issue(engine, s, compiled, "shared-services")
-    assert service.cancel_issue(engine, compiled.slug) == 3
-    assert service.resume_issue(engine, compiled.slug) == []
+    assert _in_session(engine, service.cancel_issue, compiled.slug) == 3
+    assert _in_session(engine, service.resume_issue, compiled.slug) == []
     assert _states(engine) == {DeliveryState.SENT: 30, DeliveryState.CANCELLED: 3}
 
 
@@ -146,7 +152,7 @@ def test_status_of_an_unknown_or_unsent_issue_is_a_clear_error(settings, engine)
     from bulletin.errors import NotFound
 
     with pytest.raises(NotFound, match="nope"):
-        service.issue_status(engine, "nope")
+        _in_session(engine, service.issue_status, "nope")
 
 
 def test_a_scheduled_send_waits_for_its_time_then_a_worker_sends_it(settings, engine, sink):  # type: ignore[no-untyped-def]
@@ -203,7 +209,7 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
             result = self.inner.send(*args)
             self.count += 1
             if self.count == 10:
-                service.pause_issue(engine, compiled.slug)
+                _in_session(engine, service.pause_issue, compiled.slug)
             return result
 
         def close(self) -> None:
@@ -212,9 +218,9 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
     service.send_queued(engine, s, [queued.send_id], transport=PauseAfterTen(), options=FAST)
     first = sink.count()
     assert 10 <= first < 800
-    assert service.issue_status(engine, compiled.slug).sends[0]["status"] == "paused"
+    assert _in_session(engine, service.issue_status, compiled.slug).sends[0]["status"] == "paused"
     assert DeliveryState.CLAIMED not in _states(engine)
-    service.send_queued(engine, s, service.resume_issue(engine, compiled.slug), options=FAST)
+    service.send_queued(engine, s, _in_session(engine, service.resume_issue, compiled.slug), options=FAST)
     assert sink.copies() == {e: 1 for e in emails}
 
 
