@@ -68,7 +68,7 @@ def iter_subscribers(session: Session, *, list_slug: str | None = None,
         for p in people:
             yield Exported(id_of(p), str(p.email), p.name, p.organisation,
                            dict(p.attributes or {}), p.suppressed, by_person.get(id_of(p), {}))
-        after = int(people[-1].id or 0)
+        after = id_of(people[-1])
         session.expunge_all()
 
 

@@ -22,7 +22,7 @@ from bulletin.audience.links import CONFIRM_MAX_AGE, Links
 from bulletin.audience.subscribers import find_subscriber, get_list, is_suppressed
 from bulletin.errors import StateError, TokenError
 from bulletin.messenger import Notice, format_address, send_notice
-from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, utcnow
+from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, id_of, utcnow
 from bulletin.statuses import SubscriptionState as S
 
 SOURCE = "web"
@@ -73,16 +73,16 @@ def signup(session: Session, links: Links, req: SignupRequest, *, window: timede
               "user_agent": req.user_agent, "detail": detail, "resubscribe": True}
     try:
         if direct:
-            sub = subscribe(session, email, [m.id for m in direct], confirmed=True, **common)  # type: ignore[misc]
+            sub = subscribe(session, email, [id_of(m) for m in direct], confirmed=True, **common)  # type: ignore[arg-type]
         if pending:
-            sub = subscribe(session, email, [m.id for m in pending], confirmed=False, **common)  # type: ignore[misc]
+            sub = subscribe(session, email, [id_of(m) for m in pending], confirmed=False, **common)  # type: ignore[arg-type]
     except StateError:
         return SignupOutcome.SUPPRESSED
     to_confirm = [m for m in pending + reconfirm]
     if not to_confirm or sub is None:
         return SignupOutcome.CONFIRMED_NOW if direct else SignupOutcome.NOTHING_TO_DO
     assert sub.id is not None
-    if not _claim_confirmation_slot(session, sub.id, [m.id for m in to_confirm], window):  # type: ignore[misc]
+    if not _claim_confirmation_slot(session, sub.id, [id_of(m) for m in to_confirm], window):
         return SignupOutcome.THROTTLED
     send_confirmation(links, email, sub.id, to_confirm, req.referrer_id)
     return SignupOutcome.MAIL_SENT
@@ -142,7 +142,7 @@ def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[
                       referrer_id: int | None) -> str:
     """Mail the signed confirmation link through the messenger; returns the Message-ID."""
     settings = links.settings
-    url = links.confirm_url(subscriber_id, [m.id for m in lists], referrer_id)  # type: ignore[misc]
+    url = links.confirm_url(subscriber_id, [id_of(m) for m in lists], referrer_id)
     names = ", ".join(m.name for m in lists)
     first = lists[0]
     text = (

@@ -25,7 +25,7 @@ from bulletin.audience.subscribers import (
     subscriptions_of,
 )
 from bulletin.errors import NotFound, StateError
-from bulletin.models import Subscriber, Subscription, Suppression
+from bulletin.models import Subscriber, Subscription, Suppression, id_of
 from bulletin.statuses import SubscriptionState
 
 
@@ -44,7 +44,7 @@ def add_subscriber(session: Session, email: str, list_slugs: list[str], *, name:
     """Staff add someone to lists (confirmed: staff vouch for the consent, recorded as actor)."""
     if not list_slugs:
         raise StateError("name at least one list (--list)", where=f"address {email!r}")
-    ids = [int(get_list(session, slug).id or 0) for slug in list_slugs]
+    ids = [id_of(get_list(session, slug)) for slug in list_slugs]
     return lifecycle.subscribe(session, email, ids, name=name, organisation=organisation,
                                confirmed=confirmed, source="cli", actor=actor)
 

@@ -26,7 +26,7 @@ from bulletin.inbound.reading.addresses import read_tokens
 from bulletin.inbound.reading.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
 from bulletin.inbound.reading.parse import parse_bytes
 from bulletin.logs import log_event
-from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, id_of, utcnow
 from bulletin.statuses import InboundStatus
 
 REPLY, UNMATCHED = "reply", "unmatched"
@@ -107,7 +107,7 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
     cls = classify(msg, tokens)
-    result = IngestResult(row.id or 0, row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
+    result = IngestResult(id_of(row), row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
                           reason=cls.reason)
     found: Match | None = None
     if cls.kind == BOUNCE:
