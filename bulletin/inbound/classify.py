@@ -15,7 +15,14 @@ from flufl.bounce import all_failures
 
 from bulletin.inbound.addresses import AddressTokens
 from bulletin.inbound.autoreply import auto_reply_reason
-from bulletin.inbound.bounce_text import looks_like_bounce, text_recipients
+from bulletin.inbound.bounce_forms import (
+    failure_code,
+    family_recipients,
+    message_id_addresses,
+    report_text,
+    text_dsn_recipients,
+)
+from bulletin.inbound.bounce_text import looks_like_bounce, text_permanence, text_recipients
 from bulletin.inbound.parse import addresses, body_text
 from bulletin.inbound.reports import (
     BounceRecipient,
@@ -84,29 +91,46 @@ def _from_ses(ses: SesNotice) -> Classification:
 
 
 def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
-    """flufl.bounce's detectors, then our own reading of the text; status from the text when present."""
+    """Report fields written as text, then flufl.bounce's detectors, then our own reading of the text.
+
+    Status and permanence come from the text when it has them.
+    """
+    text = report_text(msg) or body_text(msg)
+    inline = text_dsn_recipients(text)
+    if inline:
+        return _plausible(msg, inline)
+    if looks_like_bounce(msg):
+        named = family_recipients(text)
+        if named:
+            code = failure_code(text)
+            found = [BounceRecipient(a, text_permanence(code, text), code, "") for a in named[:20]]
+            return _plausible(msg, found, named=True)
     temporary, permanent = all_failures(msg)
-    text = body_text(msg)
     code = status_code(text)
     out: list[BounceRecipient] = []
     for raw, perm in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
         addr = bare_address(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
         if addr and addr not in {b.address for b in out}:
-            out.append(BounceRecipient(addr, code[:1] != "4" if code else perm, code, ""))
+            out.append(BounceRecipient(addr, text_permanence(code, text, perm) if not code else code[:1] != "4",
+                                       code, ""))
     if not out and looks_like_bounce(msg):
         out = text_recipients(msg, text)
     return _plausible(msg, out)
 
 
-def _plausible(msg: Message, found: list[BounceRecipient]) -> list[BounceRecipient]:
-    """Heuristics over-collect: drop the report's own parties and keep the original's recipients when known."""
+def _plausible(msg: Message, found: list[BounceRecipient], *, named: bool = False) -> list[BounceRecipient]:
+    """Heuristics over-collect: drop the report's own parties and keep the original's recipients when known.
+
+    Addresses `named` by a server's own failure list stand even when the original's To: lists fewer
+    (Bcc and list expansions are not in it).
+    """
     original = original_headers(msg)
-    exclude = set(addresses(msg, "From", "To", "Reply-To"))
+    exclude = set(addresses(msg, "From", "To", "Reply-To")) | message_id_addresses(msg, report_text(msg))
     wanted: set[str] = set()
     if original is not None:
         exclude |= set(addresses(original, "From", "Sender", "Reply-To"))
         wanted = set(addresses(original, "To", "Cc"))
     kept = [b for b in found if b.address not in exclude] or found
-    if wanted and any(b.address in wanted for b in kept):
+    if wanted and not named and any(b.address in wanted for b in kept):
         kept = [b for b in kept if b.address in wanted]
     return kept

@@ -49,6 +49,23 @@ def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
     return [p for p in msg.walk() if p.get_content_type() in types]
 
 
+def report_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
+    """Parts of the report itself: a returned original may be a report too (a bounce of a bounce), not ours."""
+    out: list[Message] = []
+    stack = [msg]
+    while stack:
+        part = stack.pop(0)
+        ctype = part.get_content_type()
+        if ctype in types:
+            out.append(part)
+        if ctype in ORIGINAL_TYPES and part is not msg:
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list) and ctype not in DSN_TYPES + (ARF_TYPE,):
+            stack.extend(p for p in payload if isinstance(p, Message))
+    return out
+
+
 def _address_field(value: str) -> str:
     """`rfc822; user@example.org` -> `user@example.org`."""
     value = decode_value(value)
@@ -74,7 +91,7 @@ def status_code(text: str) -> str:
 
 def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
     """Failed or delayed recipients of an RFC 3464 report; None when the message has no such part."""
-    parts = find_parts(msg, DSN_TYPES)
+    parts = report_parts(msg, DSN_TYPES)
     if not parts:
         return None
     out: list[BounceRecipient] = []
@@ -98,7 +115,7 @@ def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
 
 def dsn_success_only(msg: Message) -> bool:
     """True for a delivery report whose every recipient was delivered or relayed (a success notice)."""
-    blocks = [b for part in find_parts(msg, DSN_TYPES) for b in field_blocks(part)
+    blocks = [b for part in report_parts(msg, DSN_TYPES) for b in field_blocks(part)
               if b.get("Final-Recipient") or b.get("Original-Recipient")]
     return bool(blocks) and all(
         (b.get("Action") or "").strip().lower() in ("delivered", "relayed", "expanded", "deliverable")
