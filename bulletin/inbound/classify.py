@@ -8,6 +8,7 @@ the pipeline quarantines the message with the error and moves on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -33,7 +34,7 @@ from bulletin.inbound.reports import (
     original_headers,
     status_code,
 )
-from bulletin.inbound.ses import SesNotice, ses_notice
+from bulletin.inbound.ses import SesNotice, ses_notice, verify_sns
 
 COMPLAINT, BOUNCE, AUTO_REPLY, UNSUBSCRIBE, MAIL = "complaint", "bounce", "auto_reply", "unsubscribe", "mail"
 
@@ -48,8 +49,13 @@ class Classification:
     detail: dict[str, object] = field(default_factory=dict)
 
 
-def classify(msg: Message, tokens: AddressTokens) -> Classification:
-    """What kind of message this is, and who bounced or complained."""
+def classify(msg: Message, tokens: AddressTokens, *, sns_certificates: Sequence[bytes] = ()) -> Classification:
+    """What kind of message this is, and who bounced or complained.
+
+    A complaint needs an ARF `Feedback-Type` part, or an Amazon SES notice whose
+    SNS signature verifies against one of `sns_certificates`; an unverified SES
+    complaint keeps its addresses but is only an automatic message.
+    """
     if tokens.unsubscribe is not None:
         return Classification(UNSUBSCRIBE, "list-unsubscribe-mailto")
     complaint = arf_complaint(msg)
@@ -58,7 +64,7 @@ def classify(msg: Message, tokens: AddressTokens) -> Classification:
                               feedback_type=complaint.feedback_type)
     ses = ses_notice(msg)
     if ses is not None:
-        return _from_ses(ses)
+        return _from_ses(ses, verify_sns(ses, sns_certificates) if sns_certificates else False)
     dsn = dsn_recipients(msg)
     if dsn:
         return Classification(BOUNCE, "verp+dsn" if tokens.bounce else "dsn", bounces=tuple(dsn))
@@ -82,12 +88,17 @@ def classify(msg: Message, tokens: AddressTokens) -> Classification:
     return Classification(MAIL, "human")
 
 
-def _from_ses(ses: SesNotice) -> Classification:
+def _from_ses(ses: SesNotice, verified: bool) -> Classification:
+    detail: dict[str, object] = {"ses_verified": verified}
     if ses.kind == "complaint":
-        return Classification(COMPLAINT, "ses", complaint_addresses=ses.complained, feedback_type=ses.feedback_type)
+        if not verified:
+            return Classification(AUTO_REPLY, "ses-complaint-unverified", complaint_addresses=ses.complained,
+                                  feedback_type=ses.feedback_type, detail=detail)
+        return Classification(COMPLAINT, "ses", complaint_addresses=ses.complained, feedback_type=ses.feedback_type,
+                              detail=detail)
     if ses.kind == "bounce" and ses.bounces:
-        return Classification(BOUNCE, "ses", bounces=ses.bounces)
-    return Classification(AUTO_REPLY, "ses-" + ses.kind)
+        return Classification(BOUNCE, "ses" if verified else "ses-unverified", bounces=ses.bounces, detail=detail)
+    return Classification(AUTO_REPLY, "ses-" + ses.kind, detail=detail)
 
 
 def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
