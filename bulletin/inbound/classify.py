@@ -71,10 +71,11 @@ def classify(msg: Message, tokens: AddressTokens, *, sns_certificates: Sequence[
     if dsn is not None and dsn_success_only(msg):
         return Classification(AUTO_REPLY, "delivery-report")
     reason = auto_reply_reason(msg)
-    bouncey = looks_like_bounce(msg) or dsn is not None
+    shaped = looks_like_bounce(msg)
+    bouncey = shaped or dsn is not None
     if reason and not bouncey:
         return Classification(AUTO_REPLY, reason)
-    found = _heuristic_bounces(msg) if (bouncey or tokens.bounce is not None) else []
+    found = _heuristic_bounces(msg, shaped) if (bouncey or tokens.bounce is not None) else []
     if found:
         return Classification(BOUNCE, "verp+heuristic" if tokens.bounce else "heuristic", bounces=tuple(found))
     if tokens.bounce is not None:
@@ -101,7 +102,7 @@ def _from_ses(ses: SesNotice, verified: bool) -> Classification:
     return Classification(AUTO_REPLY, "ses-" + ses.kind, detail=detail)
 
 
-def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
+def _heuristic_bounces(msg: Message, shaped: bool) -> list[BounceRecipient]:
     """Report fields written as text, then flufl.bounce's detectors, then our own reading of the text.
 
     Status and permanence come from the text when it has them.
@@ -109,13 +110,13 @@ def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
     text = report_text(msg) or body_text(msg)
     inline = text_dsn_recipients(text)
     if inline:
-        return _plausible(msg, inline)
-    if looks_like_bounce(msg):
+        return _plausible(msg, inline, text)
+    if shaped:
         named = family_recipients(text)
         if named:
             code = failure_code(text)
             found = [BounceRecipient(a, text_permanence(code, text), code, "") for a in named[:20]]
-            return _plausible(msg, found, named=True)
+            return _plausible(msg, found, text, named=True)
     temporary, permanent = all_failures(msg)
     code = status_code(text)
     out: list[BounceRecipient] = []
@@ -124,19 +125,19 @@ def _heuristic_bounces(msg: Message) -> list[BounceRecipient]:
         if addr and addr not in {b.address for b in out}:
             out.append(BounceRecipient(addr, text_permanence(code, text, perm) if not code else code[:1] != "4",
                                        code, ""))
-    if not out and looks_like_bounce(msg):
+    if not out and shaped:
         out = text_recipients(msg, text)
-    return _plausible(msg, out)
+    return _plausible(msg, out, text)
 
 
-def _plausible(msg: Message, found: list[BounceRecipient], *, named: bool = False) -> list[BounceRecipient]:
+def _plausible(msg: Message, found: list[BounceRecipient], text: str, *, named: bool = False) -> list[BounceRecipient]:
     """Heuristics over-collect: drop the report's own parties and keep the original's recipients when known.
 
     Addresses `named` by a server's own failure list stand even when the original's To: lists fewer
     (Bcc and list expansions are not in it).
     """
     original = original_headers(msg)
-    exclude = set(addresses(msg, "From", "To", "Reply-To")) | message_id_addresses(msg, report_text(msg))
+    exclude = set(addresses(msg, "From", "To", "Reply-To")) | message_id_addresses(msg, text)
     wanted: set[str] = set()
     if original is not None:
         exclude |= set(addresses(original, "From", "Sender", "Reply-To"))
