@@ -57,7 +57,8 @@ def test_delivery_notices_are_not_bounces(sisimai: dict) -> None:  # type: ignor
 def test_bounces_are_classified_as_bounces(sisimai: dict) -> None:  # type: ignore[type-arg]
     bounces = _bounces(sisimai)
     right = sum(c.kind == "bounce" for c, _ in bounces.values())
-    assert right / len(bounces) >= 0.95, f"{right}/{len(bounces)}"
+    # Floor raised by issue 11 (was 509/531): MTA families' free-text notices are read too.
+    assert len(bounces) == 531 and right >= 525, f"{right}/{len(bounces)}"
 
 
 def test_bounce_recipient_count_and_permanence(sisimai: dict) -> None:  # type: ignore[type-arg]
@@ -68,7 +69,8 @@ def test_bounce_recipient_count_and_permanence(sisimai: dict) -> None:  # type: 
     for c, rows in counted.values():
         want = [str(r["deliverystatus"]).startswith("5") if r["deliverystatus"] else r["hardbounce"] for r in rows]
         kind_right += [b.permanent for b in c.bounces] == want
-    assert kind_right / len(bounces) >= 0.88, f"{kind_right}/{len(bounces)}"
+    # Floor raised by issue 11 (was 475/531): "recipient and permanent/temporary right".
+    assert kind_right >= 505, f"{kind_right}/{len(bounces)}"
 
 
 def test_every_bounce_recipient_is_an_address(sisimai: dict) -> None:  # type: ignore[type-arg]
@@ -84,11 +86,11 @@ def test_rfc3464_report_reads_status_and_diagnostic(sisimai: dict) -> None:  # t
 
 
 def test_arf_complaints_are_recognised(sisimai: dict) -> None:  # type: ignore[type-arg]
+    """Every report with a feedback-report part is a complaint; the subject-only ones (Hotmail's old JMRP) are not."""
     arf = {k: c for k, (c, rows) in sisimai.items() if rows[0]["reason"] == "feedback"}
-    right = sum(c.kind == "complaint" for c in arf.values())
-    assert right >= len(arf) - 1, f"{right}/{len(arf)}"
     standard = [k for k in arf if b"message/feedback-report" in (corpus("sisimai", "maildir", "bsd", k)).read_bytes()]
-    assert all(arf[k].kind == "complaint" for k in standard)
+    assert len(standard) >= 13 and all(arf[k].kind == "complaint" for k in standard)
+    assert all(c.kind != "complaint" for k, c in arf.items() if k not in standard)
 
 
 def test_rfc3834_auto_replies_are_recognised(sisimai: dict) -> None:  # type: ignore[type-arg]
@@ -162,11 +164,13 @@ def test_unreadable_corpus_folder_would_skip_not_fail() -> None:
 
 
 def test_ses_bounce_and_complaint_notifications_are_read(sisimai: dict) -> None:  # type: ignore[type-arg]
+    """Read, but unverified: no SNS certificate is configured, so nothing here is a complaint."""
     bounce, _ = sisimai["lhost-amazonses-09.eml"]
     assert (bounce.kind, bounce.reason, bounce.bounces[0].address, bounce.bounces[0].permanent) == (
-        "bounce", "ses", "bounce@simulator.amazonses.com", True)
+        "bounce", "ses-unverified", "bounce@simulator.amazonses.com", True)
     complaint, _ = sisimai["lhost-amazonses-11.eml"]
-    assert (complaint.kind, complaint.complaint_addresses) == ("complaint", ("complaint@simulator.amazonses.com",))
+    assert (complaint.kind, complaint.reason, complaint.complaint_addresses) == (
+        "auto_reply", "ses-complaint-unverified", ("complaint@simulator.amazonses.com",))
 
 
 def test_unreadable_ses_json_falls_through(links: Links) -> None:

@@ -73,12 +73,14 @@ def test_cli_serve_runs_an_lmtp_server_that_stores_mail(world: World) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bulletin", "-w", str(world.settings.workspace), "inbound",
                              "serve", "--port", str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        for _ in range(200):
+        deadline = time.monotonic() + 60  # a loaded CI machine can take many seconds to start Python
+        while True:
             try:
                 client = smtplib.LMTP("127.0.0.1", port)
                 break
             except OSError:
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the LMTP listener did not start within 60 s"
                 time.sleep(0.05)
         refused = client.sendmail("x@example.net", ["reply@news.example.org"],
                                   mail(to="reply@news.example.org", frm="x@example.net", message_id="<serve@c>"))

@@ -12,6 +12,13 @@ import re
 from email.message import Message
 
 from bulletin.inbound.reading.autoreply import auto_reply_reason
+from bulletin.inbound.reading.bounce_forms import (
+    FAMILY_RE,
+    family_recipients,
+    reply_code_permanence,
+    report_text,
+    wording_permanence,
+)
 from bulletin.inbound.reading.parse import addresses, header, sender
 from bulletin.inbound.reading.reports import (
     ORIGINAL_TYPES,
@@ -20,7 +27,8 @@ from bulletin.inbound.reading.reports import (
     status_code,
 )
 
-_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mail.delivery.system")
+_DAEMONS = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon", "mdaemon",
+            "mail.delivery.system")
 _SUBJECT_RE = re.compile(
     r"undeliver|delivery (?:status )?notification|delivery fail|returned mail|mail delivery (?:fail|system)"
     r"|failure notice|could not be delivered|non[- ]?deliver|delivery has failed|not delivered|delivery error"
@@ -54,38 +62,58 @@ def _addresses_near_errors(text: str) -> list[str]:
 
 
 def looks_like_bounce(msg: Message) -> bool:
-    """A mailer-daemon sender, or a non-delivery subject on a message that is machine-made.
+    """A mailer-daemon sender, or a non-delivery subject or an MTA's wording on a message that is machine-made.
 
     A subject alone is not enough: a person may well write "Re: delivery problem".
+    Nor is the wording: a person may paste a bounce into a reply (quoted lines
+    are not read), so it also needs a machine sign.
     """
     name, addr = sender(msg)
     local = addr.split("@")[0] if addr else name.strip().lower()
     if any(local.startswith(d) for d in _DAEMONS) or msg.get("X-Failed-Recipients") is not None:
         return True
-    if not _SUBJECT_RE.search(header(msg, "Subject")):
+    if not _SUBJECT_RE.search(header(msg, "Subject")) and not _family_wording(msg):
         return False
     machine = (auto_reply_reason(msg) is not None or msg.get_content_type() == "multipart/report"
                or any(p.get_content_type() in ORIGINAL_TYPES for p in msg.walk()))
     return machine
 
 
+def _family_wording(msg: Message) -> bool:
+    """An MTA family's opening sentence near the top of the notice, outside quoted lines."""
+    head = "\n".join(ln for ln in report_text(msg)[:6000].split("\n") if not ln.lstrip().startswith(">"))
+    return FAMILY_RE.search(head) is not None
+
+
 def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
     own = {sender(msg)[1], *addresses(msg, "To", "Reply-To")}
     original = original_headers(msg)
     found: list[str] = [a.lower() for a in _ADDR_RE.findall(header(msg, "X-Failed-Recipients"))]
+    precise = set(found)
+    if not found:
+        found = family_recipients(text)
+        precise = set(found)
     if original is not None and not found:
         found = [a.lower() for a in _ADDR_RE.findall(header(original, "To"))]
         own |= set(addresses(original, "From", "Reply-To"))
     if not found:
         found = _addresses_near_errors(text)
-    found = [a for a in dict.fromkeys(found) if a not in own and not a.split("@")[0].startswith(_DAEMONS)]
+    found = [a for a in dict.fromkeys(found)
+             if a in precise or (a not in own and not a.split("@")[0].startswith(_DAEMONS))]
     if not found:
         return []
     code = status_code(text)
+    return [BounceRecipient(a, text_permanence(code, text), code, "") for a in found[:5]]
+
+
+def text_permanence(code: str, text: str, default: bool = False) -> bool:
+    """The status code's class, else the SMTP reply code's, else the wording; else `default`.
+
+    Without any of them the bounce counts as soft: the score decides, not one message.
+    """
     if code:
-        permanent = code.startswith("5")
-    else:
-        # Without a code, only unambiguous wording makes it permanent; else the soft score decides.
-        reply = _REPLY_CODE_RE.search(text)
-        permanent = reply.group(1) == "5" if reply else bool(_PERMANENT_WORDS.search(text))
-    return [BounceRecipient(a, permanent, code, "") for a in found[:5]]
+        return code.startswith("5")
+    for verdict in (reply_code_permanence(text), wording_permanence(text)):
+        if verdict is not None:
+            return verdict
+    return default

@@ -1,7 +1,9 @@
 """The visible part of a reply: what the person wrote, without the quoted issue or their signature.
 
-mail-parser-reply does the heavy lifting and knows the "On ... wrote:" header in
-many languages. Before it, two cheap passes it lacks: trailing `>` quote
+First our own marker pass (`quotes.py`): attributions in eight languages, also
+wrapped over two lines, Outlook header blocks, "Original Message" separators,
+and bottom-posted or interleaved answers. Then mail-parser-reply, which knows
+many more header shapes, and two cheap passes it lacks: trailing `>` quote
 blocks and a `-- ` signature delimiter at the end of the first reply.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import re
 
 from mailparser_reply import EmailReply, EmailReplyParser
+
+from bulletin.inbound.reading.quotes import split_reply
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "da", "sv", "pl", "cs", "ja"]
 _PARSER = EmailReplyParser(languages=LANGUAGES)
@@ -30,6 +34,9 @@ _SIG_RE = re.compile(r"^(?:-- ?|__+|Sent from my [\w ]+|Sent from \w+ for \w+|Ge
 def visible_text(text: str) -> str:
     """The new text of a reply, stripped; the whole text when nothing is recognisably quoted."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")[:_MAX_CHARS]
+    answer = split_reply(text)
+    if answer is not None:
+        text = answer
     try:
         replies = _PARSER.read(text=text).replies
         latest = next((_body(r) for r in replies if r.body.strip()), None)

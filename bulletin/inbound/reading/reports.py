@@ -16,7 +16,6 @@ from bulletin.inbound.reading.parse import decode_value, header, part_text
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/delivery-status")
 ARF_TYPE = "message/feedback-report"
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
-_COMPLAINT_SUBJECT = re.compile(r"complaint about message|abuse report|spam report|feedback report", re.I)
 _PLAIN_ADDR_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~.-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -49,6 +48,23 @@ def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
     return [p for p in msg.walk() if p.get_content_type() in types]
 
 
+def report_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
+    """Parts of the report itself: a returned original may be a report too (a bounce of a bounce), not ours."""
+    out: list[Message] = []
+    stack = [msg]
+    while stack:
+        part = stack.pop(0)
+        ctype = part.get_content_type()
+        if ctype in types:
+            out.append(part)
+        if ctype in ORIGINAL_TYPES and part is not msg:
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list) and ctype not in DSN_TYPES + (ARF_TYPE,):
+            stack.extend(p for p in payload if isinstance(p, Message))
+    return out
+
+
 def _address_field(value: str) -> str:
     """`rfc822; user@example.org` -> `user@example.org`."""
     value = decode_value(value)
@@ -74,7 +90,7 @@ def status_code(text: str) -> str:
 
 def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
     """Failed or delayed recipients of an RFC 3464 report; None when the message has no such part."""
-    parts = find_parts(msg, DSN_TYPES)
+    parts = report_parts(msg, DSN_TYPES)
     if not parts:
         return None
     out: list[BounceRecipient] = []
@@ -98,7 +114,7 @@ def dsn_recipients(msg: Message) -> list[BounceRecipient] | None:
 
 def dsn_success_only(msg: Message) -> bool:
     """True for a delivery report whose every recipient was delivered or relayed (a success notice)."""
-    blocks = [b for part in find_parts(msg, DSN_TYPES) for b in field_blocks(part)
+    blocks = [b for part in report_parts(msg, DSN_TYPES) for b in field_blocks(part)
               if b.get("Final-Recipient") or b.get("Original-Recipient")]
     return bool(blocks) and all(
         (b.get("Action") or "").strip().lower() in ("delivered", "relayed", "expanded", "deliverable")
@@ -115,22 +131,24 @@ class Complaint:
 
 
 def arf_complaint(msg: Message) -> Complaint | None:
-    """The ARF feedback report of a message, or None when it has none."""
-    parts = find_parts(msg, (ARF_TYPE,))
-    report_type = (msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
-    informal = _COMPLAINT_SUBJECT.search(header(msg, "Subject")) and find_parts(msg, ORIGINAL_TYPES)
-    if not parts and str(report_type).lower() != "feedback-report" and not informal:
-        return None
+    """The ARF feedback report of a message, or None when it has none.
+
+    Only a `message/feedback-report` part with a `Feedback-Type` field makes a
+    complaint. Words never do: a reader may well reply "Feedback report: ..."
+    with the bulletin attached, and that is feedback, not a spam complaint.
+    """
     fields: dict[str, list[str]] = {}
-    for part in parts:
+    for part in report_parts(msg, (ARF_TYPE,)):
         for block in field_blocks(part):
             for name, value in block.items():
                 fields.setdefault(name.lower(), []).append(decode_value(value))
+    if not any(v.strip() for v in fields.get("feedback-type", [])):
+        return None
     addrs = [_address_field(v) for k in ("original-rcpt-to", "removal-recipient") for v in fields.get(k, [])]
     original = original_headers(msg)
     if original is not None:
         addrs += [a for a in _plain_addresses(header(original, "To")) if a not in addrs]
-    ftype = (fields.get("feedback-type") or ["abuse"])[0].strip().lower()
+    ftype = fields["feedback-type"][0].strip().lower()
     mail_from = _address_field((fields.get("original-mail-from") or [""])[0])
     return Complaint(ftype, tuple(a for a in addrs if "@" in a), mail_from)
 
