@@ -52,6 +52,7 @@ class _Scan(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.ids: list[str] = []
+        self.names: set[str] = set()  # <a name="...">: the only in-email target Gmail, Outlook and Yahoo follow
         self.hrefs: list[str] = []
         self.images: list[dict[str, str | None]] = []
         self.events: list[tuple[str, str]] = []  # ("id", value) / ("href", value) in document order
@@ -61,6 +62,8 @@ class _Scan(HTMLParser):
         if a.get("id"):
             self.ids.append(str(a["id"]))
             self.events.append(("id", str(a["id"])))
+        if tag == "a" and a.get("name"):
+            self.names.add(str(a["name"]))
         if tag == "a" and a.get("href") is not None:
             self.hrefs.append(str(a["href"]))
             self.events.append(("href", str(a["href"])))
@@ -99,11 +102,16 @@ def _check_anchors(compiled: Compiled, scan: _Scan, report: CheckReport) -> None
     ids = set(scan.ids)
     for dup in sorted({i for i in scan.ids if scan.ids.count(i) > 1}):
         report.errors.append(f"id {dup!r} is used more than once: in-page links are ambiguous")
-    for href in scan.hrefs:
-        if href.startswith("#") and href[1:] not in ids:
+    for href in dict.fromkeys(h for h in scan.hrefs if h.startswith("#")):
+        if href[1:] not in ids:
             report.errors.append(f"in-page link {href!r} has no target with that id")
+        if href[1:] not in scan.names:
+            report.errors.append(f"in-page link {href!r} has no <a name={href[1:]!r}>: "
+                                 "Gmail, Outlook and Yahoo will not follow it")
     if TOP_ANCHOR not in ids:
         report.errors.append(f"no element with id {TOP_ANCHOR!r}: 'Back to top' links go nowhere")
+    elif TOP_ANCHOR not in scan.names:
+        report.errors.append(f"no <a name={TOP_ANCHOR!r}>: 'Back to top' links go nowhere in Gmail and Outlook")
     contents = {h[1:] for h in scan.hrefs if h.startswith("#")}
     for block in compiled.blocks:
         if block.anchor not in ids:

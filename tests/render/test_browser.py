@@ -63,6 +63,28 @@ def test_clicking_a_contents_link_scrolls_to_its_block(browser, email_url: str, 
         context.close()
 
 
+@pytest.mark.parametrize("width", [375, 700])
+def test_links_scroll_by_name_alone_as_in_gmail_and_outlook(browser, email_url: str, width: int) -> None:  # type: ignore[no-untyped-def]
+    """Gmail web and Outlook drop ids: with every id removed, the named anchors still take the reader there."""
+    context, page = open_page(browser, email_url, width)
+    try:
+        page.evaluate("document.querySelectorAll('[id]').forEach(e => e.removeAttribute('id'))")
+        for anchor in ("match-making", "top"):
+            page.click(f'a[href="#{anchor}"] >> nth=0' if anchor == "match-making" else 'a[href="#top"] >> nth=6')
+            page.wait_for_function(f"location.hash === '#{anchor}'")
+            top, scroll_y, max_y = page.evaluate(
+                f"""[document.getElementsByName({anchor!r})[0].getBoundingClientRect().top, window.scrollY,
+                    document.documentElement.scrollHeight - window.innerHeight]"""
+            )
+            if anchor == "top":
+                assert scroll_y < 50 and top >= 0
+            else:
+                assert scroll_y > 0
+                assert abs(top) <= 1 or scroll_y >= max_y - 1, f"{anchor} at {top}px after the jump"
+    finally:
+        context.close()
+
+
 def test_back_to_top_returns_to_the_top(browser, email_url: str) -> None:  # type: ignore[no-untyped-def]
     context, page = open_page(browser, email_url, 375)
     try:

@@ -38,6 +38,16 @@ def test_every_contents_link_targets_an_existing_block_id(sample: Compiled, alic
     assert all(doc.get_element_by_id(b.anchor).text_content() == b.heading for b in sample.blocks)
 
 
+def test_every_target_is_a_named_anchor_with_the_same_id(sample: Compiled, alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    for anchor in ["top", "contents"] + [b.anchor for b in sample.blocks]:
+        target = doc.get_element_by_id(anchor)
+        assert (target.tag, target.get("name"), target.get("href")) == ("a", anchor, None)
+        assert doc.xpath(f'//a[@name="{anchor}"]') == [target]
+    headings = {b.anchor: doc.get_element_by_id(b.anchor).getparent().tag for b in sample.blocks}
+    assert set(headings.values()) == {"h2"}
+
+
 def test_every_block_ends_with_a_back_to_top_link_to_the_top_anchor(sample: Compiled, alice_html: str) -> None:
     doc = doc_of(alice_html)
     anchors = [b.anchor for b in sample.blocks]
@@ -46,13 +56,13 @@ def test_every_block_ends_with_a_back_to_top_link_to_the_top_anchor(sample: Comp
         assert between, f"no Back to top link between {this} and {nxt}"
     backs = doc.xpath('//a[@href="#top"]')
     assert len(backs) == len(anchors) and all(a.text_content() == "Back to top" for a in backs)
-    top = doc.get_element_by_id("top")
+    top = doc.get_element_by_id("top").getparent()
     assert top.xpath(".//a/@href") == [ALICE.view_online_url]  # view online sits at the very top
 
 
 def test_styles_are_inlined_and_only_media_rules_stay_in_style_tags(alice_html: str) -> None:
     doc = doc_of(alice_html)
-    h2 = doc.get_element_by_id("contents")
+    h2 = doc.get_element_by_id("contents").getparent()
     assert "color:#00587c" in h2.get("style", "").replace(" ", "")
     for style in doc.xpath("//style"):
         css = re.sub(r"/\*.*?\*/", "", style.text or "", flags=re.S).strip()
@@ -209,3 +219,20 @@ def test_template_errors_name_the_template(render_settings: Settings) -> None:
 
 def shutil_copy_templates(ws: Path) -> None:
     shutil.copytree(default_templates_dir(), ws / "templates")
+
+
+def test_the_preheader_is_hidden_once_without_a_colour_then_padded(sample: Compiled, alice_html: str) -> None:
+    doc = doc_of(alice_html)
+    hidden = doc.xpath('//div[contains(@class, "preheader")]')
+    assert len(hidden) == 1
+    style = hidden[0].get("style", "").replace(" ", "")
+    for rule in ("display:none", "mso-hide:all", "max-height:0", "opacity:0"):
+        assert rule in style
+    assert "color" not in style
+    text = hidden[0].text_content()
+    assert text.startswith(sample.preheader)
+    padding = text[len(sample.preheader):]
+    assert len(padding) >= 100 and set(padding) == {"\u200c", "\u00a0"}
+    assert alice_html.count(sample.preheader) == 1  # not repeated in the visible top bar
+    topbar = doc.get_element_by_id("top").getparent()
+    assert topbar.text_content().strip() == "View this email in your browser"

@@ -13,10 +13,10 @@ from tests.render.conftest import SAMPLE_SLUG
 
 U, P, V = marker("unsubscribe_url"), marker("preferences_url"), marker("view_online_url")
 GOOD_BODY = (
-    f'<p id="top"><a href="{V}">View online</a></p>'
+    f'<p><a name="top" id="top"></a><a href="{V}">View online</a></p>'
     '<h2 id="contents">In this issue</h2><ol><li><a href="#one">One</a></li><li><a href="#two">Two</a></li></ol>'
-    '<h2 id="one">One</h2><p>x</p><a href="#top">Back to top</a>'
-    '<h2 id="two">Two</h2><p><a href="https://www.example.org/">y</a></p><a href="#top">Back to top</a>'
+    '<h2><a name="one" id="one">One</a></h2><p>x</p><a href="#top">Back to top</a>'
+    '<h2><a name="two" id="two">Two</a></h2><p><a href="https://www.example.org/">y</a></p><a href="#top">Back to top</a>'
     f'<p id="footer"><a href="{U}">Unsubscribe</a> <a href="{P}">Preferences</a></p>'
 )
 GOOD_TEXT = f"1. One\n2. Two\nUnsubscribe: {U}\nPreferences: {P}\n"
@@ -53,13 +53,24 @@ def test_block_without_back_to_top_is_an_error() -> None:
 
 
 def test_missing_top_anchor_is_an_error() -> None:
-    errors = check_compiled(compiled(GOOD_BODY.replace('<p id="top">', "<p>"))).errors
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="top" id="top"></a>', ""))).errors
     assert any("no element with id 'top'" in e for e in errors)
 
 
 def test_block_without_its_id_is_an_error() -> None:
-    errors = check_compiled(compiled(GOOD_BODY.replace('<h2 id="two">', "<h2>"))).errors
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="two" id="two">', '<a name="two">'))).errors
     assert "block 'two' has no element with its id" in errors
+
+
+def test_link_to_an_id_without_a_named_anchor_is_an_error() -> None:
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="two" id="two">', '<a id="two">'))).errors
+    assert errors == ["in-page link '#two' has no <a name='two'>: Gmail, Outlook and Yahoo will not follow it"]
+
+
+def test_top_anchor_without_a_name_is_an_error() -> None:
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="top" id="top">', '<a id="top">'))).errors
+    assert "no <a name='top'>: 'Back to top' links go nowhere in Gmail and Outlook" in errors
+    assert "in-page link '#top' has no <a name='top'>: Gmail, Outlook and Yahoo will not follow it" in errors
 
 
 def test_duplicate_ids_are_an_error() -> None:
