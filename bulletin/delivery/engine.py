@@ -72,7 +72,9 @@ def skeleton_for(settings: Settings, engine: Engine, send: Send, *, test: bool =
 def make_skeleton(settings: Settings, compiled: Compiled, mlist: MailingList, issue_id: int, *,
                   test: bool = False) -> MessageSkeleton:
     identity = ListIdentity(id=int(mlist.id or 0), slug=mlist.slug, name=mlist.name, from_name=mlist.from_name,
-                            from_address=mlist.from_address, reply_to=mlist.reply_to)
+                            from_address=mlist.from_address, reply_to=mlist.reply_to,
+                            organisation=mlist.organisation or settings.organisation,
+                            postal_address=mlist.postal_address or settings.postal_address)
     return MessageSkeleton(settings, compiled, identity, issue_id, test=test)
 
 

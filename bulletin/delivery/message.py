@@ -12,24 +12,29 @@ message. One-off mails (confirmations, answers to feedback) are rare and use
 from __future__ import annotations
 
 import binascii
+import datetime as dt
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.errors import ConfigError, DeliveryError
-from bulletin.render.compiled import SLOTS, Compiled, Recipient, Template
+from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, Sender, Template
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-DKIM_HEADERS = (
-    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
+# Each listed twice: the second, unmatched entry signs "no further such header" (RFC 6376 section 8.15), so
+# a Subject or List-Unsubscribe added above the signed one breaks the signature.
+DKIM_OVERSIGNED = (
+    b"from", b"to", b"subject", b"date", b"reply-to", b"message-id", b"list-id",
+    b"list-unsubscribe", b"list-unsubscribe-post",
 )
+DKIM_SIGNED_IF_PRESENT = (b"feedback-id", b"mime-version", b"content-type")
 
 
 def clean_header(value: str) -> str:
@@ -40,6 +45,24 @@ def clean_header(value: str) -> str:
 def format_address(name: str, address: str) -> str:
     """`Name <addr>`, quoting specials and RFC 2047-encoding non-ASCII names."""
     return formataddr((clean_header(name), clean_header(address)), charset="utf-8")
+
+
+def address_header(field: str, name: str, address: str) -> bytes:
+    """`Field: Name <addr>` built once by formataddr and written as is, never re-folded.
+
+    Folding an already encoded value through the header policy splits a name like
+    `Zoë O'Neil, MBE` into an encoded word and a bare `O'Neil, MBE`, which readers
+    take for two mailboxes (CPython issue 121284). formataddr quotes an ASCII name
+    with specials and encodes a non-ASCII one as one encoded word, comma included.
+    """
+    value = format_address(name, address) if clean_header(name) else clean_header(address)
+    return f"{field}: {value}\r\n".encode("ascii")
+
+
+def date_header(now: float | None = None) -> bytes:
+    """`Date:` with a numeric `+0000` zone (RFC 5322 3.3; the `GMT` form is obsolete)."""
+    moment = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
+    return b"Date: " + format_datetime(moment).encode("ascii") + b"\r\n"
 
 
 def fold(name: str, value: str) -> bytes:
@@ -69,7 +92,7 @@ def simple_message(
     msg["From"] = clean_header(from_addr or f"bulletin@{settings.sending_domain}")
     msg["To"] = clean_header(to)
     msg["Subject"] = clean_header(subject)
-    msg["Date"] = formatdate(usegmt=True)
+    msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id
     if reply_to:
         msg["Reply-To"] = clean_header(reply_to)
@@ -104,9 +127,10 @@ def dkim_sign(settings: Settings, data: bytes, domain: str, key: bytes | None = 
         return data
     import dkim
 
+    headers = [*DKIM_OVERSIGNED, *DKIM_OVERSIGNED, *(h for h in DKIM_SIGNED_IF_PRESENT if _has_header(data, h))]
     try:
         sig = dkim.sign(data, settings.dkim_selector.encode(), domain.encode(), key,
-                        include_headers=[h for h in DKIM_HEADERS if _has_header(data, h)])
+                        canonicalize=(b"relaxed", b"relaxed"), include_headers=headers)
     except dkim.DKIMException as exc:
         raise ConfigError(f"setting 'dkim_key_path': cannot sign for {domain}: {exc}") from None
     return sig + data
@@ -134,6 +158,21 @@ class ListIdentity:
     from_name: str
     from_address: str
     reply_to: str | None = None
+    organisation: str = ""  # as the footer shows it: the list's, else the workspace's, else from_name
+    postal_address: str = ""
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(organisation=self.organisation or self.from_name, list_name=self.name,
+                      postal_address=self.postal_address)
+
+    @property
+    def display_name(self) -> str:
+        """The From name names the organisation too: `Team, Organisation` (once)."""
+        org = self.organisation
+        if not org or org.casefold() in self.from_name.casefold():
+            return self.from_name
+        return f"{self.from_name}, {org}"
 
 
 @dataclass(frozen=True)
@@ -196,7 +235,7 @@ class MessageSkeleton:
     def __init__(self, settings: Settings, compiled: Compiled, mailing_list: ListIdentity,
                  issue_id: int, *, test: bool = False, links: Links | None = None) -> None:
         self.settings = settings
-        self.compiled = compiled
+        self.compiled = compiled = compiled.for_sender(mailing_list.sender)
         self.list = mailing_list
         self.issue_id = issue_id
         self.links = links or Links.for_settings(settings)
@@ -204,15 +243,17 @@ class MessageSkeleton:
         self.dkim_domain = _domain_of(mailing_list.from_address)
         subject = f"[TEST] {compiled.subject}" if test else compiled.subject
         self.view_online_url = self.links.view_online_url(compiled.slug)
-        self.reply_name = _display(mailing_list.from_name)
+        self.reply_name = _display(mailing_list.display_name)
         self.boundary = "=_b" + hashlib.sha1(compiled.to_json().encode()).hexdigest()[:24]
         list_id = f"{clean_header(mailing_list.name)} <{mailing_list.slug}.{self.settings.sending_domain}>"
+        feedback_id = f"{compiled.slug}:{mailing_list.slug}:bulletin:{self.settings.sending_domain}"
         self.head = b"".join([
-            fold("From", format_address(mailing_list.from_name, mailing_list.from_address)),
+            address_header("From", mailing_list.display_name, mailing_list.from_address),
             fold("Subject", subject),
         ])
         self.head_tail = b"".join([
             fold("List-Id", list_id),
+            fold("Feedback-ID", feedback_id),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"Precedence: bulk\r\n",
             b"MIME-Version: 1.0\r\n",
@@ -225,6 +266,14 @@ class MessageSkeleton:
         self.close = b"\r\n--" + b + b"--\r\n"
         self.text = _Body.of(compiled.text)
         self.html = _Body.of(compiled.html)
+        self._date_cache: tuple[int, bytes] = (-1, b"")
+
+    def _date(self) -> bytes:
+        """The Date line, formatted once a second rather than once a message."""
+        now = int(time.time())
+        if self._date_cache[0] != now:
+            self._date_cache = (now, date_header(now))
+        return self._date_cache[1]
 
     def recipient(self, row: RecipientRow) -> Recipient:
         links, sid = self.links, row.subscriber_id
@@ -251,7 +300,7 @@ class MessageSkeleton:
         out = [
             self.head,
             _to_header(row.name, email),
-            b"Date: " + formatdate(usegmt=True).encode() + b"\r\n",
+            self._date(),
             b"Message-ID: " + message_id.encode() + b"\r\n",
             b"Reply-To: " + self.reply_name + b"<" + r.reply_address.encode() + b">\r\n",
             b"List-Unsubscribe: <" + r.unsubscribe_url.encode() + b">,\r\n <" + mailto.encode() + b">\r\n",
@@ -297,7 +346,7 @@ def _to_header(name: str, email: str) -> bytes:
         return b"To: " + value.encode() + b"\r\n"
     if not email.isascii():
         raise DeliveryError("non-ASCII addresses need SMTPUTF8, which bulletin does not send", where=email)
-    return fold("To", format_address(name, email))
+    return address_header("To", name, email)
 
 
 def check_recipient(row: RecipientRow) -> str:
@@ -322,6 +371,6 @@ def check_recipient(row: RecipientRow) -> str:
 def check_slots(compiled: Compiled) -> None:
     """A template naming an unknown slot would fail for every recipient: refuse before sending."""
     for tpl in (compiled.html, compiled.text):
-        unknown = set(tpl.slots) - set(SLOTS)
+        unknown = set(tpl.slots) - set(SLOTS) - set(LIST_SLOTS)
         if unknown:
             raise DeliveryError(f"issue {compiled.slug}: unknown slots {sorted(unknown)}")

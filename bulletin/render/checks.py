@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from bulletin.config import Settings
-from bulletin.render.compiled import Compiled, Recipient
+from bulletin.render.compiled import Compiled, Recipient, Sender
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARNING_BYTES = 90 * 1024
@@ -25,6 +25,12 @@ PROBE = Recipient(
     preferences_url="https://bulletin.example.org/preferences/" + "x" * 80,
     view_online_url="https://bulletin.example.org/archive/issue-slug-of-some-length/",
     reply_address="reply+" + "x" * 40 + "@bulletin.example.org",
+)
+
+PROBE_SENDER = Sender(
+    organisation="The Northshire and Wellsbury Councils' Shared Services Partnership",
+    list_name="Shared Services and Digital Transformation e-bulletin",
+    postal_address="Partnership Office, Floor 3, 14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom",
 )
 
 
@@ -73,7 +79,7 @@ class _Scan(HTMLParser):
 
 def check_compiled(compiled: Compiled) -> CheckReport:
     """Run every pre-send check on `compiled`; never raises for content problems."""
-    filled = compiled.fill(PROBE)
+    filled = compiled.fill(PROBE, PROBE_SENDER)
     report = CheckReport(html_bytes=len(filled.html.encode()), text_bytes=len(filled.text.encode()))
     scan = _Scan()
     scan.feed(filled.html)
@@ -197,5 +203,12 @@ def _check_text(compiled: Compiled, text: str, report: CheckReport) -> None:
 def check_issue(settings: Settings, issue: str) -> CheckReport:
     """Compile `issue` and check it: what `bulletin check` runs."""
     from bulletin.render.build import compile_issue
+    from bulletin.render.sender import sender_for_list
 
-    return check_compiled(compile_issue(settings, issue))
+    compiled = compile_issue(settings, issue)
+    report = check_compiled(compiled)
+    for slug in compiled.lists:
+        if not sender_for_list(settings, slug).postal_address:
+            report.errors.append(f"list {slug!r} has no postal address: set postal_address in lists.toml "
+                                 "or in bulletin.toml (CAN-SPAM requires one in every footer)")
+    return report

@@ -42,7 +42,7 @@ def test_the_filled_bytes_parse_to_the_same_message_the_compiled_issue_fills(con
     sk = MessageSkeleton(conf, compiled, LIST, 42)
     out = sk.build(RecipientRow(7, "ann@example.org", "Ann Example"))
     msg = _parse(out.data)
-    filled = compiled.fill(sk.recipient(RecipientRow(7, "ann@example.org", "Ann Example")))
+    filled = sk.compiled.fill(sk.recipient(RecipientRow(7, "ann@example.org", "Ann Example")))
     assert msg.get_content_type() == "multipart/alternative"
     # Text parts are canonical CRLF on the wire; the parser hands the CRLF back.
     assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == filled.text

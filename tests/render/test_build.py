@@ -14,10 +14,10 @@ from bulletin.compose import load_issue
 from bulletin.config import Settings, default_templates_dir
 from bulletin.errors import ContentError
 from bulletin.render.build import build_issue, compile_issue, issue_folder
-from bulletin.render.compiled import SLOTS, Compiled, Recipient, marker
+from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, marker
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments
-from tests.render.conftest import ALICE, SAMPLE_SLUG
+from tests.render.conftest import ALICE, SAMPLE_SLUG, SENDER
 
 
 def doc_of(html: str) -> lxml.html.HtmlElement:
@@ -26,7 +26,7 @@ def doc_of(html: str) -> lxml.html.HtmlElement:
 
 @pytest.fixture(scope="module")
 def alice_html(sample: Compiled) -> str:
-    return sample.fill(ALICE).html
+    return sample.fill(ALICE, SENDER).html
 
 
 def test_every_contents_link_targets_an_existing_block_id(sample: Compiled, alice_html: str) -> None:
@@ -84,7 +84,7 @@ def test_nothing_remote_is_loaded(alice_html: str) -> None:
 
 
 def test_text_part_holds_every_heading_numbered_and_every_link(sample: Compiled, alice_html: str) -> None:
-    text = sample.fill(ALICE).text
+    text = sample.fill(ALICE, SENDER).text
     for n, block in enumerate(sample.blocks, 1):
         assert f"\n{n}. {block.heading}\n" in text
     links = set(doc_of(alice_html).xpath("//a/@href"))
@@ -113,8 +113,24 @@ def test_footer_carries_unsubscribe_and_preferences(alice_html: str) -> None:
     assert set(footer.xpath(".//a/@href")) >= {ALICE.unsubscribe_url, ALICE.preferences_url}
 
 
+def test_both_footers_name_the_sender_the_list_why_and_the_postal_address(sample: Compiled) -> None:
+    filled = sample.fill(ALICE, SENDER)
+    footer = doc_of(filled.html).get_element_by_id("footer").getparent().text_content()
+    text_footer = filled.text.split("\n-- \n", 1)[1]
+    for part in (footer, " ".join(text_footer.split())):
+        assert SENDER.organisation in part and SENDER.list_name in part and SENDER.postal_address in part
+        assert "because you subscribed" in part
+    assert ALICE.unsubscribe_url in text_footer and ALICE.preferences_url in text_footer
+
+
+def test_the_web_copy_names_the_first_list_from_lists_toml(render_settings: Settings) -> None:
+    web = compile_issue(render_settings, SAMPLE_SLUG).web_html
+    assert "Northshire Shared Services Partnership" in web and "Shared Services e-bulletin" in web
+    assert "14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom" in web
+
+
 def test_fill_escapes_for_html_and_not_for_text(sample: Compiled) -> None:
-    filled = sample.fill(ALICE)
+    filled = sample.fill(ALICE, SENDER)
     assert "Dear Alice O&#x27;Neill &amp; co," in filled.html
     assert "Dear Alice O'Neill & co," in filled.text
     assert "tok-alice?x=1&amp;y=2" in filled.html and "tok-alice?x=1&y=2" in filled.text
@@ -127,15 +143,16 @@ def test_fill_equals_a_full_render_with_the_same_values(module_settings: Setting
     html_env, text_env = make_environments(module_settings.templates_path)
     plain = {s: ALICE.value(s).replace("&", "").replace("'", "") for s in SLOTS}
     recipient = Recipient(**plain)
-    filled = sample.fill(recipient)
-    assert filled.html == render_html(html_env, issue, plain, module_settings.public_base_url)
-    assert filled.text == render_text(text_env, issue, plain, module_settings.public_base_url)
+    filled = sample.fill(recipient, SENDER)
+    values = plain | {s: SENDER.value(s) for s in LIST_SLOTS}
+    assert filled.html == render_html(html_env, issue, values, module_settings.public_base_url)
+    assert filled.text == render_text(text_env, issue, values, module_settings.public_base_url)
 
 
 def test_compiled_survives_json(sample: Compiled) -> None:
     again = Compiled.from_json(sample.to_json())
     assert again == sample
-    assert again.fill(ALICE) == sample.fill(ALICE)
+    assert again.fill(ALICE, SENDER) == sample.fill(ALICE, SENDER)
 
 
 def test_web_copy_has_no_personal_slots(sample: Compiled) -> None:
@@ -146,8 +163,8 @@ def test_web_copy_has_no_personal_slots(sample: Compiled) -> None:
 
 
 def test_every_slot_marker_survives_the_pipeline(sample: Compiled) -> None:
-    assert set(sample.html.slots) == set(SLOTS)
-    assert set(sample.text.slots) == set(SLOTS)
+    assert set(sample.html.slots) == set(SLOTS + LIST_SLOTS)
+    assert set(sample.text.slots) == set(SLOTS + LIST_SLOTS)
     assert marker("name") not in "".join(sample.html.chunks)
 
 
@@ -193,7 +210,7 @@ def test_bad_content_on_a_first_build_creates_no_build_folder(render_settings: S
 def test_raw_html_in_markdown_arrives_sanitised_in_the_email(render_settings: Settings) -> None:
     block = render_settings.workspace / "content" / SAMPLE_SLUG / "12-raw.md"
     block.write_text('---\ntype: article\nheading: Raw\n---\n<p onmouseover="x()">Hi <script>evil()</script></p>\n')
-    html = compile_issue(render_settings, SAMPLE_SLUG).fill(ALICE).html
+    html = compile_issue(render_settings, SAMPLE_SLUG).fill(ALICE, SENDER).html
     assert "evil()" not in html and "onmouseover" not in html and "Hi" in html
 
 
@@ -203,10 +220,10 @@ def test_stats_series_renders_as_a_bar_table(render_settings: Settings) -> None:
                      "series:\n  title: By size\n  unit: '%'\n  points:\n    - label: Small\n      value: 5\n"
                      "    - label: Large\n      value: 20\n---\n")
     compiled = compile_issue(render_settings, SAMPLE_SLUG)
-    doc = doc_of(compiled.fill(ALICE).html)
+    doc = doc_of(compiled.fill(ALICE, SENDER).html)
     widths = doc.xpath('//*[@id="chart"]/following::table[@width="25%" or @width="100%"]/@width')
     assert "25%" in widths and "100%" in widths
-    assert "Large: 20%" in compiled.fill(ALICE).text
+    assert "Large: 20%" in compiled.fill(ALICE, SENDER).text
 
 
 def test_template_errors_name_the_template(render_settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from bulletin.config import Settings
@@ -163,3 +164,17 @@ def test_compile_issue_result_is_checked_not_mutated(render_settings: Settings) 
     before = c.to_json()
     check_compiled(c)
     assert c.to_json() == before
+
+
+def test_check_issue_fails_when_the_list_has_no_postal_address(render_settings: Settings) -> None:
+    lists = Path(render_settings.workspace) / "subscribers" / "lists.toml"
+    lists.write_text(re.sub(r'(?m)^postal_address = .*\n', "", lists.read_text()))
+    errors = check_issue(render_settings, SAMPLE_SLUG).errors
+    assert len(errors) == 1 and errors[0].startswith("list 'shared-services' has no postal address")
+
+
+def test_the_workspace_postal_address_serves_lists_without_one(render_settings: Settings) -> None:
+    lists = Path(render_settings.workspace) / "subscribers" / "lists.toml"
+    lists.write_text(re.sub(r'(?m)^postal_address = .*\n', "", lists.read_text()))
+    settings = render_settings.model_copy(update={"postal_address": "1 Council Way, Exton, EX1 1AA"})
+    assert check_issue(settings, SAMPLE_SLUG).ok
