@@ -226,6 +226,27 @@ def test_stats_series_renders_as_a_bar_table(render_settings: Settings) -> None:
     assert "Large: 20%" in compiled.fill(ALICE, SENDER).text
 
 
+def test_stats_units_sit_where_a_reader_writes_them(render_settings: Settings) -> None:
+    block = render_settings.workspace / "content" / SAMPLE_SLUG / "12-money.md"
+    block.write_text("---\ntype: stats\nheading: Money\nfigures:\n  - value: 3\n    label: things\n"
+                     "series:\n  title: Savings\n  unit: '£k'\n  points:\n    - label: Payroll\n      value: 1800\n"
+                     "    - label: ICT\n      value: 2.5\n---\n")
+    filled = compile_issue(render_settings, SAMPLE_SLUG).fill(ALICE, SENDER)
+    cells = [c.text_content() for c in doc_of(filled.html).xpath('//td[@align="right"]')]
+    assert "£1,800k" in cells and "£2.5k" in cells
+    assert "Payroll: £1,800k" in filled.text and "1800£k" not in filled.text + filled.html
+
+
+@pytest.mark.parametrize(("value", "unit", "shown"), [
+    (1800, "£k", "£1,800k"), (1800, "£", "£1,800"), (2.5, "€m", "€2.5m"), (45, "%", "45%"),
+    (1234567, "staff", "1,234,567 staff"), (12.25, " km ", "12.25 km"), (7, "", "7"),
+])
+def test_with_unit_places_currency_first_percent_close_and_words_after_a_space(value, unit, shown) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.render.templating import with_unit
+
+    assert with_unit(value, unit) == shown
+
+
 def test_template_errors_name_the_template(render_settings: Settings) -> None:
     shutil_copy_templates(render_settings.workspace)
     layout = render_settings.workspace / "templates" / "email" / "layout.mjml.j2"
