@@ -274,3 +274,20 @@ def test_the_preheader_is_hidden_once_without_a_colour_then_padded(sample: Compi
     assert alice_html.count(sample.preheader) == 1  # not repeated in the visible top bar
     topbar = doc.get_element_by_id("top").getparent()
     assert topbar.text_content().strip() == "View this email in your browser"
+
+
+def test_plain_text_puts_urls_on_their_own_line_wraps_at_78_and_signs_off_with_dash_dash_space(
+        sample: Compiled) -> None:
+    text = sample.fill(ALICE, SENDER).text
+    lines = text.splitlines()
+    urls = [line for line in lines if "http://" in line or "https://" in line]
+    assert len(urls) > 10
+    for line in urls:
+        assert re.fullmatch(r"\s*https?://\S+", line), line  # the label is on the line above
+    for line in lines:
+        if len(line) > 78:  # only what has no space to break at, or must be copied whole
+            assert " " not in line.strip() or line.startswith("Re: "), line
+    assert lines.count("-- ") == 1 and lines.index("-- ") > lines.index("11. Subscribe to our other e-bulletins")
+    footer = lines[lines.index("-- "):]
+    assert ALICE.unsubscribe_url in footer and footer[footer.index(ALICE.unsubscribe_url) - 1] == "Unsubscribe:"
+    assert ALICE.unsubscribe_url not in lines[:lines.index("-- ")]  # replies quote nothing personal
