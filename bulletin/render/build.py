@@ -9,6 +9,7 @@ so a content error leaves the previous build untouched.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,17 @@ def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
         web_html="",
         blocks=tuple(BlockRef(b.anchor, b.type, b.heading) for b in issue.blocks),
     )
-    web = compiled.fill(archive_recipient(settings, compiled), first_sender(settings, compiled)).html
+    web = web_page(compiled.fill(archive_recipient(settings, compiled), first_sender(settings, compiled)).html)
     return Compiled(**{**compiled.__dict__, "web_html": web})
+
+
+def web_page(email_html: str) -> str:
+    """The archive page is the email with a `<main>` landmark round the body, for screen readers."""
+    body = re.search(r"<body\b[^>]*>", email_html)
+    end = email_html.rfind("</body>")
+    if body is None or end < body.end():
+        return email_html
+    return f"{email_html[:body.end()]}\n<main>{email_html[body.end():end]}</main>\n{email_html[end:]}"
 
 
 def first_sender(settings: Settings, compiled: Compiled) -> Sender:
