@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bulletin.compose import load_issue  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.render.build import build_issue, compile_issue, issue_folder  # noqa: E402
-from bulletin.render.compiled import SLOTS, Recipient  # noqa: E402
+from bulletin.render.compiled import LIST_SLOTS, SLOTS, Recipient, Sender  # noqa: E402
 from bulletin.render.pipeline import render_html, render_text  # noqa: E402
 from bulletin.render.templating import make_environments  # noqa: E402
 
@@ -66,7 +66,9 @@ def main() -> None:
         settings = load_settings(ws, public_base_url="https://news.example.org", sending_domain="news.example.org")
         build_issue(settings, SLUG)  # warm-up: imports, template compilation caches
         build_s = statistics.median(timed(build_issue, settings, SLUG) for _ in range(args.runs))
-        compiled = compile_issue(settings, SLUG)
+        sender = Sender("Northshire Shared Services Partnership", "Shared Services e-bulletin",
+                        "14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom")
+        compiled = compile_issue(settings, SLUG).for_sender(sender)  # once per list, as a send does
 
         people = recipients(args.recipients)
 
@@ -82,7 +84,7 @@ def main() -> None:
 
         def rerender_all() -> None:
             for r in few:
-                values = {s: r.value(s) for s in SLOTS}
+                values = {s: r.value(s) for s in SLOTS} | {s: sender.value(s) for s in LIST_SLOTS}
                 render_html(html_env, issue, values, settings.public_base_url)
                 render_text(text_env, issue, values, settings.public_base_url)
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     send_processes: int = Field(default=1, ge=1, le=32, description="Sending processes on this machine")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"
+    organisation: str = Field(default="", description="Who sends the bulletins, for lists.toml entries without one")
+    postal_address: str = Field(default="", description="Sender's postal address, for lists without one")
     reply_local: str = "reply"
     bounce_local: str = "bounces"
     secret_keys: list[str] = Field(default_factory=list, description="Signing keys, newest first")

@@ -47,6 +47,8 @@ class MailingList(SQLModel, table=True):
     from_name: str
     from_address: str
     reply_to: str | None = None
+    organisation: str = ""  # empty: bulletin.toml's `organisation`
+    postal_address: str = ""  # empty: bulletin.toml's `postal_address`
     double_opt_in: bool = True
     archive_public: bool = True
     created_at: datetime = Field(default_factory=utcnow)

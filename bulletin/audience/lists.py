@@ -21,7 +21,8 @@ from bulletin.models import MailingList, id_of, utcnow
 from bulletin.statuses import SubscriptionState
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public")
+FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "organisation", "postal_address",
+          "double_opt_in", "archive_public")
 REQUIRED = ("name", "from_name", "from_address")
 
 
@@ -35,6 +36,8 @@ class ListSpec:
     from_address: str
     description: str = ""
     reply_to: str | None = None
+    organisation: str = ""
+    postal_address: str = ""
     double_opt_in: bool = True
     archive_public: bool = True
 
@@ -87,9 +90,10 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
     for name in REQUIRED:
         if not isinstance(entry.get(name), str) or not entry[name].strip():
             raise ConfigError("is required (a non-empty string)", where=location(where, None, name))
-    for name in ("name", "description", "from_name"):
+    for name in ("name", "description", "from_name", "organisation", "postal_address"):
         value = entry.get(name, "")
-        if not isinstance(value, str) or has_control_chars(value.replace("\n", " ") if name == "description" else value):
+        multiline = name in ("description", "postal_address")
+        if not isinstance(value, str) or has_control_chars(value.replace("\n", " ") if multiline else value):
             raise ConfigError("must be text without control characters", where=location(where, None, name))
     for name in ("double_opt_in", "archive_public"):
         if name in entry and not isinstance(entry[name], bool):
@@ -101,8 +105,15 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
         raise ConfigError(str(exc), where=where) from None
     return ListSpec(slug=slug, name=entry["name"].strip(), from_name=entry["from_name"].strip(),
                     from_address=from_address, description=entry.get("description", "").strip(),
-                    reply_to=reply_to, double_opt_in=entry.get("double_opt_in", True),
+                    reply_to=reply_to, organisation=entry.get("organisation", "").strip(),
+                    postal_address=one_line_address(entry.get("postal_address", "")),
+                    double_opt_in=entry.get("double_opt_in", True),
                     archive_public=entry.get("archive_public", True))
+
+
+def one_line_address(value: str) -> str:
+    """A postal address written over several lines becomes one line, as footers show it."""
+    return ", ".join(part.strip() for part in value.replace(",", "\n").splitlines() if part.strip())
 
 
 def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False) -> SyncReport:

@@ -73,7 +73,9 @@ def skeleton_for(engine: Engine, settings: Settings, send: Send, *, test: bool =
 def make_skeleton(settings: Settings, compiled: Compiled, mlist: MailingList, issue_id: int, *,
                   test: bool = False) -> MessageSkeleton:
     identity = ListIdentity(id=id_of(mlist), slug=mlist.slug, name=mlist.name, from_name=mlist.from_name,
-                            from_address=mlist.from_address, reply_to=mlist.reply_to)
+                            from_address=mlist.from_address, reply_to=mlist.reply_to,
+                            organisation=mlist.organisation or settings.organisation,
+                            postal_address=mlist.postal_address or settings.postal_address)
     return MessageSkeleton(settings, compiled, identity, issue_id, test=test)
 
 

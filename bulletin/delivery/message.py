@@ -14,15 +14,16 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+import time
 from dataclasses import dataclass
-from email.utils import formataddr, formatdate
+from email.utils import formataddr
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
-from bulletin.messenger.headers import clean_header, domain_of, fold, format_address
-from bulletin.render.compiled import SLOTS, Compiled, Recipient, Template
+from bulletin.messenger.headers import address_header, clean_header, date_header, domain_of, fold
+from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, Sender, Template
 
 # Per-recipient messages from a skeleton ---------------------------------------------------------
 
@@ -37,6 +38,21 @@ class ListIdentity:
     from_name: str
     from_address: str
     reply_to: str | None = None
+    organisation: str = ""  # as the footer shows it: the list's, else the workspace's, else from_name
+    postal_address: str = ""
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(organisation=self.organisation or self.from_name, list_name=self.name,
+                      postal_address=self.postal_address)
+
+    @property
+    def display_name(self) -> str:
+        """The From name names the organisation too: `Team, Organisation` (once)."""
+        org = self.organisation
+        if not org or org.casefold() in self.from_name.casefold():
+            return self.from_name
+        return f"{self.from_name}, {org}"
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ class MessageSkeleton:
     def __init__(self, settings: Settings, compiled: Compiled, mailing_list: ListIdentity,
                  issue_id: int, *, test: bool = False, links: Links | None = None) -> None:
         self.settings = settings
-        self.compiled = compiled
+        self.compiled = compiled = compiled.for_sender(mailing_list.sender)
         self.list = mailing_list
         self.issue_id = issue_id
         self.links = links or Links.for_settings(settings)
@@ -107,15 +123,17 @@ class MessageSkeleton:
         self.dkim_domain = domain_of(mailing_list.from_address)
         subject = f"[TEST] {compiled.subject}" if test else compiled.subject
         self.view_online_url = self.links.view_online_url(compiled.slug)
-        self.reply_name = _display(mailing_list.from_name)
+        self.reply_name = _display(mailing_list.display_name)
         self.boundary = "=_b" + hashlib.sha1(compiled.to_json().encode()).hexdigest()[:24]
         list_id = f"{clean_header(mailing_list.name)} <{mailing_list.slug}.{self.settings.sending_domain}>"
+        feedback_id = f"{compiled.slug}:{mailing_list.slug}:bulletin:{self.settings.sending_domain}"
         self.head = b"".join([
-            fold("From", format_address(mailing_list.from_name, mailing_list.from_address)),
+            address_header("From", mailing_list.display_name, mailing_list.from_address),
             fold("Subject", subject),
         ])
         self.head_tail = b"".join([
             fold("List-Id", list_id),
+            fold("Feedback-ID", feedback_id),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"Precedence: bulk\r\n",
             b"MIME-Version: 1.0\r\n",
@@ -128,6 +146,14 @@ class MessageSkeleton:
         self.close = b"\r\n--" + b + b"--\r\n"
         self.text = _Body.of(compiled.text)
         self.html = _Body.of(compiled.html)
+        self._date_cache: tuple[int, bytes] = (-1, b"")
+
+    def _date(self) -> bytes:
+        """The Date line, formatted once a second rather than once a message."""
+        now = int(time.time())
+        if self._date_cache[0] != now:
+            self._date_cache = (now, date_header(now))
+        return self._date_cache[1]
 
     def recipient(self, row: RecipientRow) -> Recipient:
         links, sid = self.links, row.subscriber_id
@@ -154,7 +180,7 @@ class MessageSkeleton:
         out = [
             self.head,
             _to_header(row.name, email),
-            b"Date: " + formatdate(usegmt=True).encode() + b"\r\n",
+            self._date(),
             b"Message-ID: " + message_id.encode() + b"\r\n",
             b"Reply-To: " + self.reply_name + b"<" + r.reply_address.encode() + b">\r\n",
             b"List-Unsubscribe: <" + r.unsubscribe_url.encode() + b">,\r\n <" + mailto.encode() + b">\r\n",
@@ -200,7 +226,7 @@ def _to_header(name: str, email: str) -> bytes:
         return b"To: " + value.encode() + b"\r\n"
     if not email.isascii():
         raise DeliveryError("non-ASCII addresses need SMTPUTF8, which bulletin does not send", where=email)
-    return fold("To", format_address(name, email))
+    return address_header("To", name, email)
 
 
 def check_recipient(row: RecipientRow) -> str:
@@ -225,6 +251,6 @@ def check_recipient(row: RecipientRow) -> str:
 def check_slots(compiled: Compiled) -> None:
     """A template naming an unknown slot would fail for every recipient: refuse before sending."""
     for tpl in (compiled.html, compiled.text):
-        unknown = set(tpl.slots) - set(SLOTS)
+        unknown = set(tpl.slots) - set(SLOTS) - set(LIST_SLOTS)
         if unknown:
             raise DeliveryError(f"issue {compiled.slug}: unknown slots {sorted(unknown)}")

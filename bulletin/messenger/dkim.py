@@ -7,10 +7,13 @@ from pathlib import Path
 from bulletin.config import Settings
 from bulletin.errors import ConfigError
 
-DKIM_HEADERS = (
-    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
+# Each listed twice: the second, unmatched entry signs "no further such header" (RFC 6376 section 8.15), so
+# a Subject or List-Unsubscribe added above the signed one breaks the signature.
+DKIM_OVERSIGNED = (
+    b"from", b"to", b"subject", b"date", b"reply-to", b"message-id", b"list-id",
+    b"list-unsubscribe", b"list-unsubscribe-post",
 )
+DKIM_SIGNED_IF_PRESENT = (b"feedback-id", b"mime-version", b"content-type")
 
 
 def load_dkim_key(settings: Settings) -> bytes | None:
@@ -30,9 +33,10 @@ def dkim_sign(settings: Settings, data: bytes, domain: str, key: bytes | None = 
         return data
     import dkim
 
+    headers = [*DKIM_OVERSIGNED, *DKIM_OVERSIGNED, *(h for h in DKIM_SIGNED_IF_PRESENT if _has_header(data, h))]
     try:
         sig = dkim.sign(data, settings.dkim_selector.encode(), domain.encode(), key,
-                        include_headers=[h for h in DKIM_HEADERS if _has_header(data, h)])
+                        canonicalize=(b"relaxed", b"relaxed"), include_headers=headers)
     except dkim.DKIMException as exc:
         raise ConfigError(f"setting 'dkim_key_path': cannot sign for {domain}: {exc}") from None
     return sig + data

@@ -8,10 +8,12 @@ a single prebuilt message; `send_notice` builds, signs, sends and insists on a
 
 from __future__ import annotations
 
+import datetime as dt
+
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 
 from bulletin.config import Settings
 from bulletin.errors import DeliveryError
@@ -52,7 +54,7 @@ def simple_message(
     msg["From"] = clean_header(from_addr or f"bulletin@{settings.sending_domain}")
     msg["To"] = clean_header(to)
     msg["Subject"] = clean_header(subject)
-    msg["Date"] = formatdate(usegmt=True)
+    msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id
     if reply_to:
         msg["Reply-To"] = clean_header(reply_to)

@@ -9,14 +9,25 @@ so a content error leaves the previous build untouched.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bulletin.compose import Issue, load_issue
 from bulletin.config import Settings
 from bulletin.errors import ContentError
-from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Template, marker
+from bulletin.render.compiled import (
+    LIST_SLOTS,
+    SLOTS,
+    BlockRef,
+    Compiled,
+    Recipient,
+    Sender,
+    Template,
+    marker,
+)
 from bulletin.render.pipeline import render_html, render_text
+from bulletin.render.sender import sender_for_list
 from bulletin.render.templating import make_environments
 
 
@@ -52,7 +63,7 @@ def compile_issue(settings: Settings, issue: str) -> Compiled:
 
 def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
     html_env, text_env = make_environments(settings.templates_path)
-    slots = {s: marker(s) for s in SLOTS}
+    slots = {s: marker(s) for s in SLOTS + LIST_SLOTS}
     base = settings.public_base_url
     html = Template.split(render_html(html_env, issue, slots, base), escape=True)
     text = Template.split(render_text(text_env, issue, slots, base), escape=False)
@@ -68,8 +79,22 @@ def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
         web_html="",
         blocks=tuple(BlockRef(b.anchor, b.type, b.heading) for b in issue.blocks),
     )
-    web = compiled.fill(archive_recipient(settings, compiled)).html
+    web = web_page(compiled.fill(archive_recipient(settings, compiled), first_sender(settings, compiled)).html)
     return Compiled(**{**compiled.__dict__, "web_html": web})
+
+
+def web_page(email_html: str) -> str:
+    """The archive page is the email with a `<main>` landmark round the body, for screen readers."""
+    body = re.search(r"<body\b[^>]*>", email_html)
+    end = email_html.rfind("</body>")
+    if body is None or end < body.end():
+        return email_html
+    return f"{email_html[:body.end()]}\n<main>{email_html[body.end():end]}</main>\n{email_html[end:]}"
+
+
+def first_sender(settings: Settings, compiled: Compiled) -> Sender:
+    """The web copy and the build's files show the footer of the issue's first list."""
+    return sender_for_list(settings, compiled.lists[0] if compiled.lists else "")
 
 
 def archive_recipient(settings: Settings, compiled: Compiled) -> Recipient:
@@ -100,7 +125,7 @@ def preview_recipient(settings: Settings, compiled: Compiled) -> Recipient:
 def build_issue(settings: Settings, issue: str) -> BuildResult:
     """Render `issue` and write build/<slug>/{email.html,email.txt,index.html} (and compiled.json)."""
     compiled = compile_issue(settings, issue)
-    filled = compiled.fill(preview_recipient(settings, compiled))
+    filled = compiled.fill(preview_recipient(settings, compiled), first_sender(settings, compiled))
     folder = settings.path(settings.build_dir) / compiled.slug
     folder.mkdir(parents=True, exist_ok=True)
     files = {

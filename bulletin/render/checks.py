@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from bulletin.config import Settings
-from bulletin.render.compiled import Compiled, Recipient
+from bulletin.render.compiled import Compiled, Recipient, Sender
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SIZE_WARNING_BYTES = 90 * 1024
@@ -25,6 +25,12 @@ PROBE = Recipient(
     preferences_url="https://bulletin.example.org/preferences/" + "x" * 80,
     view_online_url="https://bulletin.example.org/archive/issue-slug-of-some-length/",
     reply_address="reply+" + "x" * 40 + "@bulletin.example.org",
+)
+
+PROBE_SENDER = Sender(
+    organisation="The Northshire and Wellsbury Councils' Shared Services Partnership",
+    list_name="Shared Services and Digital Transformation e-bulletin",
+    postal_address="Partnership Office, Floor 3, 14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom",
 )
 
 
@@ -52,6 +58,7 @@ class _Scan(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.ids: list[str] = []
+        self.names: set[str] = set()  # <a name="...">: the only in-email target Gmail, Outlook and Yahoo follow
         self.hrefs: list[str] = []
         self.images: list[dict[str, str | None]] = []
         self.events: list[tuple[str, str]] = []  # ("id", value) / ("href", value) in document order
@@ -61,6 +68,8 @@ class _Scan(HTMLParser):
         if a.get("id"):
             self.ids.append(str(a["id"]))
             self.events.append(("id", str(a["id"])))
+        if tag == "a" and a.get("name"):
+            self.names.add(str(a["name"]))
         if tag == "a" and a.get("href") is not None:
             self.hrefs.append(str(a["href"]))
             self.events.append(("href", str(a["href"])))
@@ -70,7 +79,7 @@ class _Scan(HTMLParser):
 
 def check_compiled(compiled: Compiled) -> CheckReport:
     """Run every pre-send check on `compiled`; never raises for content problems."""
-    filled = compiled.fill(PROBE)
+    filled = compiled.fill(PROBE, PROBE_SENDER)
     report = CheckReport(html_bytes=len(filled.html.encode()), text_bytes=len(filled.text.encode()))
     scan = _Scan()
     scan.feed(filled.html)
@@ -99,11 +108,16 @@ def _check_anchors(compiled: Compiled, scan: _Scan, report: CheckReport) -> None
     ids = set(scan.ids)
     for dup in sorted({i for i in scan.ids if scan.ids.count(i) > 1}):
         report.errors.append(f"id {dup!r} is used more than once: in-page links are ambiguous")
-    for href in scan.hrefs:
-        if href.startswith("#") and href[1:] not in ids:
+    for href in dict.fromkeys(h for h in scan.hrefs if h.startswith("#")):
+        if href[1:] not in ids:
             report.errors.append(f"in-page link {href!r} has no target with that id")
+        if href[1:] not in scan.names:
+            report.errors.append(f"in-page link {href!r} has no <a name={href[1:]!r}>: "
+                                 "Gmail, Outlook and Yahoo will not follow it")
     if TOP_ANCHOR not in ids:
         report.errors.append(f"no element with id {TOP_ANCHOR!r}: 'Back to top' links go nowhere")
+    elif TOP_ANCHOR not in scan.names:
+        report.errors.append(f"no <a name={TOP_ANCHOR!r}>: 'Back to top' links go nowhere in Gmail and Outlook")
     contents = {h[1:] for h in scan.hrefs if h.startswith("#")}
     for block in compiled.blocks:
         if block.anchor not in ids:
@@ -189,5 +203,12 @@ def _check_text(compiled: Compiled, text: str, report: CheckReport) -> None:
 def check_issue(settings: Settings, issue: str) -> CheckReport:
     """Compile `issue` and check it: what `bulletin check` runs."""
     from bulletin.render.build import compile_issue
+    from bulletin.render.sender import sender_for_list
 
-    return check_compiled(compile_issue(settings, issue))
+    compiled = compile_issue(settings, issue)
+    report = check_compiled(compiled)
+    for slug in compiled.lists:
+        if not sender_for_list(settings, slug).postal_address:
+            report.errors.append(f"list {slug!r} has no postal address: set postal_address in lists.toml "
+                                 "or in bulletin.toml (CAN-SPAM requires one in every footer)")
+    return report

@@ -11,21 +11,35 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 SLOTS: tuple[str, ...] = ("name", "unsubscribe_url", "preferences_url", "view_online_url", "reply_address")
+# Filled once per list (an issue can go to several lists), before any recipient: see `Compiled.for_sender`.
+LIST_SLOTS: tuple[str, ...] = ("organisation", "list_name", "postal_address")
 
 _MARK = "BULLETINSLOT"
 
 
 def marker(slot: str) -> str:
     """A token of letters and underscores only, so MJML, premailer and URL encoders leave it alone."""
-    if slot not in SLOTS:
+    if slot not in SLOTS and slot not in LIST_SLOTS:
         raise KeyError(f"unknown slot {slot!r}")
     return f"{_MARK}x{slot}x{_MARK}"
 
 
-_MARKER_RE = re.compile(f"{_MARK}x({'|'.join(SLOTS)})x{_MARK}")
+_MARKER_RE = re.compile(f"{_MARK}x({'|'.join(SLOTS + LIST_SLOTS)})x{_MARK}")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends one list (lists.toml, with bulletin.toml's defaults): what the footers must name."""
+
+    organisation: str
+    list_name: str
+    postal_address: str
+
+    def value(self, slot: str) -> str:
+        return getattr(self, slot)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,18 @@ class Template:
     def split(cls, text: str, *, escape: bool) -> Template:
         parts = _MARKER_RE.split(text)
         return cls(chunks=tuple(parts[0::2]), slots=tuple(parts[1::2]), escape=escape)
+
+    def partial(self, values: dict[str, str]) -> Template:
+        """The same template with the slots named in `values` filled in (escaped as the part needs)."""
+        chunks, slots = [self.chunks[0]], []
+        for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
+            if slot in values:
+                value = html.escape(values[slot], quote=True) if self.escape else values[slot]
+                chunks[-1] += value + chunk
+            else:
+                slots.append(slot)
+                chunks.append(chunk)
+        return Template(chunks=tuple(chunks), slots=tuple(slots), escape=self.escape)
 
     def fill(self, values: dict[str, str]) -> str:
         out = [self.chunks[0]]
@@ -98,10 +124,17 @@ class Compiled:
     web_html: str
     blocks: tuple[BlockRef, ...] = field(default=())
 
-    def fill(self, recipient: Recipient) -> Filled:
+    def for_sender(self, sender: Sender) -> Compiled:
+        """This issue as one list sends it: the footer's sender slots filled, the recipient slots left."""
+        values = {s: sender.value(s) for s in LIST_SLOTS}
+        return replace(self, html=self.html.partial(values), text=self.text.partial(values))
+
+    def fill(self, recipient: Recipient, sender: Sender | None = None) -> Filled:
+        """One recipient's copy; `sender` is needed unless `for_sender` has already filled those slots."""
+        done = self.for_sender(sender) if sender is not None else self
         return Filled(
-            html=self.html.fill(self.html.values_for(recipient)),
-            text=self.text.fill(self.text.values_for(recipient)),
+            html=done.html.fill(done.html.values_for(recipient)),
+            text=done.text.fill(done.text.values_for(recipient)),
         )
 
     def to_json(self) -> str:

@@ -62,5 +62,5 @@ def render_text(env: Environment, issue: Issue, slot: dict[str, str], base_url: 
         text = env.get_template(LAYOUT_TEXT).render(render_context(issue, slot, base_url))
     except TemplateError as exc:
         raise ContentError(f"template error: {exc}", where=LAYOUT_TEXT) from None
-    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"(?m)^(?!-- $)(.*?)[ \t]+$", r"\1", text)  # keeps the "-- " signature delimiter
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -23,11 +23,15 @@ from bulletin.compose.issue import Block
 TEXT_WIDTH = 72
 
 
+CURRENCY = "£$€¥"
+
+
 @dataclass(frozen=True)
 class Bar:
     label: str
     value: str
     percent: int
+    shown: str = ""  # the value with its unit, as a reader writes it: "£1,800k", "45%", "12 staff"
 
 
 def make_environments(templates: Path) -> tuple[Environment, Environment]:
@@ -63,8 +67,27 @@ def when(event: Event) -> str:
 def bars(series: Series) -> list[Bar]:
     """A bar chart as table widths: no image, so nothing remote and nothing blocked by the client."""
     top = max((p.value for p in series.points), default=0) or 1
-    return [Bar(label=p.label, value=f"{p.value:g}", percent=max(1, round(100 * p.value / top)))
-            for p in series.points]
+    return [Bar(label=p.label, value=number(p.value), percent=max(1, round(100 * p.value / top)),
+                shown=with_unit(p.value, series.unit)) for p in series.points]
+
+
+def number(value: float) -> str:
+    """1800 -> "1,800", 2.5 -> "2.5": thousands separated, no exponent, no trailing zeros."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def with_unit(value: float, unit: str) -> str:
+    """A currency symbol leads ("£k" -> "£1,800k"), "%" follows closely, any other unit after a space."""
+    unit = unit.strip()
+    if not unit:
+        return number(value)
+    if unit[0] in CURRENCY:
+        return f"{unit[0]}{number(value)}{unit[1:]}"
+    if unit == "%":
+        return f"{number(value)}%"
+    return f"{number(value)} {unit}"
 
 
 def wrap(text: str, prefix: str = "", first: str | None = None) -> str:

@@ -30,6 +30,25 @@ def test_defaults_and_normalised_sender_address(tmp_path):
     [spec] = load_lists(tmp_path / "l.toml")
     assert spec.from_address == "alpha@example.org" and spec.double_opt_in and spec.archive_public
     assert spec.reply_to is None
+    assert spec.organisation == "" and spec.postal_address == ""  # bulletin.toml's defaults apply
+
+
+def test_every_sample_list_names_its_organisation_and_postal_address(workspace):
+    for spec in load_lists(workspace / "subscribers" / "lists.toml"):
+        assert spec.organisation and spec.postal_address.count(",") >= 2, spec.slug
+
+
+def test_a_postal_address_over_several_lines_becomes_one_line(tmp_path):
+    body = GOOD + 'organisation = "Alpha Trust"\npostal_address = """1 High St\n  Alphaton,\nAL1 1AA\n"""\n'
+    (tmp_path / "l.toml").write_text(body)
+    [spec] = load_lists(tmp_path / "l.toml")
+    assert (spec.organisation, spec.postal_address) == ("Alpha Trust", "1 High St, Alphaton, AL1 1AA")
+
+
+def test_an_organisation_with_a_line_break_is_an_error_naming_the_field(tmp_path):
+    (tmp_path / "l.toml").write_text(GOOD + 'organisation = "Alpha\\r\\nBcc: x@example.org"\n')
+    with pytest.raises(ConfigError, match="organisation"):
+        load_lists(tmp_path / "l.toml")
 
 
 @pytest.mark.parametrize(("body", "expected"), [

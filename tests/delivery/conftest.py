@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -40,6 +41,16 @@ def make_compiled(slug: str = "2026-05-test", *, filler: int = 20) -> Compiled:
         html=Template.split(html, escape=True), text=Template.split(text, escape=False),
         web_html="<p>web</p>", blocks=(BlockRef("b1", "article", "News"),),
     )
+
+
+def footer_compiled() -> Compiled:
+    """`make_compiled` with the sender's footer (list slots) in both parts, as the real templates have."""
+    c = make_compiled()
+    foot = f"{marker('list_name')} from {marker('organisation')}, {marker('postal_address')}"
+    html = Template.split("".join(c.html.fill({s: marker(s) for s in c.html.slots})).replace(
+        "</body>", f"<p>{foot}</p></body>"), escape=True)
+    text = Template.split(c.text.fill({s: marker(s) for s in c.text.slots}) + f"-- \n{foot}\n", escape=False)
+    return dataclasses.replace(c, html=html, text=text)
 
 
 def add_list(engine: Engine, slug: str = "shared-services") -> int:

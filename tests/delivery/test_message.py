@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email
 import re
 import subprocess
+import time
 from email import policy
+from email.utils import getaddresses
 from pathlib import Path
 
 import dkim
@@ -25,7 +28,9 @@ from bulletin.messenger import simple_message
 from tests.delivery.conftest import make_compiled
 
 LIST = ListIdentity(id=3, slug="shared-services", name="Shared Services e-bulletin",
-                    from_name="Équipe Shared Services", from_address="bulletin@shared-services.example.gov.uk")
+                    from_name="Équipe Shared Services", from_address="bulletin@shared-services.example.gov.uk",
+                    organisation="Northshire Shared Services Partnership",
+                    postal_address="14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom")
 
 
 @pytest.fixture
@@ -42,13 +47,13 @@ def test_the_filled_bytes_parse_to_the_same_message_the_compiled_issue_fills(con
     sk = MessageSkeleton(conf, compiled, LIST, 42)
     out = sk.build(RecipientRow(7, "ann@example.org", "Ann Example"))
     msg = _parse(out.data)
-    filled = compiled.fill(sk.recipient(RecipientRow(7, "ann@example.org", "Ann Example")))
+    filled = sk.compiled.fill(sk.recipient(RecipientRow(7, "ann@example.org", "Ann Example")))
     assert msg.get_content_type() == "multipart/alternative"
     # Text parts are canonical CRLF on the wire; the parser hands the CRLF back.
     assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == filled.text
     assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == filled.html
     assert str(msg["To"]) == "Ann Example <ann@example.org>"
-    assert str(msg["From"]) == "Équipe Shared Services <bulletin@shared-services.example.gov.uk>"
+    assert msg["From"].addresses[0].addr_spec == "bulletin@shared-services.example.gov.uk"
     assert str(msg["Subject"]) == compiled.subject
     assert msg["Precedence"] == "bulk" and msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Id"] == "Shared Services e-bulletin <shared-services.news.example.org>"
@@ -70,7 +75,7 @@ def test_identity_headers_come_from_links_and_parse_back(conf: Settings) -> None
     assert links.parse_message_id(out.message_id) == (7, 42)
     assert links.parse_bounce_address(out.envelope_from) == (7, 42)
     reply = msg["Reply-To"].addresses[0]
-    assert reply.display_name == LIST.from_name and links.parse_reply_address(reply.addr_spec) == (7, 42)
+    assert reply.display_name == LIST.display_name and links.parse_reply_address(reply.addr_spec) == (7, 42)
     https, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
     assert https == links.unsubscribe_url(7, 3, 42) and https.startswith("https://news.example.org/unsubscribe/")
     assert mailto == links.unsubscribe_mailto(7, 3)
@@ -81,6 +86,52 @@ def test_non_ascii_names_are_encoded_and_decode_back(conf: Settings) -> None:
     head = out.data.split(b"\r\n\r\n", 1)[0]
     assert head.isascii()
     assert _parse(out.data)["To"].addresses[0].display_name == "Zoë Ångström-Łukasz"
+
+
+NAMES = [
+    "Zoë O'Neil, MBE",                      # non-ASCII, quote and comma: the CPython 121284 case
+    "O'Neil, Zoe",                         # comma only
+    'Zoe "Zed" O\'Neil',                    # double quotes
+    "Dr. J. R. Smith (Finance); Wellsbury",  # other specials
+    "Łukasz Żółć",                         # non-ASCII only
+    "Åsa Öberg, Ph.D. \"Head\" of ICT, Wellsbury & Exton Councils' Shared Services",  # all, and long
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_name_with_commas_quotes_or_non_ascii_is_one_mailbox(conf: Settings, name: str) -> None:
+    sk = MessageSkeleton(conf, make_compiled(), dataclasses.replace(LIST, from_name=name, organisation=""), 1)
+    out = sk.build(RecipientRow(1, "zoe@example.org", name))
+    assert out.data.split(b"\r\n\r\n", 1)[0].isascii()
+    msg = _parse(out.data)
+    for field, addr in (("To", "zoe@example.org"), ("From", LIST.from_address)):
+        [mailbox] = msg[field].addresses
+        assert (mailbox.display_name, mailbox.addr_spec) == (name, addr)
+        assert getaddresses([msg[field]]) == [(name, addr)]  # the older parser agrees
+    assert msg["Reply-To"].addresses[0].display_name == name
+
+
+def test_the_from_name_names_the_organisation(conf: Settings) -> None:
+    out = MessageSkeleton(conf, make_compiled(), LIST, 1).build(RecipientRow(1, "a@example.org", "A"))
+    [mailbox] = _parse(out.data)["From"].addresses
+    assert mailbox.display_name == "Équipe Shared Services, Northshire Shared Services Partnership"
+
+
+def test_the_footers_carry_the_lists_sender_and_postal_address(conf: Settings) -> None:
+    from tests.delivery.conftest import footer_compiled
+
+    out = MessageSkeleton(conf, footer_compiled(), LIST, 1).build(RecipientRow(1, "a@example.org", "A"))
+    msg = _parse(out.data)
+    for part in (msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()):
+        assert "Northshire Shared Services Partnership" in part and "Shared Services e-bulletin" in part
+        assert "14 Guildhall Walk, Wellsbury, WB1 4QT" in part and "BULLETINSLOT" not in part
+
+
+def test_date_has_a_numeric_utc_zone_and_feedback_id_names_issue_list_and_domain(conf: Settings) -> None:
+    msg = _parse(MessageSkeleton(conf, make_compiled(), LIST, 1).build(RecipientRow(1, "a@example.org", "A")).data)
+    assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", str(msg["Date"]))
+    assert abs(msg["Date"].datetime.timestamp() - time.time()) < 5
+    assert msg["Feedback-ID"] == "2026-05-test:shared-services:bulletin:news.example.org"
 
 
 def test_cr_lf_in_a_name_never_reaches_a_header(conf: Settings) -> None:
@@ -117,7 +168,12 @@ def test_dkim_signature_covers_from_subject_and_list_unsubscribe_and_verifies(co
     assert out.data.startswith(b"DKIM-Signature:")
     sig = _parse(out.data)["DKIM-Signature"].replace(" ", "")
     signed = set(re.search(r"h=([^;]+)", sig).group(1).lower().split(":"))  # type: ignore[union-attr]
-    assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= signed
+    assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post", "feedback-id"} <= signed
+    listed = re.search(r"h=([^;]+)", sig).group(1).lower().split(":")  # type: ignore[union-attr]
+    for name in ("from", "to", "subject", "date", "reply-to", "message-id", "list-id", "list-unsubscribe",
+                 "list-unsubscribe-post"):
+        assert listed.count(name) == 2, name  # over-signed, RFC 6376 section 8.15
+    assert "c=relaxed/relaxed" in sig
     assert "d=shared-services.example.gov.uk" in sig
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
@@ -127,6 +183,14 @@ def test_dkim_signature_covers_from_subject_and_list_unsubscribe_and_verifies(co
     assert dkim.verify(out.data, dnsfunc=dns)
     tampered = out.data.replace(b"Subject: Shared", b"Subject: Spoofed", 1)
     assert not dkim.verify(tampered, dnsfunc=dns)
+    # A second Subject or List-Unsubscribe added above the signed one: the over-signing catches it.
+    sig_end = out.data.index(b"\r\n", out.data.index(b"\r\nFrom:") - 1)
+    for extra in (b"Subject: Spoofed\r\n", b"List-Unsubscribe: <https://evil.example.net/>\r\n"):
+        added = out.data[:sig_end + 2] + extra + out.data[sig_end + 2:]
+        assert _parse(added).get_all(extra.split(b":")[0].decode())[0] != ""
+        assert not dkim.verify(added, dnsfunc=dns), extra
+    # Relaxed header canonicalisation: a relay refolding whitespace does not break it.
+    assert dkim.verify(out.data.replace(b"Precedence: bulk", b"Precedence:   bulk"), dnsfunc=dns)
 
 
 def test_an_unreadable_dkim_key_is_a_config_error_naming_the_setting(conf: Settings, tmp_path: Path) -> None:

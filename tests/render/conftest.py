@@ -9,7 +9,7 @@ import pytest
 
 from bulletin.config import Settings, load_settings
 from bulletin.render.build import compile_issue
-from bulletin.render.compiled import Compiled, Recipient
+from bulletin.render.compiled import Compiled, Recipient, Sender
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SLUG = "2016-shared-service-map"
@@ -21,6 +21,9 @@ ALICE = Recipient(
     view_online_url=f"https://news.example.org/archive/{SAMPLE_SLUG}/",
     reply_address="reply+alice123@news.example.org",
 )
+
+SENDER = Sender(organisation="Northshire Shared Services Partnership", list_name="Shared Services e-bulletin",
+                postal_address="14 Guildhall Walk, Wellsbury, WB1 4QT, United Kingdom")
 
 
 def make_settings(ws: Path) -> Settings:

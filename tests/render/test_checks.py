@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from bulletin.config import Settings
@@ -13,10 +14,10 @@ from tests.render.conftest import SAMPLE_SLUG
 
 U, P, V = marker("unsubscribe_url"), marker("preferences_url"), marker("view_online_url")
 GOOD_BODY = (
-    f'<p id="top"><a href="{V}">View online</a></p>'
+    f'<p><a name="top" id="top"></a><a href="{V}">View online</a></p>'
     '<h2 id="contents">In this issue</h2><ol><li><a href="#one">One</a></li><li><a href="#two">Two</a></li></ol>'
-    '<h2 id="one">One</h2><p>x</p><a href="#top">Back to top</a>'
-    '<h2 id="two">Two</h2><p><a href="https://www.example.org/">y</a></p><a href="#top">Back to top</a>'
+    '<h2><a name="one" id="one">One</a></h2><p>x</p><a href="#top">Back to top</a>'
+    '<h2><a name="two" id="two">Two</a></h2><p><a href="https://www.example.org/">y</a></p><a href="#top">Back to top</a>'
     f'<p id="footer"><a href="{U}">Unsubscribe</a> <a href="{P}">Preferences</a></p>'
 )
 GOOD_TEXT = f"1. One\n2. Two\nUnsubscribe: {U}\nPreferences: {P}\n"
@@ -53,13 +54,24 @@ def test_block_without_back_to_top_is_an_error() -> None:
 
 
 def test_missing_top_anchor_is_an_error() -> None:
-    errors = check_compiled(compiled(GOOD_BODY.replace('<p id="top">', "<p>"))).errors
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="top" id="top"></a>', ""))).errors
     assert any("no element with id 'top'" in e for e in errors)
 
 
 def test_block_without_its_id_is_an_error() -> None:
-    errors = check_compiled(compiled(GOOD_BODY.replace('<h2 id="two">', "<h2>"))).errors
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="two" id="two">', '<a name="two">'))).errors
     assert "block 'two' has no element with its id" in errors
+
+
+def test_link_to_an_id_without_a_named_anchor_is_an_error() -> None:
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="two" id="two">', '<a id="two">'))).errors
+    assert errors == ["in-page link '#two' has no <a name='two'>: Gmail, Outlook and Yahoo will not follow it"]
+
+
+def test_top_anchor_without_a_name_is_an_error() -> None:
+    errors = check_compiled(compiled(GOOD_BODY.replace('<a name="top" id="top">', '<a id="top">'))).errors
+    assert "no <a name='top'>: 'Back to top' links go nowhere in Gmail and Outlook" in errors
+    assert "in-page link '#top' has no <a name='top'>: Gmail, Outlook and Yahoo will not follow it" in errors
 
 
 def test_duplicate_ids_are_an_error() -> None:
@@ -152,3 +164,17 @@ def test_compile_issue_result_is_checked_not_mutated(render_settings: Settings) 
     before = c.to_json()
     check_compiled(c)
     assert c.to_json() == before
+
+
+def test_check_issue_fails_when_the_list_has_no_postal_address(render_settings: Settings) -> None:
+    lists = Path(render_settings.workspace) / "subscribers" / "lists.toml"
+    lists.write_text(re.sub(r'(?m)^postal_address = .*\n', "", lists.read_text()))
+    errors = check_issue(render_settings, SAMPLE_SLUG).errors
+    assert len(errors) == 1 and errors[0].startswith("list 'shared-services' has no postal address")
+
+
+def test_the_workspace_postal_address_serves_lists_without_one(render_settings: Settings) -> None:
+    lists = Path(render_settings.workspace) / "subscribers" / "lists.toml"
+    lists.write_text(re.sub(r'(?m)^postal_address = .*\n', "", lists.read_text()))
+    settings = render_settings.model_copy(update={"postal_address": "1 Council Way, Exton, EX1 1AA"})
+    assert check_issue(settings, SAMPLE_SLUG).ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lxml.html
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -93,3 +94,7 @@ def test_archive_serves_the_real_render_of_the_sample_issue(client: TestClient, 
     page = client.get(Links.for_settings(synced).view_online_url(compiled.slug).replace(synced.public_base_url, ""))
     assert page.status_code == 200 and page.text == compiled.web_html
     assert "<script" not in page.text and "BULLETINSLOT" not in page.text
+    doc = lxml.html.fromstring(page.text)
+    [main] = doc.xpath("//main")  # one landmark, holding the issue itself
+    assert main.getparent().tag == "body" and compiled.title in main.text_content()
+    assert main.xpath('.//a[@name="top"]') and main.xpath('.//*[@id="footer"]')
