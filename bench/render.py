@@ -77,7 +77,7 @@ def main() -> None:
         fill_s = statistics.median(timed(fill_all) for _ in range(args.runs))
 
         issue = load_issue(issue_folder(settings, SLUG))
-        html_env, text_env = make_environments(settings.templates_path)
+        html_env, text_env = make_environments(settings)
         few = recipients(args.rerenders)
 
         def rerender_all() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bulletin.cli.common import console, ctx_of
+from bulletin.cli.common import console, ctx_of, read_only_settings
 from bulletin.db import session_scope
 from bulletin.doctor import FAIL, Check, run_checks
 from bulletin.report import IssueReport, issue_report
@@ -72,7 +72,7 @@ def doctor(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each network check.")] = 5.0,
 ) -> None:
     """Check database, SMTP, the public unsubscribe URL and the sending domain's SPF/DKIM/DMARC."""
-    checks = run_checks(ctx_of(ctx).settings, timeout=timeout, offline=offline)
+    checks = run_checks(read_only_settings(ctx), timeout=timeout, offline=offline)
     if as_json:
         typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
     else:

@@ -51,7 +51,7 @@ def compile_issue(settings: Settings, issue: str) -> Compiled:
 
 
 def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
-    html_env, text_env = make_environments(settings.templates_path)
+    html_env, text_env = make_environments(settings)
     slots = {s: marker(s) for s in SLOTS}
     base = settings.public_base_url
     html = Template.split(render_html(html_env, issue, slots, base), escape=True)

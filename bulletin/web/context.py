@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience.links import Links
-from bulletin.config import Settings, default_templates_dir
+from bulletin.config import Settings
 from bulletin.db import session_scope
+from bulletin.render.templating import template_loader
 from bulletin.web.options import WebOptions
 from bulletin.web.ratelimit import RateLimiter
 from bulletin.web.security import client_ip, csrf_pair, set_csrf_cookie, user_agent
@@ -67,8 +68,7 @@ def web_of(request: Request) -> WebContext:
 
 
 def make_templates(settings: Settings) -> Jinja2Templates:
-    """The workspace's templates/web first (a council's own look), then the shipped ones."""
-    folders = [settings.templates_path / "web", default_templates_dir() / "web"]
-    loader = jinja2.FileSystemLoader([str(f) for f in dict.fromkeys(folders) if f.is_dir()])
+    """The workspace's templates/web first (a council's own look), then the packaged ones, file by file."""
+    loader = template_loader(settings, "web")
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     return Jinja2Templates(env=env)

@@ -114,7 +114,7 @@ def test_fill_escapes_for_html_and_not_for_text(sample: Compiled) -> None:
 def test_fill_equals_a_full_render_with_the_same_values(module_settings: Settings, sample: Compiled) -> None:
     """The cheap path and the slow path agree, so skipping the re-render loses nothing."""
     issue = load_issue(issue_folder(module_settings, SAMPLE_SLUG))
-    html_env, text_env = make_environments(module_settings.templates_path)
+    html_env, text_env = make_environments(module_settings)
     plain = {s: ALICE.value(s).replace("&", "").replace("'", "") for s in SLOTS}
     recipient = Recipient(**plain)
     filled = sample.fill(recipient)
