@@ -25,6 +25,7 @@ from bulletin.config import load_settings  # noqa: E402
 from bulletin.render.build import build_issue, compile_issue, issue_folder  # noqa: E402
 from bulletin.render.compiled import SLOTS, Recipient  # noqa: E402
 from bulletin.render.pipeline import render_html, render_text  # noqa: E402
+from bulletin.render.media import media_url
 from bulletin.render.templating import make_environments  # noqa: E402
 
 SLUG = "2016-shared-service-map"
@@ -76,7 +77,7 @@ def main() -> None:
 
         fill_s = statistics.median(timed(fill_all) for _ in range(args.runs))
 
-        issue = load_issue(issue_folder(settings, SLUG))
+        issue = load_issue(issue_folder(settings, SLUG), media_url=media_url(settings, SLUG))
         html_env, text_env = make_environments(settings)
         few = recipients(args.rerenders)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,3 +130,29 @@ def effective_brand(base: Brand, lists_toml: Path, slug: str | None) -> Brand:
     if problems:
         raise ConfigError("unreadable brand: " + "; ".join(problems), where=where)
     return brand
+
+
+@dataclass(frozen=True)
+class BrandView:
+    """What templates see as `brand`: the checked colours plus the published logo and sender lines."""
+
+    primary: str
+    accent: str
+    link: str
+    font: str
+    footer: str
+    organisation: str
+    postal_address: str
+    logo_url: str | None = None
+    logo_alt: str = ""
+    logo_width: int = 0
+    logo_height: int = 0
+
+
+def brand_view(brand: Brand, *, organisation: str = "", postal_address: str = "",
+               logo: tuple[str, int, int] | None = None) -> BrandView:
+    """`logo` is (URL, width, height) once the logo has been resolved (a file published, or a URL)."""
+    url, width, height = logo or (None, 0, 0)
+    return BrandView(primary=brand.primary, accent=brand.accent, link=brand.link, font=brand.font,
+                     footer=brand.footer, organisation=organisation, postal_address=postal_address,
+                     logo_url=url, logo_alt=brand.logo_alt, logo_width=width, logo_height=height)

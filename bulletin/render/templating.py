@@ -20,6 +20,7 @@ from jinja2.runtime import Context
 from bulletin.compose.blocks import Event, Series
 from bulletin.compose.issue import Block
 from bulletin.config import Settings, default_templates_dir
+from bulletin.render.brand import BrandView, brand_view
 
 TemplateKind = Literal["email", "web"]
 
@@ -56,8 +57,11 @@ def template_loader(settings: Settings, kind: TemplateKind) -> BaseLoader:
     return ChoiceLoader([FileSystemLoader(str(folder)) for _origin, folder in template_search_path(settings, kind)])
 
 
-def make_environments(settings: Settings) -> tuple[Environment, Environment]:
-    """(html, text) environments over the workspace's templates, then the packaged ones."""
+def make_environments(settings: Settings, brand: BrandView | None = None) -> tuple[Environment, Environment]:
+    """(html, text) environments over the workspace's templates, then the packaged ones.
+
+    `brand` is what the templates see as `brand` (default: the workspace's [brand], unchecked).
+    """
     loader = template_loader(settings, "email")
     html_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=True)
     text_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
@@ -66,7 +70,13 @@ def make_environments(settings: Settings) -> tuple[Environment, Environment]:
         env.filters.update(longdate=longdate, when=when, bars=bars, wrap=wrap,
                            reply_href=reply_href, reply_subject=reply_subject,
                            signup_url=signup_url, mailto_plain=mailto_plain)
+        env.globals["brand"] = brand or default_brand(settings)
     return html_env, text_env
+
+
+def default_brand(settings: Settings) -> BrandView:
+    """The workspace's [brand] without a list's overrides or a logo: the web pages' look."""
+    return brand_view(settings.brand, organisation=settings.organisation, postal_address=settings.postal_address)
 
 
 def longdate(value: dt.date) -> str:

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.render.templating import template_loader
+from bulletin.render.templating import default_brand, template_loader
 from bulletin.web.options import WebOptions
 from bulletin.web.ratelimit import RateLimiter
 from bulletin.web.security import client_ip, csrf_pair, set_csrf_cookie, user_agent
@@ -71,4 +71,5 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     """The workspace's templates/web first (a council's own look), then the packaged ones, file by file."""
     loader = template_loader(settings, "web")
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals["brand"] = default_brand(settings)
     return Jinja2Templates(env=env)
