@@ -24,8 +24,8 @@ from bulletin.compose import load_issue  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.render.build import build_issue, compile_issue, issue_folder  # noqa: E402
 from bulletin.render.compiled import SLOTS, Recipient  # noqa: E402
+from bulletin.render.media import media_url  # noqa: E402
 from bulletin.render.pipeline import render_html, render_text  # noqa: E402
-from bulletin.render.media import media_url
 from bulletin.render.templating import make_environments  # noqa: E402
 
 SLUG = "2016-shared-service-map"

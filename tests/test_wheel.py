@@ -105,5 +105,5 @@ def _get_when_up(url: str, server: subprocess.Popen[bytes], wait: float = 30.0) 
                 return response.read().decode()
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"bulletin serve did not answer: {server.stderr.read() if server.stderr else ''}")
+                raise AssertionError(f"bulletin serve did not answer: {server.stderr.read() if server.stderr else b''}") from None
             time.sleep(0.2)

@@ -15,8 +15,8 @@ from pathlib import Path
 from bulletin.compose import Issue, load_issue
 from bulletin.config import Settings
 from bulletin.errors import ContentError
-from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Template, marker
 from bulletin.render.brand import BrandView
+from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Template, marker
 from bulletin.render.media import issue_brand, media_url, publish_media
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments

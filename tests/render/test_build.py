@@ -15,8 +15,8 @@ from bulletin.config import Settings, default_templates_dir
 from bulletin.errors import ContentError
 from bulletin.render.build import build_issue, compile_issue, issue_folder
 from bulletin.render.compiled import SLOTS, Compiled, Recipient, marker
-from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.media import media_url
+from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments
 from tests.render.conftest import ALICE, SAMPLE_SLUG
 
