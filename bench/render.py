@@ -24,6 +24,7 @@ from bulletin.compose import load_issue  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.render.build import build_issue, compile_issue, issue_folder  # noqa: E402
 from bulletin.render.compiled import LIST_SLOTS, SLOTS, Recipient, Sender  # noqa: E402
+from bulletin.render.media import media_url  # noqa: E402
 from bulletin.render.pipeline import render_html, render_text  # noqa: E402
 from bulletin.render.templating import make_environments  # noqa: E402
 
@@ -78,8 +79,8 @@ def main() -> None:
 
         fill_s = statistics.median(timed(fill_all) for _ in range(args.runs))
 
-        issue = load_issue(issue_folder(settings, SLUG))
-        html_env, text_env = make_environments(settings.templates_path)
+        issue = load_issue(issue_folder(settings, SLUG), media_url=media_url(settings, SLUG))
+        html_env, text_env = make_environments(settings)
         few = recipients(args.rerenders)
 
         def rerender_all() -> None:

@@ -12,6 +12,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -22,6 +23,7 @@ from pydantic_settings import (
 )
 
 from bulletin.errors import ConfigError
+from bulletin.render.brand import Brand
 
 CONFIG_FILE = "bulletin.toml"
 STATE_DIR = ".bulletin"
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BULLETIN_", extra="forbid")
 
     workspace: Path = Field(default=Path("."), description="Folder holding content/, subscribers/, bulletin.toml")
+    organisation: str = Field(default="", description="Who sends the bulletins: shown in every email's footer")
+    postal_address: str = Field(default="", description="Postal address shown in the footer (the law wants one in marketing mail)")
+    timezone: str = Field(default="Europe/London", description="IANA time zone of --at times and of times shown")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in .bulletin/")
     transport: Literal["maildir", "smtp"] = "maildir"
     outbox: Path | None = Field(default=None, description="Maildir outbox; default .bulletin/outbox")
@@ -57,7 +62,8 @@ class Settings(BaseSettings):
     content_dir: Path = Path("content")
     build_dir: Path = Path("build")
     subscribers_dir: Path = Path("subscribers")
-    templates_dir: Path | None = Field(default=None, description="Default: the templates/ shipped with bulletin")
+    templates_dir: Path = Field(default=Path("templates"),
+                                description="The workspace's own templates, searched before the packaged ones, file by file")
     defer_deadline_hours: float = Field(default=72.0, gt=0)
     soft_bounce_threshold: int = Field(default=3, ge=1)
     soft_bounce_window_days: int = Field(default=30, ge=1)
@@ -68,6 +74,7 @@ class Settings(BaseSettings):
     imap_password: str | None = None
     imap_folder: str = "INBOX"
     imap_done_folder: str = "bulletin-processed"
+    brand: Brand = Field(default_factory=Brand, description="Logo, colours, font and footer line ([brand] table)")
 
     @field_validator("public_base_url")
     @classmethod
@@ -75,6 +82,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/London, America/New_York)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def settings_customise_sources(
@@ -104,10 +124,8 @@ class Settings(BaseSettings):
 
     @property
     def templates_path(self) -> Path:
-        if self.templates_dir:
-            return self.path(self.templates_dir)
-        local = self.workspace / "templates"
-        return local if local.is_dir() else default_templates_dir()
+        """The workspace's override folder (it need not exist); see render.templating.template_loader."""
+        return self.path(self.templates_dir)
 
     @property
     def effective_database_url(self) -> str:
@@ -117,12 +135,18 @@ class Settings(BaseSettings):
 
 
 def default_templates_dir() -> Path:
-    """The templates/ folder next to the package (source checkout or editable install)."""
-    return Path(__file__).resolve().parent.parent / "templates"
+    """The packaged templates (inside the wheel, or the checkout's templates/)."""
+    from bulletin.defaults import defaults_dir
+
+    return defaults_dir("templates")
 
 
-def load_settings(workspace: Path | None = None, **overrides: object) -> Settings:
-    """Load settings for a workspace; bad values raise one `ConfigError` naming the setting."""
+def load_settings(workspace: Path | None = None, *, create_state: bool = True, **overrides: object) -> Settings:
+    """Load settings for a workspace; bad values raise one `ConfigError` naming the setting.
+
+    `create_state=False` is for commands that only look (config show, doctor,
+    lists): they read an existing signing key but never create `.bulletin/`.
+    """
     ws = Path(workspace or os.environ.get("BULLETIN_WORKSPACE", ".")).resolve()
     toml_file = ws / CONFIG_FILE
     try:
@@ -130,12 +154,19 @@ def load_settings(workspace: Path | None = None, **overrides: object) -> Setting
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise ConfigError(f"setting '{name}' (BULLETIN_{name.upper()}): {err['msg']}") from None
+        env = f"BULLETIN_{name.split('.')[0].upper()}"
+        raise ConfigError(f"setting '{name}' ({env}): {err['msg']}") from None
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise ConfigError(f"{toml_file}: {exc}") from None
     if not settings.secret_keys:
-        settings = settings.model_copy(update={"secret_keys": ensure_secret_keys(settings.state_dir)})
+        keys = ensure_secret_keys(settings.state_dir) if create_state else existing_secret_keys(settings.state_dir)
+        settings = settings.model_copy(update={"secret_keys": keys})
     return settings
+
+
+def existing_secret_keys(state_dir: Path) -> list[str]:
+    key_file = state_dir / "secret_keys.json"
+    return list(json.loads(key_file.read_text())) if key_file.exists() else []
 
 
 def ensure_secret_keys(state_dir: Path) -> list[str]:

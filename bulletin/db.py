@@ -66,6 +66,14 @@ def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]
     return engine
 
 
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file not created yet; servers are assumed to exist (connecting tells)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return True
+    return Path(parsed.database).exists()
+
+
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

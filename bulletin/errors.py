@@ -40,6 +40,20 @@ class ContentError(BulletinError):
     exit_code = 2
 
 
+class ContentErrors(ContentError):
+    """Several content mistakes at once: an editor fixes them in one pass, not one build per mistake."""
+
+    def __init__(self, errors: list[ContentError]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  {e}" for e in errors)
+        super().__init__(f"{len(errors)} mistakes in the issue:\n{lines}")
+
+    @staticmethod
+    def of(errors: list[ContentError]) -> ContentError:
+        """The one error itself when there is one (its usual one line), else all of them."""
+        return errors[0] if len(errors) == 1 else ContentErrors(errors)
+
+
 class ConfigError(BulletinError):
     """A setting that cannot be used as given."""
 

@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from jinja2 import BaseLoader
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bulletin.audience.links import Links
-from bulletin.config import Settings, default_templates_dir, load_settings
+from bulletin.config import Settings, load_settings
 from bulletin.db import make_engine, session_scope
+from bulletin.render.brand import BrandView
+from bulletin.render.templating import TemplateKind, default_brand, template_loader
 
 
 class Workspace:
@@ -30,9 +33,13 @@ class Workspace:
             self.__dict__["engine"] = engine
 
     @classmethod
-    def open(cls, path: Path | None = None) -> Workspace:
-        """The workspace at `path` (or BULLETIN_WORKSPACE, or the current folder)."""
-        return cls(load_settings(path))
+    def open(cls, path: Path | None = None, *, read_only: bool = False) -> Workspace:
+        """The workspace at `path` (or BULLETIN_WORKSPACE, or the current folder).
+
+        `read_only` is for commands that only look (config show, doctor, lists): they
+        read an existing signing key but never create `.bulletin/`.
+        """
+        return cls(load_settings(path, create_state=not read_only))
 
     @cached_property
     def engine(self) -> Engine:
@@ -48,10 +55,15 @@ class Workspace:
         with session_scope(self.engine) as session:
             yield session
 
-    def templates(self, kind: str) -> list[Path]:
-        """Template folders of one kind ("web", "email"), the workspace's own first, then the shipped ones."""
-        folders = [self.settings.templates_path / kind, default_templates_dir() / kind]
-        return [f for f in dict.fromkeys(folders) if f.is_dir()]
+    def template_loader(self, kind: TemplateKind) -> BaseLoader:
+        """Templates of one kind ("web", "email"): each file from the workspace's own folder if it has it,
+        else the packaged default."""
+        return template_loader(self.settings, kind)
+
+    @cached_property
+    def brand(self) -> BrandView:
+        """The workspace's [brand], as the web pages show it."""
+        return default_brand(self.settings)
 
     def close(self) -> None:
         engine = self.__dict__.pop("engine", None)

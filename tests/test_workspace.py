@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 import pytest
 from sqlmodel import select
 
@@ -26,11 +27,15 @@ def test_engine_and_links_are_made_once_and_the_session_commits(settings: Settin
     assert "engine" not in ws.__dict__
 
 
-def test_template_folders_put_the_workspace_first(settings: Settings, tmp_path: Path) -> None:
+def test_templates_come_from_the_workspace_first_one_file_at_a_time(settings: Settings, tmp_path: Path) -> None:
     own = tmp_path / "own-templates" / "web"
     own.mkdir(parents=True)
-    folders = Workspace(settings.model_copy(update={"templates_dir": tmp_path / "own-templates"})).templates("web")
-    assert folders == [own, default_templates_dir() / "web"]
+    (own / "signup.html").write_text("our own signup page", encoding="utf-8")
+    loader = Workspace(settings.model_copy(update={"templates_dir": tmp_path / "own-templates"})).template_loader("web")
+    env = jinja2.Environment(loader=loader)
+    assert env.get_template("signup.html").render() == "our own signup page"
+    packaged = (default_templates_dir() / "web" / "unsubscribe.html").read_text(encoding="utf-8")
+    assert env.loader.get_source(env, "unsubscribe.html")[0] == packaged
 
 
 def test_id_of_refuses_a_row_that_was_never_stored() -> None:

@@ -59,7 +59,8 @@ def load_lists(path: Path) -> list[ListSpec]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError("file not found", where=str(path)) from None
+        raise ConfigError("file not found: this folder is not a bulletin workspace yet; run `bulletin init` "
+                          "here (or `bulletin -w DIR ...` to use another), or pass --file", where=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(exc), where=str(path)) from None
     entries = data.get("list")
@@ -84,7 +85,7 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
     if not isinstance(slug, str) or not SLUG.match(slug):
         raise ConfigError("needs a 'slug' of lower-case letters, digits and '-'", where=location(where, None, "slug"))
     where = f"{path}: list {slug!r}"
-    unknown = set(entry) - set(FIELDS) - {"slug"}
+    unknown = set(entry) - set(FIELDS) - {"slug", "brand"}  # brand: read by render.brand at build time
     if unknown:
         raise ConfigError(f"unknown field(s): {', '.join(sorted(unknown))}", where=where)
     for name in REQUIRED:

@@ -19,12 +19,14 @@ from bulletin.cli import (
     demo_cmd,
     feedback_cmd,
     inbound_cmd,
+    init_cmd,
     issue_cmd,
     lists_cmd,
     report_cmd,
     send_cmd,
     serve_cmd,
     subscribers_cmd,
+    templates_cmd,
 )
 from bulletin.cli.common import Context, err_console
 from bulletin.errors import BulletinError
@@ -62,12 +64,14 @@ send_cmd.register(app)
 report_cmd.register(app)
 demo_cmd.register(app)
 serve_cmd.register(app)
+init_cmd.register(app)
 app.add_typer(lists_cmd.app, name="lists")
 app.add_typer(subscribers_cmd.app, name="subscribers")
 app.add_typer(feedback_cmd.app, name="feedback")
 app.add_typer(inbound_cmd.app, name="inbound")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(templates_cmd.app, name="templates")
 
 
 def main() -> None:

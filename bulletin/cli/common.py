@@ -44,3 +44,11 @@ def ctx_of(ctx: typer.Context) -> Context:
         obj = Context()
         ctx.find_root().obj = obj
     return obj
+
+
+def read_only_settings(ctx: typer.Context) -> Settings:
+    """Settings for commands that only look (config show, doctor, lists): they never create .bulletin/."""
+    c = ctx_of(ctx)
+    if c._ws is None:
+        c._ws = Workspace.open(c.workspace, read_only=True)
+    return c._ws.settings

@@ -25,7 +25,7 @@ def demo(
         typer.echo(result.report.to_json())
         return
     console.print()
-    print_report(result.report)
+    print_report(result.report, result.settings.zone)
     ws = result.workspace
     console.print(
         "\n[bold]Where to look[/]\n"

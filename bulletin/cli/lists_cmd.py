@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from bulletin.audience.lists import lists_file, overview, sync_file
-from bulletin.cli.common import console, ctx_of
-from bulletin.db import session_scope
+from bulletin.cli.common import console, ctx_of, read_only_settings
+from bulletin.db import database_exists, session_scope
 from bulletin.statuses import SubscriptionState
 
 app = typer.Typer(help="The bulletins (lists.toml) and their subscriber counts.", invoke_without_command=True)
@@ -26,8 +26,11 @@ def show(
     if ctx.invoked_subcommand is not None:
         return
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
-        rows = overview(session)
+    settings = read_only_settings(ctx)
+    rows = []
+    if database_exists(settings.effective_database_url):  # looking never creates the database
+        with session_scope(c.engine) as session:
+            rows = overview(session)
     if as_json:
         console.print_json(json.dumps([{**r.__dict__, "total": r.total} for r in rows]))
         return

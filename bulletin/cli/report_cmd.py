@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from bulletin.cli.common import console, ctx_of
+from bulletin.cli.common import console, ctx_of, read_only_settings
 from bulletin.db import session_scope
 from bulletin.doctor import FAIL, Check, run_checks
 from bulletin.report import IssueReport, issue_report
-from bulletin.report.export import LABELS, display_value, to_csv, to_html
+from bulletin.report.export import LABELS, display_value, shown_time, to_csv, to_html
 
 STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
 
@@ -27,16 +28,17 @@ def report(
                                               metavar="FILE", dir_okay=False)] = None,
 ) -> None:
     """Recipients, sent, deferred, failed, bounces, complaints, unsubscribes and replies of one issue."""
-    with session_scope(ctx_of(ctx).engine) as session:
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
         result = issue_report(session, issue)
     if html is not None:
-        html.write_text(to_html(result), encoding="utf-8")
+        html.write_text(to_html(result, c.settings.zone), encoding="utf-8")
     if as_json:
         typer.echo(result.to_json())
     elif as_csv:
         typer.echo(to_csv(result), nl=False)
     else:
-        print_report(result)
+        print_report(result, c.settings.zone)
         if html is not None:
             console.print(f"HTML report written to {html}", highlight=False)
 
@@ -45,9 +47,13 @@ SECTIONS = {"recipients": "Delivery", "bounced": "Bounces", "complaints": "Respo
             "hard_bounce_rate": "Rates"}
 
 
-def print_report(result: IssueReport) -> None:
-    """The terminal table; shared with `bulletin demo`, which ends by showing it."""
+def print_report(result: IssueReport, zone: tzinfo | None = None) -> None:
+    """The terminal table; shared with `bulletin demo`, which ends by showing it. Times in `zone`."""
     console.print(f"[bold]{result.title}[/] ({result.slug})\nSubject: {result.subject}", highlight=False)
+    sent = [p.at for p in result.timeline if p.sent]
+    if sent:
+        console.print(f"Sent {shown_time(min(sent), zone)} to {shown_time(max(sent), zone)}", highlight=False)
+    console.print(f"Figures as of {shown_time(result.generated_at, zone)}", highlight=False)
     figures = Table(show_header=False, box=None, padding=(0, 2))
     figures.add_column("figure")
     figures.add_column("value", justify="right")
@@ -72,7 +78,7 @@ def doctor(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each network check.")] = 5.0,
 ) -> None:
     """Check database, SMTP, the public unsubscribe URL and the sending domain's SPF/DKIM/DMARC."""
-    checks = run_checks(ctx_of(ctx).settings, timeout=timeout, offline=offline)
+    checks = run_checks(read_only_settings(ctx), timeout=timeout, offline=offline)
     if as_json:
         typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
     else:

@@ -11,7 +11,7 @@ import json
 import signal
 import threading
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated
 
 import typer
@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from bulletin.cli.common import console, ctx_of, err_console
 from bulletin.delivery import SendOptions, Tally, service
 from bulletin.errors import DeliveryError
+from bulletin.report.export import shown_time
 
 ISSUE = Annotated[str, typer.Argument(help="Issue slug (folder under content/) or path to an issue folder.")]
 QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -76,12 +77,13 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
     return tally
 
 
-def _parse_at(value: str) -> datetime:
+def parse_at(value: str, zone: tzinfo) -> datetime:
+    """`--at` as UTC; a time without an offset is wall-clock time in the workspace's zone."""
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
-        raise DeliveryError(f"--at {value!r}: use ISO 8601, e.g. 2026-05-01T09:00+01:00") from None
-    return at if at.tzinfo else at.astimezone(UTC)
+        raise DeliveryError(f"--at {value!r}: use ISO 8601, e.g. 2026-05-01T09:00 or 2026-05-01T09:00+01:00") from None
+    return (at if at.tzinfo else at.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def send(
@@ -113,10 +115,12 @@ def send(
         if result.first is not None:
             console.print(result.first.data.decode("utf-8", "replace"), markup=False, highlight=False)
         return
-    queued = service.queue_issue(c.engine, c.settings, compiled, slug, at=_parse_at(at) if at else None)
+    queued = service.queue_issue(c.engine, c.settings, compiled, slug,
+                                 at=parse_at(at, c.settings.zone) if at else None)
     console.print(f"queued {queued.new_rows} new recipients of {slug} ({queued.already} already had it)")
     if queued.scheduled_at or queue_only:
-        console.print("`bulletin worker` will send it" + (f" at {queued.scheduled_at}" if at else ""))
+        when = f" at {shown_time(queued.scheduled_at, c.settings.zone)}" if at and queued.scheduled_at else ""
+        console.print(f"`bulletin worker` will send it{when}", highlight=False)
         return
     _run(ctx, [queued.send_id], quiet, SendOptions(retry_base=retry_after, linger=wait), processes)
 
@@ -154,7 +158,8 @@ def cancel(ctx: typer.Context, issue: ISSUE) -> None:
 def status(ctx: typer.Context, issue: ISSUE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts by state, the rate over the last minute, and the commonest errors."""
-    with ctx_of(ctx).ws.session() as session:
+    c = ctx_of(ctx)
+    with c.ws.session() as session:
         st = service.issue_status(session, issue)
     if as_json:
         print(json.dumps({"issue": st.issue, "sends": st.sends, "counts": st.counts,
@@ -163,7 +168,9 @@ def status(ctx: typer.Context, issue: ISSUE,
     console.print(f"[bold]{st.issue}[/]: " + ", ".join(f"{k} {v}" for k, v in st.counts.items()))
     console.print(f"sent in the last minute: {st.rate_per_minute:.0f}")
     for s in st.sends:
-        console.print(f"  send #{s['send']} list #{s['list_id']}: {s['status']}")
+        when = f", scheduled {shown_time(datetime.fromisoformat(s['scheduled_at']), c.settings.zone)}" \
+            if s.get("scheduled_at") else ""
+        console.print(f"  send #{s['send']} list #{s['list_id']}: {s['status']}{when}", highlight=False)
     for e in st.errors:
         console.print(f"  {e['count']} x {e['code']} {e['error']}", highlight=False)
 

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from bulletin.compose.media import is_local
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _EMAIL = re.compile(r"^[^@\s<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
@@ -64,10 +66,25 @@ class Quote(Strict):
     attribution: Text
 
 
+def _image_src(value: str) -> str:
+    """An image in the issue folder (`map.png`) or an absolute http(s) URL the editor hosts."""
+    value = value.strip()
+    if is_local(value):
+        return value
+    if value.startswith("mailto:"):
+        raise ValueError("an image source is a file in the issue folder or an http(s):// URL")
+    return check_url(value)
+
+
 class Image(Strict):
-    src: Url
+    src: Annotated[str, AfterValidator(_image_src)]
     alt: Text
-    width: int = Field(default=550, ge=1, le=600)
+    width: int | None = Field(default=None, ge=1, le=600)
+    height: int | None = Field(default=None, ge=1)  # filled in by the build for images in the folder
+
+    @property
+    def shown_width(self) -> int:
+        return self.width or 550
 
 
 class BlockFields(Strict):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from bulletin.compose.media import MediaFile
+
 
 @dataclass(frozen=True)
 class Block:
@@ -34,3 +36,4 @@ class Issue:
     subject: str
     blocks: tuple[Block, ...]
     folder: Path
+    media: tuple[MediaFile, ...] = ()  # images of the folder, published by the build under media/

@@ -16,6 +16,8 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from bulletin.compose.media import is_local
+
 _md = MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table")
 
 _TAGS = {
@@ -33,12 +35,37 @@ class Body:
     text: str
 
 
-def render_body(source: str, check_link: Callable[[str, int], None]) -> Body:
-    """HTML and text of one Markdown body; `check_link(href, line)` vets every link (0-based line)."""
+ImageResolver = Callable[[str, str, int], "tuple[str, int, int] | None"]
+
+
+def render_body(source: str, check_link: Callable[[str, int], None],
+                resolve_image: ImageResolver | None = None) -> Body:
+    """HTML and text of one Markdown body; `check_link(href, line)` vets every link (0-based line).
+
+    `resolve_image(src, alt, line)` turns an image in the issue folder into its
+    (published URL, width, height), or None when it is unusable (it reports why).
+    """
     tokens = _md.parse(source)
+    if resolve_image is not None:
+        _resolve_images(tokens, resolve_image)
     html = nh3.clean(_md.renderer.render(tokens, _md.options, {}), tags=_TAGS, attributes=_ATTRS,
                      url_schemes={"http", "https", "mailto"}, link_rel=None)
     return Body(html=html.strip(), text=_to_text(tokens, check_link))
+
+
+def _resolve_images(tokens: list[Token], resolve_image: ImageResolver) -> None:
+    line = 0
+    for tok in tokens:
+        if tok.map:
+            line = tok.map[0]
+        for child in tok.children or []:
+            src = str(child.attrs.get("src", ""))
+            if child.type != "image" or not is_local(src):
+                continue
+            found = resolve_image(src, child.content, line)
+            if found is not None:
+                child.attrs["src"], width, height = found
+                child.attrs["width"], child.attrs["height"] = str(width), str(height)
 
 
 def _to_text(tokens: list[Token], check_link: Callable[[str, int], None]) -> str:

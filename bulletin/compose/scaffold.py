@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from bulletin.errors import ContentError, StateError
+from bulletin.errors import ConfigError, ContentError, StateError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -105,27 +105,28 @@ button_label: Reply to this bulletin
 ---
 Replies go straight to the team.
 """,
-    "08-subscribe.md": """---
-type: subscribe
-heading: Our other e-bulletins
-bulletins:
-  - slug: other-list
-    title: Another e-bulletin
-    description: What it covers.
----
-""",
 }
 
 
 def new_issue(content_dir: Path, slug: str, *, title: str | None = None, lists: list[str] | None = None,
               subscribers_file: Path | None = None, today: dt.date | None = None) -> Path:
-    """Create content_dir/<slug>/ with issue.toml and one block per type; never overwrites."""
+    """Create content_dir/<slug>/ with issue.toml and one block per type; never overwrites.
+
+    The issue goes to `lists`, or else to the first list of `subscribers_file`,
+    and its subscribe block offers the workspace's lists: a scaffold names only
+    lists that exist, so it passes `bulletin check` as written.
+    """
     if not SLUG.match(slug):
         raise ContentError("an issue slug is lower-case letters, digits and dashes", where=slug)
     folder = content_dir / slug
     if folder.exists():
         raise StateError("already exists; pick another slug or edit it", where=str(folder))
-    lists = lists or _first_list(subscribers_file)
+    known = _known_lists(subscribers_file)
+    lists = lists or list(known)[:1]
+    if not lists:
+        where = str(subscribers_file) if subscribers_file else "lists.toml"
+        raise ConfigError("no list to send the issue to: run `bulletin init` for a workspace with one, "
+                          "or pass --list SLUG", where=where)
     meta = (
         f"title = {_toml_str(title or slug.replace('-', ' ').capitalize())}\n"
         f"date = {(today or dt.date.today()).isoformat()}\n"
@@ -135,20 +136,26 @@ def new_issue(content_dir: Path, slug: str, *, title: str | None = None, lists: 
     )
     folder.mkdir(parents=True)
     (folder / "issue.toml").write_text(meta, encoding="utf-8")
-    for name, text in BLOCKS.items():
+    for name, text in {**BLOCKS, "08-subscribe.md": _subscribe_block(known or {x: x for x in lists})}.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
-def _first_list(subscribers_file: Path | None) -> list[str]:
-    if subscribers_file and subscribers_file.is_file():
-        try:
-            lists = tomllib.loads(subscribers_file.read_text(encoding="utf-8")).get("list", [])
-        except tomllib.TOMLDecodeError:
-            lists = []
-        if lists and isinstance(lists[0], dict) and "slug" in lists[0]:
-            return [str(lists[0]["slug"])]
-    return ["newsletter"]
+def _known_lists(subscribers_file: Path | None) -> dict[str, str]:
+    """slug -> name of the lists in lists.toml, in file order ({} when there is no usable file)."""
+    if not (subscribers_file and subscribers_file.is_file()):
+        return {}
+    try:
+        entries = tomllib.loads(subscribers_file.read_text(encoding="utf-8")).get("list", [])
+    except tomllib.TOMLDecodeError:
+        return {}
+    return {str(e["slug"]): str(e.get("name") or e["slug"]) for e in entries if isinstance(e, dict) and "slug" in e}
+
+
+def _subscribe_block(lists: dict[str, str]) -> str:
+    items = "".join(f"  - slug: {slug}\n    title: {_toml_str(name)}\n    description: What it covers.\n"
+                    for slug, name in lists.items())
+    return f"---\ntype: subscribe\nheading: Our e-bulletins\nbulletins:\n{items}---\n"
 
 
 def _toml_str(value: str) -> str:

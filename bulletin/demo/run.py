@@ -19,8 +19,9 @@ from sqlalchemy.engine import Engine
 
 from bulletin.audience.importer import ImportReport, import_csv
 from bulletin.audience.lists import lists_file, load_lists, sync_lists
-from bulletin.config import Settings, default_templates_dir, load_settings
+from bulletin.config import Settings, load_settings
 from bulletin.db import make_engine, session_scope
+from bulletin.defaults import SAMPLE_ISSUE, defaults_dir
 from bulletin.delivery.engine import Tally
 from bulletin.delivery.service import queue_issue, send_queued
 from bulletin.demo import mail
@@ -29,10 +30,8 @@ from bulletin.inbound import IngestResult, ingest
 from bulletin.render.build import BuildResult, build_issue
 from bulletin.report import IssueReport, issue_report
 
-SAMPLE_ISSUE = "2016-shared-service-map"
 SAMPLE_LIST = "shared-services"
 FEEDBACK_BLOCK = "we-want-to-hear-from-you"
-PROJECT_ROOT = default_templates_dir().parent
 
 Step = Callable[[str], None]
 
@@ -59,12 +58,8 @@ def prepare_workspace(target: Path | None) -> Path:
         raise BulletinError("already holds a bulletin database; give an empty or new folder", where=str(ws))
     ws.mkdir(parents=True, exist_ok=True)
     for name in ("content", "subscribers"):
-        src = PROJECT_ROOT / name
-        if not src.is_dir():
-            raise BulletinError(f"the sample {name}/ folder is missing (install from a source checkout)",
-                                where=str(src))
         if not (ws / name).exists():
-            shutil.copytree(src, ws / name)
+            shutil.copytree(defaults_dir(name), ws / name)
     return ws
 
 

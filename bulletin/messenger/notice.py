@@ -9,7 +9,6 @@ a single prebuilt message; `send_notice` builds, signs, sends and insists on a
 from __future__ import annotations
 
 import datetime as dt
-
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage

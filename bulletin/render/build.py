@@ -16,6 +16,7 @@ from pathlib import Path
 from bulletin.compose import Issue, load_issue
 from bulletin.config import Settings
 from bulletin.errors import ContentError
+from bulletin.render.brand import BrandView
 from bulletin.render.compiled import (
     LIST_SLOTS,
     SLOTS,
@@ -26,6 +27,7 @@ from bulletin.render.compiled import (
     Template,
     marker,
 )
+from bulletin.render.media import issue_brand, media_url, publish_media
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.sender import sender_for_list
 from bulletin.render.templating import make_environments
@@ -57,12 +59,22 @@ def issue_folder(settings: Settings, issue: str) -> Path:
 
 
 def compile_issue(settings: Settings, issue: str) -> Compiled:
-    """Load and render `issue` once; raises ContentError naming file, line and field."""
-    return compile_loaded(settings, load_issue(issue_folder(settings, issue)))
+    """Load and render `issue` once; raises ContentError naming file, line and field.
+
+    Its images (and the brand's logo) are published to build/<slug>/media/ once
+    the render has succeeded, so whatever sends or checks this issue links to files
+    that exist; they are named by content, so publishing again changes nothing.
+    """
+    folder = issue_folder(settings, issue)
+    loaded = load_issue(folder, media_url=media_url(settings, folder.name))
+    brand, logo = issue_brand(settings, loaded)
+    compiled = compile_loaded(settings, loaded, brand)
+    publish_media(settings, loaded.slug, loaded.media + logo)
+    return compiled
 
 
-def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
-    html_env, text_env = make_environments(settings.templates_path)
+def compile_loaded(settings: Settings, issue: Issue, brand: BrandView | None = None) -> Compiled:
+    html_env, text_env = make_environments(settings, brand or issue_brand(settings, issue)[0])
     slots = {s: marker(s) for s in SLOTS + LIST_SLOTS}
     base = settings.public_base_url
     html = Template.split(render_html(html_env, issue, slots, base), escape=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from bulletin.compose import Issue
 from bulletin.config import Settings
 from bulletin.render.compiled import Compiled, Recipient, Sender
 
@@ -201,8 +202,14 @@ def _check_text(compiled: Compiled, text: str, report: CheckReport) -> None:
 
 
 def check_issue(settings: Settings, issue: str) -> CheckReport:
-    """Compile `issue` and check it: what `bulletin check` runs."""
-    from bulletin.render.build import compile_issue
+    """Compile `issue` and check it: what `bulletin check` runs.
+
+    Beyond the compiled email it checks the workspace around it: the lists the
+    issue names and the subscribe block offers must exist in lists.toml, and the
+    public URL must be one readers can reach.
+    """
+    from bulletin.compose import load_issue
+    from bulletin.render.build import compile_issue, issue_folder
     from bulletin.render.sender import sender_for_list
 
     compiled = compile_issue(settings, issue)
@@ -211,4 +218,35 @@ def check_issue(settings: Settings, issue: str) -> CheckReport:
         if not sender_for_list(settings, slug).postal_address:
             report.errors.append(f"list {slug!r} has no postal address: set postal_address in lists.toml "
                                  "or in bulletin.toml (CAN-SPAM requires one in every footer)")
+    _check_lists(settings, load_issue(issue_folder(settings, issue)), report)
+    _check_public_url(settings.public_base_url, report)
     return report
+
+
+def _check_lists(settings: Settings, issue: Issue, report: CheckReport) -> None:
+    from bulletin.audience.lists import lists_file, load_lists
+
+    path = lists_file(settings.path(settings.subscribers_dir))
+    if not path.is_file():
+        report.warnings.append(f"no {path}: the lists the issue names cannot be checked")
+        return
+    known = {spec.slug for spec in load_lists(path)}
+    for slug in issue.lists:
+        if slug not in known:
+            report.errors.append(f"{issue.folder / 'issue.toml'}: list {slug!r} does not exist in {path.name} "
+                                 f"(known: {', '.join(sorted(known))})")
+    for block in issue.blocks:
+        for offered in getattr(block.fields, "bulletins", None) or []:
+            if offered.slug not in known:
+                report.errors.append(f"{block.source}: subscribe block offers list {offered.slug!r}, "
+                                     f"which does not exist in {path.name}")
+
+
+def _check_public_url(url: str, report: CheckReport) -> None:
+    host = urlsplit(url).hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
+        report.warnings.append(f"public_base_url {url} points at this machine: readers' links and images "
+                               "will not load; set it to the public https address of `bulletin serve`")
+    elif not url.startswith("https://"):
+        report.warnings.append(f"public_base_url {url} is not https: mail clients may block its images "
+                               "and readers' links are not private")

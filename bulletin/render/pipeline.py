@@ -46,6 +46,7 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         strip_important=False,
         disable_validation=True,
+        disable_basic_attributes=["width", "height"],  # keep an image's pixel width attribute (Outlook reads it)
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
     inlined = re.sub(r"^\s*<!doctype[^>]*>\s*", "", inlined, flags=re.I)

@@ -11,14 +11,25 @@ import datetime as dt
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+)
 from jinja2.runtime import Context
 
 from bulletin.compose.blocks import Event, Series
 from bulletin.compose.issue import Block
+from bulletin.config import Settings, default_templates_dir
+from bulletin.render.brand import BrandView, brand_view
+
+TemplateKind = Literal["email", "web"]
 
 TEXT_WIDTH = 72
 
@@ -34,9 +45,35 @@ class Bar:
     shown: str = ""  # the value with its unit, as a reader writes it: "£1,800k", "45%", "12 staff"
 
 
-def make_environments(templates: Path) -> tuple[Environment, Environment]:
-    """(html, text) environments over one templates folder."""
-    loader = FileSystemLoader(str(templates))
+def template_search_path(settings: Settings, kind: TemplateKind) -> list[tuple[str, Path]]:
+    """(origin, folder) in the order templates are looked up: the workspace's, then the packaged.
+
+    Email template names carry their `email/` prefix (`email/layout.mjml.j2`), so
+    their folders are the templates roots; web pages are named bare (`signup.html`),
+    so theirs are the `web/` subfolders.
+    """
+    sub = "web" if kind == "web" else ""
+    own, packaged = settings.templates_path / sub, default_templates_dir() / sub
+    if own.resolve() == packaged.resolve():  # the source checkout is its own workspace
+        return [("packaged", packaged)]
+    return [("workspace", own), ("packaged", packaged)]
+
+
+def template_loader(settings: Settings, kind: TemplateKind) -> BaseLoader:
+    """One loader for email and web alike: each name is taken from the first folder that has it.
+
+    So a team copies only `email/layout.mjml.j2` (or one block template) into its
+    workspace and every other template still comes from the package.
+    """
+    return ChoiceLoader([FileSystemLoader(str(folder)) for _origin, folder in template_search_path(settings, kind)])
+
+
+def make_environments(settings: Settings, brand: BrandView | None = None) -> tuple[Environment, Environment]:
+    """(html, text) environments over the workspace's templates, then the packaged ones.
+
+    `brand` is what the templates see as `brand` (default: the workspace's [brand], unchecked).
+    """
+    loader = template_loader(settings, "email")
     html_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=True)
     text_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
@@ -44,7 +81,13 @@ def make_environments(templates: Path) -> tuple[Environment, Environment]:
         env.filters.update(longdate=longdate, when=when, bars=bars, wrap=wrap,
                            reply_href=reply_href, reply_subject=reply_subject,
                            signup_url=signup_url, mailto_plain=mailto_plain)
+        env.globals["brand"] = brand or default_brand(settings)
     return html_env, text_env
+
+
+def default_brand(settings: Settings) -> BrandView:
+    """The workspace's [brand] without a list's overrides or a logo: the web pages' look."""
+    return brand_view(settings.brand, organisation=settings.organisation, postal_address=settings.postal_address)
 
 
 def longdate(value: dt.date) -> str:

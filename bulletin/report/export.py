@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from datetime import UTC, datetime, tzinfo
 from html import escape
 
 from bulletin.report.figures import IssueReport
@@ -42,7 +43,13 @@ def to_csv(report: IssueReport) -> str:
     return out.getvalue()
 
 
-def to_html(report: IssueReport) -> str:
+def shown_time(value: datetime, zone: tzinfo | None = None) -> str:
+    """A stored time (UTC, or naive UTC from SQLite) as people read it: in the workspace's zone."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def to_html(report: IssueReport, zone: tzinfo | None = None) -> str:
     """A standalone page: figures, replies by block, and the chart as an embedded PNG."""
     # matplotlib costs ~0.5 s to import: only when drawing.
     from bulletin.report.chart import chart_png
@@ -70,7 +77,7 @@ img {{ max-width: 100%; }}
 <body>
 <h1>{escape(report.title)}</h1>
 <p>Issue <code>{escape(report.slug)}</code>, subject “{escape(report.subject)}”.
-Generated {escape(report.generated_at.strftime("%Y-%m-%d %H:%M UTC"))}.</p>
+Generated {escape(shown_time(report.generated_at, zone))}.</p>
 <h2>Figures</h2>
 <table id="figures">
 {rows}

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from bulletin.errors import NotFound, TokenError
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
-from bulletin.web.pages import archive, preferences, signup, unsubscribe
+from bulletin.web.pages import archive, media, preferences, signup, unsubscribe
 from bulletin.web.security import FormRejected
 from bulletin.workspace import Workspace
 
@@ -37,7 +37,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
 
     app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.web = WebContext.build(ws, options or WebOptions())
-    for module in (signup, unsubscribe, preferences, archive):
+    for module in (signup, unsubscribe, preferences, archive, media):
         app.include_router(module.router)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)

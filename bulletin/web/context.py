@@ -73,7 +73,8 @@ def web_of(request: Request) -> WebContext:
 
 
 def make_templates(ws: Workspace) -> Jinja2Templates:
-    """The workspace's templates/web first (a council's own look), then the shipped ones."""
-    loader = jinja2.FileSystemLoader([str(f) for f in ws.templates("web")])
+    """The workspace's templates/web first (a council's own look), then the packaged ones, file by file."""
+    loader = ws.template_loader("web")
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals["brand"] = ws.brand
     return Jinja2Templates(env=env)

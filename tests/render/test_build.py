@@ -15,6 +15,7 @@ from bulletin.config import Settings, default_templates_dir
 from bulletin.errors import ContentError
 from bulletin.render.build import build_issue, compile_issue, issue_folder
 from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, marker
+from bulletin.render.media import media_url
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments
 from tests.render.conftest import ALICE, SAMPLE_SLUG, SENDER
@@ -139,8 +140,8 @@ def test_fill_escapes_for_html_and_not_for_text(sample: Compiled) -> None:
 
 def test_fill_equals_a_full_render_with_the_same_values(module_settings: Settings, sample: Compiled) -> None:
     """The cheap path and the slow path agree, so skipping the re-render loses nothing."""
-    issue = load_issue(issue_folder(module_settings, SAMPLE_SLUG))
-    html_env, text_env = make_environments(module_settings.templates_path)
+    issue = load_issue(issue_folder(module_settings, SAMPLE_SLUG), media_url=media_url(module_settings, SAMPLE_SLUG))
+    html_env, text_env = make_environments(module_settings)
     plain = {s: ALICE.value(s).replace("&", "").replace("'", "") for s in SLOTS}
     recipient = Recipient(**plain)
     filled = sample.fill(recipient, SENDER)
@@ -172,7 +173,7 @@ def test_build_writes_email_text_and_archive_page(render_settings: Settings) -> 
     result = build_issue(render_settings, SAMPLE_SLUG)
     folder = render_settings.workspace / "build" / SAMPLE_SLUG
     assert result.folder == folder
-    assert {p.name for p in folder.iterdir()} == {"email.html", "email.txt", "index.html", "compiled.json"}
+    assert {p.name for p in folder.iterdir()} == {"email.html", "email.txt", "index.html", "compiled.json", "media"}
     assert result.email_html.read_text().startswith("<!doctype html>")
     assert "IN THIS ISSUE" in result.email_text.read_text()
     assert result.index_html.read_text() == result.compiled.web_html
@@ -191,12 +192,12 @@ def test_unknown_issue_is_a_content_error(render_settings: Settings) -> None:
 
 def test_bad_content_writes_nothing_and_keeps_the_last_build(render_settings: Settings) -> None:
     first = build_issue(render_settings, SAMPLE_SLUG)
-    before = {p.name: p.read_bytes() for p in first.folder.iterdir()}
+    before = {p.relative_to(first.folder): p.read_bytes() for p in first.folder.rglob("*") if p.is_file()}
     bad = render_settings.workspace / "content" / SAMPLE_SLUG / "12-broken.md"
     bad.write_text("---\ntype: poem\nheading: x\n---\n")
     with pytest.raises(ContentError, match="12-broken.md:2: field 'type'"):
         build_issue(render_settings, SAMPLE_SLUG)
-    assert {p.name: p.read_bytes() for p in first.folder.iterdir()} == before
+    assert {p.relative_to(first.folder): p.read_bytes() for p in first.folder.rglob("*") if p.is_file()} == before
 
 
 def test_bad_content_on_a_first_build_creates_no_build_folder(render_settings: Settings) -> None:
