@@ -6,6 +6,8 @@ matches and acts. The front door below is what the shells may call.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bulletin.inbound.acting.feedback import (
     FeedbackView,
     answer_feedback,
@@ -14,7 +16,6 @@ from bulletin.inbound.acting.feedback import (
     mark_feedback,
     show_feedback,
 )
-from bulletin.inbound.acting.listener import start_listener
 from bulletin.inbound.acting.pipeline import IngestResult, ingest, process, reprocess
 from bulletin.inbound.acting.sources import (
     SourceItem,
@@ -23,6 +24,14 @@ from bulletin.inbound.acting.sources import (
     maildir_items,
     mbox_items,
 )
+
+
+def start_listener(*args: Any, **kwargs: Any) -> Any:
+    """`acting.listener.start_listener`; imported on call so every CLI start does not load aiosmtpd."""
+    from bulletin.inbound.acting.listener import start_listener as start
+
+    return start(*args, **kwargs)
+
 
 __all__ = [
     "FeedbackView", "IngestResult", "SourceItem", "answer_feedback", "export_csv", "imap_poll", "ingest",
