@@ -20,6 +20,7 @@ class Block:
     body_html: str
     body_text: str
     source: Path
+    audience: str = ""  # a condition (audience/conditions.py); "" = every reader
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,4 @@ class Issue:
     subject: str
     blocks: tuple[Block, ...]
     folder: Path
+    segments: tuple[str, ...] = ()  # issue.toml `segments`: what `bulletin send` sends to without --list

@@ -33,6 +33,7 @@ class IssueMeta(Strict):
     preheader: Text
     lists: list[Slug] = Field(min_length=1)
     subject: Text | None = None
+    segments: list[Slug] = Field(default_factory=list)
 
 
 def load_issue(path: Path) -> Issue:
@@ -53,6 +54,7 @@ def load_issue(path: Path) -> Issue:
         subject=meta.subject or meta.title,
         blocks=blocks,
         folder=path,
+        segments=tuple(meta.segments),
     )
 
 
@@ -130,8 +132,27 @@ def _read_block(file: Path, anchor: str) -> Block:
             raise ContentError(f"bad link in body: {exc}", where=location(where, body_line + md_line)) from None
 
     rendered = render_body(body, check_link)
+    audience = _audience(fields.audience, node, where)
     return Block(type=kind, anchor=anchor, heading=fields.heading, fields=fields,
-                 body_html=rendered.html, body_text=rendered.text, source=file)
+                 body_html=rendered.html, body_text=rendered.text, source=file, audience=audience)
+
+
+def _audience(text: str | None, node: Any, where: str) -> str:
+    """The block's `audience` condition, checked now so a typo is reported at its file, line and column."""
+    if text is None:
+        return ""
+    from bulletin.audience.conditions import ConditionError, parse_condition
+
+    try:
+        parse_condition(text)
+    except ConditionError as exc:
+        line = _yaml_line(node, ("audience",))
+        value = next((v for k, v in node.value if k.value == "audience"), None)
+        column = exc.column
+        if value is not None and "\n" not in str(value.value):
+            column += value.start_mark.column + (1 if value.style in ("'", '"') else 0)
+        raise ContentError(f"audience: {exc.message}", where=f"{where}:{line}:{column}: field 'audience'") from None
+    return text.strip()
 
 
 def _split(file: Path) -> tuple[str, str, int]:

@@ -19,11 +19,15 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.errors import ConfigError, DeliveryError
 from bulletin.render.compiled import SLOTS, Compiled, Recipient, Template
+
+if TYPE_CHECKING:
+    from bulletin.audience.conditions import Reader
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 DKIM_HEADERS = (
@@ -142,6 +146,7 @@ class RecipientRow:
     email: str
     name: str = ""
     message_id: str | None = None  # the ledger's copy; derived again from (issue, subscriber) when None
+    reader: Reader | None = None  # for an issue with targeted blocks: who they are (None: every block)
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,18 @@ class MessageSkeleton:
         self.close = b"\r\n--" + b + b"--\r\n"
         self.text = _Body.of(compiled.text)
         self.html = _Body.of(compiled.html)
+        self._bodies: dict[int, tuple[_Body, _Body]] = {}
+
+    def bodies(self, reader: Reader | None) -> tuple[_Body, _Body]:
+        """(text, html) bodies of the blocks this reader sees, encoded once per combination of blocks."""
+        if reader is None or not self.compiled.targeted:
+            return self.text, self.html
+        mask = self.compiled.choose(reader)
+        found = self._bodies.get(mask)
+        if found is None:
+            variant = self.compiled.variant(mask)
+            found = self._bodies[mask] = (_Body.of(variant.text), _Body.of(variant.html))
+        return found
 
     def recipient(self, row: RecipientRow) -> Recipient:
         links, sid = self.links, row.subscriber_id
@@ -258,9 +275,10 @@ class MessageSkeleton:
             self.head_tail,
             self.text_open,
         ]
-        self.text.fill(out, self.compiled.text.values_for(r))
+        text, html = self.bodies(row.reader)
+        text.fill(out, self.compiled.text.values_for(r))
         out.append(self.html_open)
-        self.html.fill(out, self.compiled.html.values_for(r))
+        html.fill(out, self.compiled.html.values_for(r))
         out.append(self.close)
         data = b"".join(out)
         if self.dkim_key is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
@@ -27,6 +28,9 @@ from bulletin.delivery.transport import Transport, make_transport
 from bulletin.errors import DeliveryError
 from bulletin.models import Delivery, DeliveryState, Send, utcnow
 from bulletin.render.compiled import Compiled
+
+if TYPE_CHECKING:
+    from bulletin.audience.segments import Segment
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,15 @@ class IssueStatus:
     errors: list[dict[str, object]] = field(default_factory=list)
 
 
-def _recipients(session, list_id: int, issue_id: int) -> tuple[list[RecipientRow], int]:  # type: ignore[no-untyped-def]
+def _recipients(session, list_id: int, issue_id: int,  # type: ignore[no-untyped-def]
+                segment: Segment | None = None) -> tuple[list[RecipientRow], int]:
+    from bulletin.audience.segments import segment_members
     from bulletin.audience.subscribers import confirmed_subscribers
 
     done = ledger.already_queued(session, issue_id)
     rows, already = [], 0
-    for sid, email, name in confirmed_subscribers(session, list_id):
+    people = segment_members(session, segment) if segment else confirmed_subscribers(session, list_id)
+    for sid, email, name in people:
         if sid in done:
             already += 1
         else:
@@ -69,29 +76,42 @@ def _recipients(session, list_id: int, issue_id: int) -> tuple[list[RecipientRow
 
 
 def queue_issue(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str, *,
-                at: datetime | None = None) -> Queued:
-    """Publish the issue and queue one row per confirmed subscriber who has not had it."""
+                at: datetime | None = None, segment: Segment | None = None) -> Queued:
+    """Publish the issue and queue one row per confirmed subscriber (of `segment`, if given) who has not had it."""
     from bulletin.audience.subscribers import get_list
 
     check_slots(compiled)
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        rows, already = _recipients(session, int(mlist.id or 0), int(record.id or 0))
+        rows, already = _recipients(session, int(mlist.id or 0), int(record.id or 0), segment)
         for row in rows:
             check_recipient(row)
         skeleton = make_skeleton(settings, compiled, mlist, int(record.id or 0))
         if rows:
-            skeleton.build(rows[0])  # proves the templates fill; the rest is proven by check_recipient
+            skeleton.build(_with_reader(session, rows[0], compiled, int(mlist.id or 0)))  # proves the templates fill
         send = ledger.open_send(session, int(record.id or 0), int(mlist.id or 0), at)
         deadline = utcnow() + timedelta(hours=settings.defer_deadline_hours)
         links = skeleton.links
-        new = ledger.enqueue(session, send, ((r.subscriber_id, links.message_id(r.subscriber_id, int(record.id or 0)))
-                                             for r in rows), deadline)
+        chosen = ((r.subscriber_id, links.message_id(r.subscriber_id, int(record.id or 0))) for r in rows)
+        if segment is None:
+            new = ledger.enqueue(session, send, chosen, deadline)
+        else:
+            new = ledger.enqueue_chosen(session, send, chosen, deadline, segment.name)
         return Queued(int(send.id or 0), int(record.id or 0), list_slug, new, already, at)
 
 
-def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str) -> DryRun:
+def _with_reader(session, row: RecipientRow, compiled: Compiled, list_id: int) -> RecipientRow:  # type: ignore[no-untyped-def]
+    """`row` with its Reader when the issue has targeted blocks (so a proof shows what they will get)."""
+    if not compiled.targeted:
+        return row
+    from bulletin.audience.targeting import readers_for
+
+    return replace(row, reader=readers_for(session, [row.subscriber_id], list_id).get(row.subscriber_id))
+
+
+def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str, *,
+            segment: Segment | None = None) -> DryRun:
     """Counts and the first message, with nothing written."""
     from bulletin.audience.subscribers import get_list
 
@@ -99,11 +119,11 @@ def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: s
     with session_scope(engine) as session:
         mlist = get_list(session, list_slug)
         record_id = _issue_id_or_zero(session, compiled.slug)
-        rows, already = _recipients(session, int(mlist.id or 0), record_id)
+        rows, already = _recipients(session, int(mlist.id or 0), record_id, segment)
         for row in rows:
             check_recipient(row)
         skeleton = make_skeleton(settings, compiled, mlist, record_id)
-        first = skeleton.build(rows[0]) if rows else None
+        first = skeleton.build(_with_reader(session, rows[0], compiled, int(mlist.id or 0))) if rows else None
         session.rollback()
     return DryRun(len(rows), already, first)
 

@@ -9,13 +9,14 @@ so a content error leaves the previous build untouched.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bulletin.compose import Issue, load_issue
 from bulletin.config import Settings
 from bulletin.errors import ContentError
-from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Template, marker
+from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Targeting, Template, marker
+from bulletin.render.parts import part_marker, resolve
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments
 
@@ -54,8 +55,16 @@ def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
     html_env, text_env = make_environments(settings.templates_path)
     slots = {s: marker(s) for s in SLOTS}
     base = settings.public_base_url
-    html = Template.split(render_html(html_env, issue, slots, base), escape=True)
-    text = Template.split(render_text(text_env, issue, slots, base), escape=False)
+    marked_html = render_html(html_env, issue, slots, base, marked=True)
+    marked_text = render_text(text_env, issue, slots, base, marked=True)
+    every = tuple(True for _ in issue.blocks)
+    targeting = None
+    if any(b.audience for b in issue.blocks):
+        if part_marker("open", 0)[:12] not in marked_html or part_marker("open", 0)[:12] not in marked_text:
+            raise ContentError("the issue has blocks with an audience, but the workspace's email templates do not "
+                               "mark them (compare with the shipped templates/email/layout.*)",
+                               where=str(settings.templates_path))
+        targeting = Targeting(html=marked_html, text=marked_text)
     compiled = Compiled(
         slug=issue.slug,
         title=issue.title,
@@ -63,13 +72,16 @@ def compile_loaded(settings: Settings, issue: Issue) -> Compiled:
         preheader=issue.preheader,
         issue_date=issue.date.isoformat(),
         lists=issue.lists,
-        html=html,
-        text=text,
+        html=Template.split(resolve(marked_html, every), escape=True),
+        text=Template.split(resolve(marked_text, every, text=True), escape=False),
         web_html="",
-        blocks=tuple(BlockRef(b.anchor, b.type, b.heading) for b in issue.blocks),
+        blocks=tuple(BlockRef(b.anchor, b.type, b.heading, b.audience) for b in issue.blocks),
+        targeting=targeting,
+        segments=issue.segments,
     )
-    web = compiled.fill(archive_recipient(settings, compiled)).html
-    return Compiled(**{**compiled.__dict__, "web_html": web})
+    web = compiled.variant((1 << len(issue.blocks)) - 1, notes=True)
+    archive = archive_recipient(settings, compiled)
+    return replace(compiled, web_html=web.html.fill(web.html.values_for(archive)))
 
 
 def archive_recipient(settings: Settings, compiled: Compiled) -> Recipient:

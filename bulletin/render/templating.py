@@ -19,6 +19,7 @@ from jinja2.runtime import Context
 
 from bulletin.compose.blocks import Event, Series
 from bulletin.compose.issue import Block
+from bulletin.render.parts import part_marker
 
 TEXT_WIDTH = 72
 
@@ -40,6 +41,7 @@ def make_environments(templates: Path) -> tuple[Environment, Environment]:
         env.filters.update(longdate=longdate, when=when, bars=bars, wrap=wrap,
                            reply_href=reply_href, reply_subject=reply_subject,
                            signup_url=signup_url, mailto_plain=mailto_plain)
+        env.globals["part"] = part_marker
     return html_env, text_env
 
 
