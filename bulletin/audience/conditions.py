@@ -70,7 +70,7 @@ _TOKEN = re.compile(r"""
   | (?P<date>\d{4}-\d{2}-\d{2}(?![\w.-]))
   | (?P<number>-?\d+(?:\.\d+)?(?![\w-]))
   | (?P<word>[A-Za-z_][A-Za-z0-9_.-]*)
-  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
   | (?P<op>!=|=)
   | (?P<lparen>\()
   | (?P<rparen>\))
@@ -90,8 +90,8 @@ def tokenize(text: str) -> list[Token]:
             raise ConditionError(f"unexpected character {ch!r}", pos + 1)
         kind = m.lastgroup or ""
         if kind == "string":
-            body = m.group()[1:-1]
-            tokens.append(Token("string", re.sub(r"\\(.)", r"\1", body), pos))
+            quote, body = m.group()[0], m.group()[1:-1]
+            tokens.append(Token("string", re.sub(r"\\(.)", r"\1", body.replace(quote * 2, quote)), pos))
         elif kind != "space":
             tokens.append(Token(kind, m.group(), pos))
         pos = m.end()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -275,7 +275,27 @@ def compiled_for(engine: Engine, slug: str) -> Compiled:
         return compiled_of(get_issue(session, slug))
 
 
+def send_targets(settings: Settings, compiled: Compiled, list_slug: str | None,
+                 segment_names: list[str] | None) -> list[tuple[str, Segment | None]]:
+    """(list slug, segment) pairs a `send` queues: --segment, else --list, else the issue's `segments`."""
+    from bulletin.audience.segments import find_segment, load_segments, segments_file
+
+    names = list(segment_names or ()) or ([] if list_slug else list(compiled.segments))
+    if not names:
+        return [(require_list(list_slug), None)]
+    path = segments_file(settings.path(settings.subscribers_dir))
+    known = load_segments(path)
+    out: list[tuple[str, Segment | None]] = []
+    for name in names:
+        segment = find_segment(known, name, path)
+        if list_slug and segment.list != list_slug:
+            raise DeliveryError(f"segment {name!r} is part of list {segment.list!r}, not {list_slug!r}",
+                                where=str(path))
+        out.append((segment.list, segment))
+    return out
+
+
 def require_list(list_slug: str | None) -> str:
     if not list_slug:
-        raise DeliveryError("say which list to send to with --list SLUG")
+        raise DeliveryError("say which list to send to with --list SLUG (or a segment with --segment NAME)")
     return list_slug

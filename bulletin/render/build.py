@@ -15,7 +15,15 @@ from pathlib import Path
 from bulletin.compose import Issue, load_issue
 from bulletin.config import Settings
 from bulletin.errors import ContentError
-from bulletin.render.compiled import SLOTS, BlockRef, Compiled, Recipient, Targeting, Template, marker
+from bulletin.render.compiled import (
+    SLOTS,
+    BlockRef,
+    Compiled,
+    Recipient,
+    Targeting,
+    Template,
+    marker,
+)
 from bulletin.render.parts import part_marker, resolve
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.templating import make_environments

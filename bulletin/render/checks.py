@@ -8,9 +8,12 @@ size limit is measured on what a recipient actually gets. The send stage calls
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
 from bulletin.render.compiled import Compiled, Recipient
@@ -186,8 +189,29 @@ def _check_text(compiled: Compiled, text: str, report: CheckReport) -> None:
             report.errors.append(f"plain-text part lacks the heading of block {block.anchor!r}")
 
 
-def check_issue(settings: Settings, issue: str) -> CheckReport:
-    """Compile `issue` and check it: what `bulletin check` runs."""
+def check_issue(settings: Settings, issue: str,
+                engine_for_targeting: Callable[[], Engine] | None = None) -> CheckReport:
+    """Compile `issue` and check it: what `bulletin check` runs.
+
+    For an issue with targeted blocks, `engine_for_targeting` gives the database
+    to count who each block reaches (only then is it opened).
+    """
     from bulletin.render.build import compile_issue
 
-    return check_compiled(compile_issue(settings, issue))
+    compiled = compile_issue(settings, issue)
+    report = check_compiled(compiled)
+    if compiled.targeted and engine_for_targeting is not None:
+        report.warnings.extend(audience_warnings(engine_for_targeting(), compiled))
+    return report
+
+
+def audience_warnings(engine: Engine, compiled: Compiled) -> list[str]:
+    """A targeted block that matches nobody on the issue's lists is probably a typo in its condition."""
+    from bulletin.audience.targeting import block_reach
+    from bulletin.db import session_scope
+
+    audiences = {b.anchor: b.audience for b in compiled.blocks if b.audience}
+    with session_scope(engine) as session:
+        reach = block_reach(session, audiences, compiled.lists)
+    return [f"block {anchor!r} is for readers where {audiences[anchor]}, which matches nobody on "
+            f"{', '.join(compiled.lists)}" for anchor, n in reach.items() if n == 0]
