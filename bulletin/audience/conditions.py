@@ -52,8 +52,8 @@ class ConditionError(BulletinError):
 
 
 def fold(text: str) -> str:
-    """ASCII-only lower case: what both databases do, see the module docstring."""
-    return text.translate(_FOLD)
+    """ASCII-only lower case: what both databases do, see the module docstring (str.lower is the fast path)."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
 # Tokens ----------------------------------------------------------------------------------------
@@ -308,6 +308,16 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _combine(parts: list[Callable[[Reader], bool]], every: bool) -> Callable[[Reader], bool]:
+    """Short-circuit and/or; pairs (the usual case) without a generator, which fill time notices."""
+    if len(parts) == 2:
+        a, b = parts
+        return (lambda r: a(r) and b(r)) if every else (lambda r: a(r) or b(r))
+    if every:
+        return lambda r: all(p(r) for p in parts)
+    return lambda r: any(p(r) for p in parts)
+
+
 def _start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
@@ -321,9 +331,7 @@ def _predicate(node: Node) -> Callable[[Reader], bool]:
         inner = _predicate(node.item)
         return lambda r: not inner(r)
     if isinstance(node, AllOf | AnyOf):
-        parts = [_predicate(n) for n in node.items]
-        combine = all if isinstance(node, AllOf) else any
-        return lambda r: combine(p(r) for p in parts)
+        return _combine([_predicate(n) for n in node.items], isinstance(node, AllOf))
     if node.field in DATE_FIELDS:
         attr = node.field
         if node.op == "exists":
