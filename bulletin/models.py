@@ -150,6 +150,7 @@ class Delivery(SQLModel, table=True):
     issue_id: int = Field(foreign_key="issue.id", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     send_id: int = Field(foreign_key="send.id", index=True)
+    segment: str | None = Field(default=None, max_length=64)  # the segment that chose this recipient, if any
     state: str = Field(default=DeliveryState.QUEUED, index=True, max_length=16)
     message_id: str = Field(index=True, max_length=255)
     attempts: int = 0

@@ -5,10 +5,11 @@ Front door (what the CLI, the web app and the console may import), by module:
 who gets a send), `staff` (operations by address), `importer` / `exporter` (CSV),
 `access` (the subject-access export), `optin` (signup and confirmation),
 `self_service` (unsubscribe, preferences, erase from a link), `links` (every URL,
-address and token), `addresses` (normalising and hashing addresses).
+address and token), `addresses` (normalising and hashing addresses), `segments` (segments.toml and who
+each one chooses). Internal too: `conditions` (the condition language) and `targeting`.
 Internal: `lifecycle` (every state change and its consent event; the modules
 above call it), `tokens`, `erasure`, `bulk`.
 """
 
-__all__ = ["access", "addresses", "exporter", "importer", "links", "lists", "optin", "self_service", "staff",
-           "subscribers"]
+__all__ = ["access", "addresses", "exporter", "importer", "links", "lists", "optin", "segments", "self_service",
+           "staff", "subscribers"]

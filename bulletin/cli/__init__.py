@@ -23,6 +23,7 @@ from bulletin.cli import (
     issue_cmd,
     lists_cmd,
     report_cmd,
+    segments_cmd,
     send_cmd,
     serve_cmd,
     subscribers_cmd,
@@ -67,6 +68,7 @@ serve_cmd.register(app)
 init_cmd.register(app)
 app.add_typer(lists_cmd.app, name="lists")
 app.add_typer(subscribers_cmd.app, name="subscribers")
+app.add_typer(segments_cmd.app, name="segments")
 app.add_typer(feedback_cmd.app, name="feedback")
 app.add_typer(inbound_cmd.app, name="inbound")
 app.add_typer(db_cmd.app, name="db")

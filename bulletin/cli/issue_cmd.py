@@ -56,9 +56,15 @@ def build(ctx: typer.Context, issue: IssueArg, as_json: JsonOpt = False,
 
 
 def preview(ctx: typer.Context, issue: IssueArg,
-            port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8025) -> None:
+            port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8025,
+            as_address: Annotated[str | None, typer.Option("--as", metavar="ADDRESS",
+                                                           help="Show what this subscriber gets (their blocks only).")] = None) -> None:
     """Build an issue and serve it on 127.0.0.1, desktop and mobile widths side by side."""
-    result, server = prepare_preview(ctx_of(ctx).settings, issue, port)
+    c = ctx_of(ctx)
+    result, server = prepare_preview(c.settings, issue, port, as_address=as_address,
+                                     engine=c.engine if as_address else None)
+    if as_address:
+        console.print(f"email.html and email.txt show what {as_address} gets", highlight=False)
     host, bound = server.server_address[:2]
     console.print(f"previewing [bold]{result.compiled.slug}[/] at http://{host}:{bound}/{PREVIEW_FILE} (Ctrl-C stops)")
     try:
@@ -71,7 +77,8 @@ def preview(ctx: typer.Context, issue: IssueArg,
 
 def check(ctx: typer.Context, issue: IssueArg, as_json: JsonOpt = False) -> None:
     """Run the pre-send checks: anchors, alt text, size, unsubscribe link, plain text, links."""
-    report = check_issue(ctx_of(ctx).settings, issue)
+    c = ctx_of(ctx)
+    report = check_issue(c.settings, issue, engine_for_targeting=lambda: c.engine)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
     else:

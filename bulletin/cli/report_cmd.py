@@ -69,6 +69,13 @@ def print_report(result: IssueReport, zone: tzinfo | None = None) -> None:
     for block in result.replies_by_block:
         blocks.add_row(block.heading or "(none)", block.anchor, str(block.replies))
     console.print(blocks)
+    if result.by_segment:
+        segments = Table("segment", "recipients", "sent", "failed", "bounced", "unsubscribes", "replies",
+                         title="By segment", title_justify="left")
+        for f in result.by_segment:
+            segments.add_row(f.segment, str(f.recipients), str(f.sent), str(f.failed), str(f.bounced),
+                             str(f.unsubscribes), str(f.replies))
+        console.print(segments)
 
 
 def doctor(

@@ -90,6 +90,7 @@ def send(
     ctx: typer.Context,
     issue: ISSUE,
     list_slug: Annotated[str | None, typer.Option("--list", "-l", help="Slug of the list to send to.")] = None,
+    segment: Annotated[list[str] | None, typer.Option("--segment", help="Send to this segment of segments.toml (repeatable; default: the issue's `segments`).")] = None,
     test: Annotated[list[str] | None, typer.Option("--test", help="Send a [TEST] proof to this address (repeatable); not recorded.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print counts and the first message; send nothing.")] = False,
     at: Annotated[str | None, typer.Option("--at", help="Schedule for `bulletin worker` at this ISO time.")] = None,
@@ -103,26 +104,34 @@ def send(
     from bulletin.render.build import compile_issue
 
     c = ctx_of(ctx)
-    slug = service.require_list(list_slug)
     compiled = compile_issue(c.settings, issue)
+    targets = service.send_targets(c.settings, compiled, list_slug, segment)
     if test:
-        for address, ok, detail in service.test_send(c.engine, c.settings, compiled, slug, list(test)):
+        for address, ok, detail in service.test_send(c.engine, c.settings, compiled, targets[0][0], list(test)):
             console.print(f"{'sent' if ok else '[red]not sent[/]'} proof to {address}: {detail}", highlight=False)
         return
     if dry_run:
-        result = service.dry_run(c.engine, c.settings, compiled, slug)
-        console.print(f"{result.recipients} recipients would get {compiled.slug}; {result.already} already had it")
-        if result.first is not None:
-            console.print(result.first.data.decode("utf-8", "replace"), markup=False, highlight=False)
+        for slug, seg in targets:
+            result = service.dry_run(c.engine, c.settings, compiled, slug, segment=seg)
+            who = f"segment {seg.name} of {slug}" if seg else slug
+            console.print(f"{who}: {result.recipients} recipients would get {compiled.slug}; "
+                          f"{result.already} already had it")
+            if result.first is not None:
+                console.print(result.first.data.decode("utf-8", "replace"), markup=False, highlight=False)
         return
-    queued = service.queue_issue(c.engine, c.settings, compiled, slug,
-                                 at=parse_at(at, c.settings.zone) if at else None)
-    console.print(f"queued {queued.new_rows} new recipients of {slug} ({queued.already} already had it)")
-    if queued.scheduled_at or queue_only:
+    send_ids: list[int] = []
+    for slug, seg in targets:
+        queued = service.queue_issue(c.engine, c.settings, compiled, slug, at=parse_at(at, c.settings.zone) if at else None,
+                                     segment=seg)
+        who = f"segment {seg.name} of {slug}" if seg else slug
+        console.print(f"queued {queued.new_rows} new recipients of {who} ({queued.already} already had it)")
+        if queued.send_id not in send_ids:
+            send_ids.append(queued.send_id)
+    if at or queue_only:
         when = f" at {shown_time(queued.scheduled_at, c.settings.zone)}" if at and queued.scheduled_at else ""
         console.print(f"`bulletin worker` will send it{when}", highlight=False)
         return
-    _run(ctx, [queued.send_id], quiet, SendOptions(retry_base=retry_after, linger=wait), processes)
+    _run(ctx, send_ids, quiet, SendOptions(retry_base=retry_after, linger=wait), processes)
 
 
 def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LINGER = 0.0,

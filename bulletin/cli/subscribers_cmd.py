@@ -123,10 +123,14 @@ def list_(
     search: Annotated[str | None, typer.Option("--search", "-s", help="Substring of address, name or organisation.")] = None,
     page: Annotated[int, typer.Option(min=1, help="Page number.")] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 50,
+    segment: Annotated[str | None, typer.Option("--segment", help="Only the people of this segment (segments.toml).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List subscribers, filtered and paginated."""
     c = ctx_of(ctx)
+    if segment is not None:
+        _list_segment(c, segment, page, per_page, as_json)
+        return
     with session_scope(c.engine) as session:
         result = staff.search(session, list_slug=list_slug, state=state, text=search, page=page, per_page=per_page)
     if as_json:
@@ -136,6 +140,31 @@ def list_(
     for r in result.rows:
         lists = ", ".join(f"{k}:{v}" for k, v in r.lists.items()) + (" [red]suppressed[/]" if r.suppressed else "")
         table.add_row(str(r.id), r.email or "(erased)", r.name, r.organisation, lists)
+    console.print(table)
+
+
+def _list_segment(c, name: str, page: int, per_page: int, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.audience.segments import (
+        find_segment,
+        load_segments,
+        segment_count,
+        segment_page,
+        segments_file,
+    )
+
+    path = segments_file(c.settings.path(c.settings.subscribers_dir))
+    seg = find_segment(load_segments(path), name, path)
+    with session_scope(c.engine) as session:
+        total = segment_count(session, seg)
+        rows = segment_page(session, seg, page=page, per_page=per_page)
+    if as_json:
+        console.print_json(json.dumps({"segment": seg.name, "list": seg.list, "total": total, "page": page,
+                                       "rows": [{"id": i, "email": e, "name": n, "organisation": o}
+                                                for i, e, n, o in rows]}))
+        return
+    table = Table("id", "email", "name", "organisation", title=f"segment {seg.name}: page {page}, {total} in all")
+    for i, e, n, o in rows:
+        table.add_row(str(i), e, n, o)
     console.print(table)
 
 

@@ -92,6 +92,7 @@ class BlockFields(Strict):
 
     type: str
     heading: Text
+    audience: str | None = None  # who sees the block: a condition, checked by the loader
 
 
 class Article(BlockFields):

@@ -22,6 +22,7 @@ class Block:
     body_html: str
     body_text: str
     source: Path
+    audience: str = ""  # a condition (audience/conditions.py); "" = every reader
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,4 @@ class Issue:
     blocks: tuple[Block, ...]
     folder: Path
     media: tuple[MediaFile, ...] = ()  # images of the folder, published by the build under media/
+    segments: tuple[str, ...] = ()  # issue.toml `segments`: what `bulletin send` sends to without --list

@@ -36,6 +36,7 @@ class IssueMeta(Strict):
     preheader: Text
     lists: list[Slug] = Field(min_length=1)
     subject: Text | None = None
+    segments: list[Slug] = Field(default_factory=list)
 
 
 def load_issue(path: Path, *, media_url: str | None = None) -> Issue:
@@ -66,6 +67,7 @@ def load_issue(path: Path, *, media_url: str | None = None) -> Issue:
         blocks=blocks,
         folder=path,
         media=tuple(media.values()),
+        segments=tuple(meta.segments),
     )
 
 
@@ -175,10 +177,30 @@ def _read_block(file: Path, anchor: str, errors: list[ContentError], sink: _Medi
         return url, media.width, media.height
 
     rendered = render_body(body, check_link, resolve_image)
+    audience = _audience(fields.audience, node, where, errors) if fields is not None else ""
     if len(errors) > before or fields is None:
         return None
     return Block(type=kind, anchor=anchor, heading=fields.heading, fields=fields,
-                 body_html=rendered.html, body_text=rendered.text, source=file)
+                 body_html=rendered.html, body_text=rendered.text, source=file, audience=audience)
+
+
+def _audience(text: str | None, node: Any, where: str, errors: list[ContentError]) -> str:
+    """The block's `audience` condition, checked now so a typo is reported at its file, line and column."""
+    if text is None:
+        return ""
+    from bulletin.audience.conditions import ConditionError, parse_condition
+
+    try:
+        parse_condition(text)
+    except ConditionError as exc:
+        line = _yaml_line(node, ("audience",))
+        value = next((v for k, v in node.value if k.value == "audience"), None)
+        column = exc.column
+        if value is not None and "\n" not in str(value.value):
+            column += value.start_mark.column + (1 if value.style in ("'", '"') else 0)
+        errors.append(ContentError(f"audience: {exc.message}", where=f"{where}:{line}:{column}: field 'audience'"))
+        return ""
+    return text.strip()
 
 
 def _resolve_field_image(fields: Any, sink: _MediaSink, where: str, line: int,

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -191,15 +192,26 @@ class _Pipeline:
 
     def feed(self, rows: list[Claimed]) -> None:
         """Fill the messages here, in one thread, while the senders wait on the network."""
+        readers = self._readers(rows)
         for row in rows:
             try:
-                msg = self.skeleton.build(RecipientRow(row.subscriber_id, row.email, row.name, row.message_id))
+                msg = self.skeleton.build(RecipientRow(row.subscriber_id, row.email, row.name, row.message_id,
+                                                       readers.get(row.subscriber_id)))
             except BaseException as exc:  # noqa: BLE001 - proven impossible at queue time; stop if it happens
                 with self._lock:
                     self.errors.append(exc)
                 ledger.unclaim(self.engine, [r.delivery_id for r in rows[rows.index(row):]])
                 return
             self.jobs.put((row, msg))
+
+    def _readers(self, rows: list[Claimed]) -> dict[int, Any]:
+        """Readers of the batch, in one query, when the issue has targeted blocks; else nothing to load."""
+        if not self.skeleton.compiled.targeted:
+            return {}
+        from bulletin.audience.targeting import readers_for
+
+        with session_scope(self.engine) as session:
+            return readers_for(session, [r.subscriber_id for r in rows], self.skeleton.list.id)
 
     @property
     def waiting(self) -> int:

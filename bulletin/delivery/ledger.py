@@ -133,6 +133,18 @@ def enqueue(session: Session, send: Send, rows: Iterable[tuple[int, str]], deadl
     return count
 
 
+def enqueue_chosen(session: Session, send: Send, rows: Iterable[tuple[int, str]], deadline: datetime,
+                   segment: str) -> int:
+    """Like `enqueue`, and each row records the segment that chose it (for `report` by segment)."""
+    now = utcnow()
+    batch = [{"issue_id": send.issue_id, "subscriber_id": sid, "send_id": send.id, "segment": segment,
+              "state": D.QUEUED, "message_id": mid, "attempts": 0, "deadline": deadline, "created_at": now}
+             for sid, mid in rows]
+    for start in range(0, len(batch), 5000):
+        session.execute(insert(Delivery), batch[start:start + 5000])
+    return len(batch)
+
+
 def release_stale_claims(engine: Engine, send_id: int, *, everything: bool = False) -> int:
     """Put back claims of dead workers: same host and the pid is gone, or older than the lease.
 

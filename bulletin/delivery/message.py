@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from email.utils import formataddr
+from typing import TYPE_CHECKING
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
@@ -24,6 +25,9 @@ from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
 from bulletin.messenger.headers import address_header, clean_header, date_header, domain_of, fold
 from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, Sender, Template
+
+if TYPE_CHECKING:
+    from bulletin.audience.conditions import Reader
 
 # Per-recipient messages from a skeleton ---------------------------------------------------------
 
@@ -61,6 +65,7 @@ class RecipientRow:
     email: str
     name: str = ""
     message_id: str | None = None  # the ledger's copy; derived again from (issue, subscriber) when None
+    reader: Reader | None = None  # for an issue with targeted blocks: who they are (None: every block)
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class MessageSkeleton:
         self.text = _Body.of(compiled.text)
         self.html = _Body.of(compiled.html)
         self._date_cache: tuple[int, bytes] = (-1, b"")
+        self._bodies: dict[int, tuple[_Body, _Body]] = {}
 
     def _date(self) -> bytes:
         """The Date line, formatted once a second rather than once a message."""
@@ -154,6 +160,17 @@ class MessageSkeleton:
         if self._date_cache[0] != now:
             self._date_cache = (now, date_header(now))
         return self._date_cache[1]
+
+    def bodies(self, reader: Reader | None) -> tuple[_Body, _Body]:
+        """(text, html) bodies of the blocks this reader sees, encoded once per combination of blocks."""
+        if reader is None or not self.compiled.targeted:
+            return self.text, self.html
+        mask = self.compiled.choose(reader)
+        found = self._bodies.get(mask)
+        if found is None:
+            variant = self.compiled.variant(mask)
+            found = self._bodies[mask] = (_Body.of(variant.text), _Body.of(variant.html))
+        return found
 
     def recipient(self, row: RecipientRow) -> Recipient:
         links, sid = self.links, row.subscriber_id
@@ -187,9 +204,10 @@ class MessageSkeleton:
             self.head_tail,
             self.text_open,
         ]
-        self.text.fill(out, self.compiled.text.values_for(r))
+        text, html = self.bodies(row.reader)
+        text.fill(out, self.compiled.text.values_for(r))
         out.append(self.html_open)
-        self.html.fill(out, self.compiled.html.values_for(r))
+        html.fill(out, self.compiled.html.values_for(r))
         out.append(self.close)
         data = b"".join(out)
         if self.dkim_key is not None:

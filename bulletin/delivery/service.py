@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -32,6 +33,9 @@ from bulletin.messenger import Transport, deliver, make_transport
 from bulletin.models import Delivery, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
 from bulletin.statuses import DeliveryState, SendStatus
+
+if TYPE_CHECKING:
+    from bulletin.audience.segments import Segment
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,15 @@ class IssueStatus:
     errors: list[dict[str, object]] = field(default_factory=list)
 
 
-def _recipients(session, list_id: int, issue_id: int) -> tuple[list[RecipientRow], int]:  # type: ignore[no-untyped-def]
+def _recipients(session, list_id: int, issue_id: int,  # type: ignore[no-untyped-def]
+                segment: Segment | None = None) -> tuple[list[RecipientRow], int]:
+    from bulletin.audience.segments import segment_members
     from bulletin.audience.subscribers import confirmed_subscribers
 
     done = ledger.already_queued(session, issue_id)
     rows, already = [], 0
-    for sid, email, name in confirmed_subscribers(session, list_id):
+    people = segment_members(session, segment) if segment else confirmed_subscribers(session, list_id)
+    for sid, email, name in people:
         if sid in done:
             already += 1
         else:
@@ -74,29 +81,42 @@ def _recipients(session, list_id: int, issue_id: int) -> tuple[list[RecipientRow
 
 
 def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
-                at: datetime | None = None) -> Queued:
-    """Publish the issue and queue one row per confirmed subscriber who has not had it."""
+                at: datetime | None = None, segment: Segment | None = None) -> Queued:
+    """Publish the issue and queue one row per confirmed subscriber (of `segment`, if given) who has not had it."""
     from bulletin.audience.subscribers import get_list
 
     check_slots(compiled)
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        rows, already = _recipients(session, id_of(mlist), id_of(record))
+        rows, already = _recipients(session, id_of(mlist), id_of(record), segment)
         for row in rows:
             check_recipient(row)
         skeleton = make_skeleton(settings, compiled, mlist, id_of(record))
         if rows:
-            skeleton.build(rows[0])  # proves the templates fill; the rest is proven by check_recipient
+            skeleton.build(_with_reader(session, rows[0], compiled, id_of(mlist)))  # proves the templates fill
         send = ledger.open_send(session, id_of(record), id_of(mlist), at)
         deadline = utcnow() + timedelta(hours=settings.defer_deadline_hours)
         links = skeleton.links
-        new = ledger.enqueue(session, send, ((r.subscriber_id, links.message_id(r.subscriber_id, id_of(record)))
-                                             for r in rows), deadline)
+        chosen = ((r.subscriber_id, links.message_id(r.subscriber_id, id_of(record))) for r in rows)
+        if segment is None:
+            new = ledger.enqueue(session, send, chosen, deadline)
+        else:
+            new = ledger.enqueue_chosen(session, send, chosen, deadline, segment.name)
         return Queued(id_of(send), id_of(record), list_slug, new, already, at)
 
 
-def dry_run(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str) -> DryRun:
+def _with_reader(session, row: RecipientRow, compiled: Compiled, list_id: int) -> RecipientRow:  # type: ignore[no-untyped-def]
+    """`row` with its Reader when the issue has targeted blocks (so a proof shows what they will get)."""
+    if not compiled.targeted:
+        return row
+    from bulletin.audience.targeting import readers_for
+
+    return replace(row, reader=readers_for(session, [row.subscriber_id], list_id).get(row.subscriber_id))
+
+
+def dry_run(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
+            segment: Segment | None = None) -> DryRun:
     """Counts and the first message, with nothing written."""
     from bulletin.audience.subscribers import get_list
 
@@ -104,11 +124,11 @@ def dry_run(engine: Engine, settings: Settings, compiled: Compiled, list_slug: s
     with session_scope(engine) as session:
         mlist = get_list(session, list_slug)
         record_id = _issue_id_or_zero(session, compiled.slug)
-        rows, already = _recipients(session, id_of(mlist), record_id)
+        rows, already = _recipients(session, id_of(mlist), record_id, segment)
         for row in rows:
             check_recipient(row)
         skeleton = make_skeleton(settings, compiled, mlist, record_id)
-        first = skeleton.build(rows[0]) if rows else None
+        first = skeleton.build(_with_reader(session, rows[0], compiled, id_of(mlist))) if rows else None
         session.rollback()
     return DryRun(len(rows), already, first)
 
@@ -249,7 +269,27 @@ def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: 
 
 
 
+def send_targets(settings: Settings, compiled: Compiled, list_slug: str | None,
+                 segment_names: list[str] | None) -> list[tuple[str, Segment | None]]:
+    """(list slug, segment) pairs a `send` queues: --segment, else --list, else the issue's `segments`."""
+    from bulletin.audience.segments import find_segment, load_segments, segments_file
+
+    names = list(segment_names or ()) or ([] if list_slug else list(compiled.segments))
+    if not names:
+        return [(require_list(list_slug), None)]
+    path = segments_file(settings.path(settings.subscribers_dir))
+    known = load_segments(path)
+    out: list[tuple[str, Segment | None]] = []
+    for name in names:
+        segment = find_segment(known, name, path)
+        if list_slug and segment.list != list_slug:
+            raise DeliveryError(f"segment {name!r} is part of list {segment.list!r}, not {list_slug!r}",
+                                where=str(path))
+        out.append((segment.list, segment))
+    return out
+
+
 def require_list(list_slug: str | None) -> str:
     if not list_slug:
-        raise DeliveryError("say which list to send to with --list SLUG")
+        raise DeliveryError("say which list to send to with --list SLUG (or a segment with --segment NAME)")
     return list_slug

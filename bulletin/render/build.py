@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bulletin.compose import Issue, load_issue
@@ -24,10 +24,12 @@ from bulletin.render.compiled import (
     Compiled,
     Recipient,
     Sender,
+    Targeting,
     Template,
     marker,
 )
 from bulletin.render.media import issue_brand, media_url, publish_media
+from bulletin.render.parts import part_marker, resolve
 from bulletin.render.pipeline import render_html, render_text
 from bulletin.render.sender import sender_for_list
 from bulletin.render.templating import make_environments
@@ -77,8 +79,16 @@ def compile_loaded(settings: Settings, issue: Issue, brand: BrandView | None = N
     html_env, text_env = make_environments(settings, brand or issue_brand(settings, issue)[0])
     slots = {s: marker(s) for s in SLOTS + LIST_SLOTS}
     base = settings.public_base_url
-    html = Template.split(render_html(html_env, issue, slots, base), escape=True)
-    text = Template.split(render_text(text_env, issue, slots, base), escape=False)
+    marked_html = render_html(html_env, issue, slots, base, marked=True)
+    marked_text = render_text(text_env, issue, slots, base, marked=True)
+    every = tuple(True for _ in issue.blocks)
+    targeting = None
+    if any(b.audience for b in issue.blocks):
+        if part_marker("open", 0)[:12] not in marked_html or part_marker("open", 0)[:12] not in marked_text:
+            raise ContentError("the issue has blocks with an audience, but the workspace's email templates do not "
+                               "mark them (compare with the shipped templates/email/layout.*)",
+                               where=str(settings.templates_path))
+        targeting = Targeting(html=marked_html, text=marked_text)
     compiled = Compiled(
         slug=issue.slug,
         title=issue.title,
@@ -86,13 +96,16 @@ def compile_loaded(settings: Settings, issue: Issue, brand: BrandView | None = N
         preheader=issue.preheader,
         issue_date=issue.date.isoformat(),
         lists=issue.lists,
-        html=html,
-        text=text,
+        html=Template.split(resolve(marked_html, every), escape=True),
+        text=Template.split(resolve(marked_text, every, text=True), escape=False),
         web_html="",
-        blocks=tuple(BlockRef(b.anchor, b.type, b.heading) for b in issue.blocks),
+        blocks=tuple(BlockRef(b.anchor, b.type, b.heading, b.audience) for b in issue.blocks),
+        targeting=targeting,
+        segments=issue.segments,
     )
-    web = web_page(compiled.fill(archive_recipient(settings, compiled), first_sender(settings, compiled)).html)
-    return Compiled(**{**compiled.__dict__, "web_html": web})
+    web = compiled.for_sender(first_sender(settings, compiled)).variant((1 << len(issue.blocks)) - 1, notes=True)
+    archive = archive_recipient(settings, compiled)
+    return replace(compiled, web_html=web_page(web.html.fill(web.html.values_for(archive))))
 
 
 def web_page(email_html: str) -> str:

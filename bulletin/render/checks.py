@@ -8,9 +8,12 @@ size limit is measured on what a recipient actually gets. The send stage calls
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import Engine
 
 from bulletin.compose import Issue
 from bulletin.config import Settings
@@ -201,12 +204,15 @@ def _check_text(compiled: Compiled, text: str, report: CheckReport) -> None:
             report.errors.append(f"plain-text part lacks the heading of block {block.anchor!r}")
 
 
-def check_issue(settings: Settings, issue: str) -> CheckReport:
+def check_issue(settings: Settings, issue: str,
+                engine_for_targeting: Callable[[], Engine] | None = None) -> CheckReport:
     """Compile `issue` and check it: what `bulletin check` runs.
 
     Beyond the compiled email it checks the workspace around it: the lists the
     issue names and the subscribe block offers must exist in lists.toml, and the
-    public URL must be one readers can reach.
+    public URL must be one readers can reach. For an issue with targeted blocks,
+    `engine_for_targeting` gives the database to count who each block reaches
+    (only then is it opened).
     """
     from bulletin.compose import load_issue
     from bulletin.render.build import compile_issue, issue_folder
@@ -214,6 +220,8 @@ def check_issue(settings: Settings, issue: str) -> CheckReport:
 
     compiled = compile_issue(settings, issue)
     report = check_compiled(compiled)
+    if compiled.targeted and engine_for_targeting is not None:
+        report.warnings.extend(audience_warnings(engine_for_targeting(), compiled))
     for slug in compiled.lists:
         if not sender_for_list(settings, slug).postal_address:
             report.errors.append(f"list {slug!r} has no postal address: set postal_address in lists.toml "
@@ -250,3 +258,15 @@ def _check_public_url(url: str, report: CheckReport) -> None:
     elif not url.startswith("https://"):
         report.warnings.append(f"public_base_url {url} is not https: mail clients may block its images "
                                "and readers' links are not private")
+
+
+def audience_warnings(engine: Engine, compiled: Compiled) -> list[str]:
+    """A targeted block that matches nobody on the issue's lists is probably a typo in its condition."""
+    from bulletin.audience.targeting import block_reach
+    from bulletin.db import session_scope
+
+    audiences = {b.anchor: b.audience for b in compiled.blocks if b.audience}
+    with session_scope(engine) as session:
+        reach = block_reach(session, audiences, compiled.lists)
+    return [f"block {anchor!r} is for readers where {audiences[anchor]}, which matches nobody on "
+            f"{', '.join(compiled.lists)}" for anchor, n in reach.items() if n == 0]

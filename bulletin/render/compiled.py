@@ -12,6 +12,13 @@ import html
 import json
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from bulletin.render.parts import resolve
+
+if TYPE_CHECKING:
+    from bulletin.audience.conditions import Condition, Reader
 
 SLOTS: tuple[str, ...] = ("name", "unsubscribe_url", "preferences_url", "view_online_url", "reply_address")
 # Filled once per list (an issue can go to several lists), before any recipient: see `Compiled.for_sender`.
@@ -81,6 +88,14 @@ class Template:
                 chunks.append(chunk)
         return Template(chunks=tuple(chunks), slots=tuple(slots), escape=self.escape)
 
+    def marked(self) -> str:
+        """Back to one string with the unfilled slots as markers (what `split` read)."""
+        out = [self.chunks[0]]
+        for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
+            out.append(marker(slot))
+            out.append(chunk)
+        return "".join(out)
+
     def fill(self, values: dict[str, str]) -> str:
         out = [self.chunks[0]]
         for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
@@ -96,11 +111,33 @@ class Template:
 
 @dataclass(frozen=True)
 class BlockRef:
-    """What later stages need to know of a block: its anchor, type and heading."""
+    """What later stages need to know of a block: its anchor, type, heading and audience ("" = everyone)."""
 
     anchor: str
     type: str
     heading: str
+    audience: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The templates one combination of visible blocks (bit i: block i) fills."""
+
+    mask: int
+    html: Template
+    text: Template
+
+    @property
+    def templates(self) -> tuple[Template, Template]:
+        return self.html, self.text
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """The rendered HTML and text with each targeted block's parts still marked (see `parts`)."""
+
+    html: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -123,19 +160,67 @@ class Compiled:
     text: Template
     web_html: str
     blocks: tuple[BlockRef, ...] = field(default=())
+    targeting: Targeting | None = None
+    segments: tuple[str, ...] = ()
 
     def for_sender(self, sender: Sender) -> Compiled:
         """This issue as one list sends it: the footer's sender slots filled, the recipient slots left."""
         values = {s: sender.value(s) for s in LIST_SLOTS}
-        return replace(self, html=self.html.partial(values), text=self.text.partial(values))
+        targeting = None if self.targeting is None else Targeting(
+            html=Template.split(self.targeting.html, escape=True).partial(values).marked(),
+            text=Template.split(self.targeting.text, escape=False).partial(values).marked())
+        return replace(self, html=self.html.partial(values), text=self.text.partial(values), targeting=targeting)
 
-    def fill(self, recipient: Recipient, sender: Sender | None = None) -> Filled:
-        """One recipient's copy; `sender` is needed unless `for_sender` has already filled those slots."""
+    def fill(self, recipient: Recipient, sender: Sender | None = None, *, reader: Reader | None = None) -> Filled:
+        """One recipient's copy; `sender` is needed unless `for_sender` has already filled those slots.
+
+        With a `reader`, only the blocks meant for them (None: every block).
+        """
         done = self.for_sender(sender) if sender is not None else self
-        return Filled(
-            html=done.html.fill(done.html.values_for(recipient)),
-            text=done.text.fill(done.text.values_for(recipient)),
-        )
+        html_t, text_t = (done.html, done.text) if reader is None or done.targeting is None else \
+            done.variant(done.choose(reader)).templates
+        return Filled(html=html_t.fill(html_t.values_for(recipient)), text=text_t.fill(text_t.values_for(recipient)))
+
+    @property
+    def targeted(self) -> bool:
+        return self.targeting is not None
+
+    @cached_property
+    def _conditions(self) -> tuple[tuple[int, Condition], ...]:
+        from bulletin.audience.conditions import parse_condition
+
+        return tuple((1 << i, parse_condition(b.audience)) for i, b in enumerate(self.blocks) if b.audience)
+
+    @cached_property
+    def _variants(self) -> dict[tuple[int, bool], Variant]:
+        return {}
+
+    def choose(self, reader: Reader) -> int:
+        """Bit i set: block i is shown to this reader. Untargeted blocks are always shown."""
+        mask = (1 << len(self.blocks)) - 1
+        for bit, condition in self._conditions:
+            if not condition.matches(reader):
+                mask ^= bit
+        return mask
+
+    def variant(self, mask: int, *, notes: bool = False) -> Variant:
+        """The HTML and text templates of the blocks in `mask`, renumbered; built once per mask."""
+        key = (mask, notes)
+        found = self._variants.get(key)
+        if found is None:
+            if self.targeting is None:
+                found = Variant(mask, self.html, self.text)
+            else:
+                visible = tuple(bool(mask >> i & 1) for i in range(len(self.blocks)))
+                found = Variant(mask,
+                                Template.split(resolve(self.targeting.html, visible, notes=notes), escape=True),
+                                Template.split(resolve(self.targeting.text, visible, notes=notes, text=True),
+                                               escape=False))
+            self._variants[key] = found
+        return found
+
+    def visible_blocks(self, mask: int) -> tuple[BlockRef, ...]:
+        return tuple(b for i, b in enumerate(self.blocks) if mask >> i & 1)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -149,7 +234,10 @@ class Compiled:
                 "html": {"chunks": list(self.html.chunks), "slots": list(self.html.slots)},
                 "text": {"chunks": list(self.text.chunks), "slots": list(self.text.slots)},
                 "web_html": self.web_html,
-                "blocks": [[b.anchor, b.type, b.heading] for b in self.blocks],
+                "blocks": [[b.anchor, b.type, b.heading, b.audience] for b in self.blocks],
+                "targeting": None if self.targeting is None else
+                {"html": self.targeting.html, "text": self.targeting.text},
+                "segments": list(self.segments),
             }
         )
 
@@ -167,4 +255,6 @@ class Compiled:
             text=Template(tuple(d["text"]["chunks"]), tuple(d["text"]["slots"]), escape=False),
             web_html=d["web_html"],
             blocks=tuple(BlockRef(*b) for b in d["blocks"]),
+            targeting=Targeting(**d["targeting"]) if d.get("targeting") else None,
+            segments=tuple(d.get("segments", ())),
         )

@@ -17,6 +17,7 @@ from premailer import Premailer
 
 from bulletin.compose.issue import Issue
 from bulletin.errors import ContentError
+from bulletin.render.parts import resolve
 from bulletin.render.templating import render_context
 
 DOCTYPE = "<!doctype html>"
@@ -53,15 +54,21 @@ def inline_css(html: str) -> str:
     return f"{DOCTYPE}\n{inlined}"
 
 
-def render_html(env: Environment, issue: Issue, slot: dict[str, str], base_url: str) -> str:
-    """The full email HTML for one set of slot values (markers or one recipient's values)."""
-    return inline_css(mjml_to_html(render_mjml(env, issue, slot, base_url)))
+def render_html(env: Environment, issue: Issue, slot: dict[str, str], base_url: str, *, marked: bool = False) -> str:
+    """The full email HTML for one set of slot values (markers or one recipient's values).
+
+    `marked` keeps the part markers of targeted blocks and block numbers (see
+    `parts`) for `Compiled`; otherwise every block is shown.
+    """
+    out = inline_css(mjml_to_html(render_mjml(env, issue, slot, base_url)))
+    return out if marked else resolve(out, tuple(True for _ in issue.blocks))
 
 
-def render_text(env: Environment, issue: Issue, slot: dict[str, str], base_url: str) -> str:
+def render_text(env: Environment, issue: Issue, slot: dict[str, str], base_url: str, *, marked: bool = False) -> str:
     try:
         text = env.get_template(LAYOUT_TEXT).render(render_context(issue, slot, base_url))
     except TemplateError as exc:
         raise ContentError(f"template error: {exc}", where=LAYOUT_TEXT) from None
     text = re.sub(r"(?m)^(?!-- $)(.*?)[ \t]+$", r"\1", text)  # keeps the "-- " signature delimiter
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return text if marked else resolve(text, tuple(True for _ in issue.blocks), text=True)

@@ -28,6 +28,7 @@ from bulletin.compose.blocks import Event, Series
 from bulletin.compose.issue import Block
 from bulletin.config import Settings, default_templates_dir
 from bulletin.render.brand import BrandView, brand_view
+from bulletin.render.parts import part_marker
 
 TemplateKind = Literal["email", "web"]
 
@@ -82,6 +83,7 @@ def make_environments(settings: Settings, brand: BrandView | None = None) -> tup
                            reply_href=reply_href, reply_subject=reply_subject,
                            signup_url=signup_url, mailto_plain=mailto_plain)
         env.globals["brand"] = brand or default_brand(settings)
+        env.globals["part"] = part_marker
     return html_env, text_env
 
 

@@ -29,6 +29,7 @@ from bulletin.models import (
     utcnow,
 )
 from bulletin.render.compiled import Compiled
+from bulletin.report.segments import SegmentFigures, figures_by_segment
 from bulletin.report.sql import epoch
 from bulletin.statuses import DeliveryState
 
@@ -78,6 +79,7 @@ class IssueReport:
     bucket: str = "hour"
     bucket_seconds: int = 3600
     generated_at: datetime = field(default_factory=utcnow)
+    by_segment: tuple[SegmentFigures, ...] = ()  # empty unless a send chose recipients by segment
 
     @property
     def bounced(self) -> int:
@@ -168,6 +170,7 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
         timeline=timeline,
         bucket=bucket,
         bucket_seconds=bucket_seconds,
+        by_segment=figures_by_segment(session, issue.id),
     )
 
 
