@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     send_processes: int = Field(default=1, ge=1, le=32, description="Sending processes on this machine")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"
+    trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of reverse proxies whose "
+                                       "X-Forwarded-For the web app believes; default none")
     reply_local: str = "reply"
     bounce_local: str = "bounces"
     secret_keys: list[str] = Field(default_factory=list, description="Signing keys, newest first")
@@ -73,6 +75,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR network") from None
+        return [c.strip() for c in value]
 
     @classmethod
     def settings_customise_sources(

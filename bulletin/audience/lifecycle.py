@@ -15,11 +15,11 @@ from sqlmodel import Session, select
 
 from bulletin.audience.addresses import (
     address_hash,
-    has_control_chars,
     hash_normalised,
     normalise_address,
 )
 from bulletin.audience.erasure import scrub_mail
+from bulletin.audience.notices import forget_notices
 from bulletin.audience.subscribers import (
     confirmed_subscribers,
     find_subscriber,
@@ -27,7 +27,8 @@ from bulletin.audience.subscribers import (
     get_subscriber,
     is_suppressed,
 )
-from bulletin.errors import ContentError, NotFound, StateError
+from bulletin.audience.text import check_text
+from bulletin.errors import NotFound, StateError
 from bulletin.logs import log_event
 from bulletin.models import (
     MailingList,
@@ -126,9 +127,7 @@ def subscribe(
     """
     address = normalise_address(email)
     for label, value in (("name", name), ("organisation", organisation)):
-        if has_control_chars(value):
-            raise ContentError("contains a control character (CR, LF, tab...)",
-                               where=f"address {address!r}: field '{label}'")
+        check_text(value, label, where=f"address {address!r}")
     if is_suppressed(session, address):
         raise StateError("the address is suppressed; it cannot be subscribed", where=f"address {address!r}")
     subscriber = find_subscriber(session, address)
@@ -295,6 +294,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
             .values(actor="(erased)")
         )
     scrub_mail(session, subscriber_id)
+    forget_notices(session, subscriber_id)
     now = utcnow()
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}

@@ -20,7 +20,8 @@ from bulletin.errors import AddressError, ConfigError, location
 from bulletin.models import MailingList, SubscriptionState, utcnow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public")
+FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "double_opt_in", "archive_public",
+          "public_signup")
 REQUIRED = ("name", "from_name", "from_address")
 
 
@@ -36,6 +37,7 @@ class ListSpec:
     reply_to: str | None = None
     double_opt_in: bool = True
     archive_public: bool = True
+    public_signup: bool = True  # offered on the public /signup page; defaults to double_opt_in
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
         value = entry.get(name, "")
         if not isinstance(value, str) or has_control_chars(value.replace("\n", " ") if name == "description" else value):
             raise ConfigError("must be text without control characters", where=location(where, None, name))
-    for name in ("double_opt_in", "archive_public"):
+    for name in ("double_opt_in", "archive_public", "public_signup"):
         if name in entry and not isinstance(entry[name], bool):
             raise ConfigError("must be true or false", where=location(where, None, name))
     try:
@@ -101,11 +103,23 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
     return ListSpec(slug=slug, name=entry["name"].strip(), from_name=entry["from_name"].strip(),
                     from_address=from_address, description=entry.get("description", "").strip(),
                     reply_to=reply_to, double_opt_in=entry.get("double_opt_in", True),
-                    archive_public=entry.get("archive_public", True))
+                    archive_public=entry.get("archive_public", True),
+                    public_signup=entry.get("public_signup", entry.get("double_opt_in", True)))
 
 
-def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False) -> SyncReport:
+def check_public_signup(specs: list[ListSpec], *, allow_single_opt_in: bool, where: str = "lists.toml") -> None:
+    """Refuse a public single-opt-in list unless the operator insists: anyone could add any address to it."""
+    for spec in specs:
+        if spec.public_signup and not spec.double_opt_in and not allow_single_opt_in:
+            raise ConfigError("public_signup = true on a list without double_opt_in lets anyone subscribe any "
+                              "address without asking its owner; pass --allow-single-opt-in to do it anyway",
+                              where=location(f"{where}: list {spec.slug!r}", None, "public_signup"))
+
+
+def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False,
+               allow_single_opt_in: bool = False) -> SyncReport:
     """Make the table match the specs (add, update); report what changed and what is not in the file."""
+    check_public_signup(specs, allow_single_opt_in=allow_single_opt_in)
     report = SyncReport()
     existing = {m.slug: m for m in session.exec(select(MailingList)).all()}
     for spec in specs:
@@ -158,6 +172,8 @@ def overview(session: Session) -> list[ListOverview]:
     ]
 
 
-def sync_file(session: Session, path: Path, *, dry_run: bool = False) -> SyncReport:
+def sync_file(session: Session, path: Path, *, dry_run: bool = False, allow_single_opt_in: bool = False) -> SyncReport:
     """Load lists.toml and sync it (what `bulletin lists sync` does)."""
-    return sync_lists(session, load_lists(path), dry_run=dry_run)
+    specs = load_lists(path)
+    check_public_signup(specs, allow_single_opt_in=allow_single_opt_in, where=str(path))
+    return sync_lists(session, specs, dry_run=dry_run, allow_single_opt_in=allow_single_opt_in)

@@ -21,6 +21,7 @@ from bulletin.cli import (
     inbound_cmd,
     issue_cmd,
     lists_cmd,
+    notices_cmd,
     report_cmd,
     send_cmd,
     serve_cmd,
@@ -67,6 +68,7 @@ app.add_typer(subscribers_cmd.app, name="subscribers")
 app.add_typer(feedback_cmd.app, name="feedback")
 app.add_typer(inbound_cmd.app, name="inbound")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(notices_cmd.app, name="notices")
 app.add_typer(config_cmd.app, name="config")
 
 
