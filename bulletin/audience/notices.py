@@ -7,7 +7,9 @@ runs it in the background of every worker and `bulletin notices send` runs it
 from cron or a service. Several senders may run at once: a row is claimed
 (state `sending`) in its own short transaction before it is sent, and a claim
 older than `STALE_CLAIM` is taken to be a crashed sender's and released, so
-at worst a notice goes twice, never not at all.
+at worst a notice goes twice, never not at all. The outcomes of a batch are
+written in one transaction (a crash before it resends the batch, with new
+Message-IDs: these are person-to-person notices, not ledger deliveries).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def pending_count(session: Session) -> int:
     return len(rows)
 
 
-def send_due(engine: Engine, settings: Settings, *, limit: int = 100,
+def send_due(engine: Engine, settings: Settings, *, limit: int = 200,
              transport: Transport | None = None) -> SendReport:
     """Send up to `limit` due notices; a transport is opened only when there is something to send."""
     claimed = _claim(engine, limit)
@@ -75,12 +77,14 @@ def send_due(engine: Engine, settings: Settings, *, limit: int = 100,
         return report
     own = transport is None
     transport = transport or make_transport(settings)
+    outcomes: list[tuple[int, bool, bool, str, str]] = []
     try:
         for row in claimed:
-            _send_one(engine, settings, transport, row, report)
+            outcomes.append(_send_one(settings, transport, row))
     finally:
         if own:
             transport.close()
+        _record(engine, outcomes, report)  # one write for the batch: SQLite writers queue for the lock
     return report
 
 
@@ -101,32 +105,39 @@ def _claim(engine: Engine, limit: int) -> list[QueuedNotice]:
     return rows
 
 
-def _send_one(engine: Engine, settings: Settings, transport: Transport, row: QueuedNotice,
-              report: SendReport) -> None:
+def _send_one(settings: Settings, transport: Transport, row: QueuedNotice) -> tuple[int, bool, bool, str, str]:
+    """(row id, sent, permanent failure, error, Message-ID) of one attempt."""
     message_id = ""
     try:
         data, message_id = simple_message(settings, to=row.to_addr, subject=row.subject, text=row.text,
                                           from_addr=row.from_addr, reply_to=row.reply_to)
         result = deliver(settings, bounce_address(settings), [row.to_addr], data, message_id, transport=transport)
-        ok, permanent, error = result.ok, result.permanent, f"{result.code} {result.detail}"
+        return row.id or 0, result.ok, result.permanent, f"{result.code} {result.detail}", message_id
     except (OSError, DeliveryError) as exc:  # the server or the folder could not be reached: retry
-        ok, permanent, error = False, False, str(exc)
+        return row.id or 0, False, False, str(exc), message_id
     except (ValueError, UnicodeError) as exc:  # the message cannot be built: retrying will not help
-        ok, permanent, error = False, True, str(exc)
+        return row.id or 0, False, True, str(exc), message_id
+
+
+def _record(engine: Engine, outcomes: list[tuple[int, bool, bool, str, str]], report: SendReport) -> None:
+    if not outcomes:
+        return
+    now = utcnow()
     with session_scope(engine) as session:
-        fresh = session.get(QueuedNotice, row.id)
-        if fresh is None:  # erased while we were sending
-            return
-        fresh.attempts += 1
-        if ok:
-            fresh.state, fresh.sent_at, fresh.message_id, fresh.text = NoticeState.SENT, utcnow(), message_id, ""
-            fresh.last_error = None
-            report.sent += 1
-        elif permanent or fresh.attempts >= MAX_ATTEMPTS:
-            fresh.state, fresh.last_error, fresh.text = NoticeState.FAILED, error[:500], ""
-            report.failed += 1
-        else:
-            fresh.state, fresh.last_error = NoticeState.QUEUED, error[:500]
-            fresh.next_attempt_at = utcnow() + timedelta(minutes=2 ** fresh.attempts)
-            report.deferred += 1
-        session.add(fresh)
+        for row_id, ok, permanent, error, message_id in outcomes:
+            fresh = session.get(QueuedNotice, row_id)
+            if fresh is None:  # erased while we were sending
+                continue
+            fresh.attempts += 1
+            if ok:
+                fresh.state, fresh.sent_at, fresh.message_id, fresh.text = NoticeState.SENT, now, message_id, ""
+                fresh.last_error = None
+                report.sent += 1
+            elif permanent or fresh.attempts >= MAX_ATTEMPTS:
+                fresh.state, fresh.last_error, fresh.text = NoticeState.FAILED, error[:500], ""
+                report.failed += 1
+            else:
+                fresh.state, fresh.last_error = NoticeState.QUEUED, error[:500]
+                fresh.next_attempt_at = now + timedelta(minutes=2 ** fresh.attempts)
+                report.deferred += 1
+            session.add(fresh)

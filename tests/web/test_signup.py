@@ -266,3 +266,25 @@ def test_tampered_referral_link_is_refused_and_a_bad_ref_field_is_ignored(client
     sub = db.exec(select(Subscriber).where(Subscriber.email == "noref@example.org")).one()
     events = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id)).all()
     assert all(e.detail.get("referrer") is None for e in events)
+
+
+def test_the_answer_does_not_wait_on_mail_and_bulletin_notices_send_delivers_it(client: TestClient, synced: Settings,
+                                                                               db: Session) -> None:
+    from typer.testing import CliRunner
+
+    from bulletin.cli import app
+    from bulletin.models import QueuedNotice
+
+    assert signup(client, "queued@example.org").status_code == 200
+    folder = synced.outbox_path / "new"
+    assert not folder.is_dir() or not list(folder.iterdir())  # nothing sent inside the request
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "queued" and row.kind == "confirm" and row.to_addr == "queued@example.org"
+    env = {"BULLETIN_DATABASE_URL": synced.effective_database_url, "BULLETIN_PUBLIC_BASE_URL": synced.public_base_url}
+    result = CliRunner().invoke(app, ["-w", str(synced.workspace), "notices", "send"], env=env)
+    assert result.exit_code == 0 and "1 sent" in result.output, result.output
+    assert len(list(folder.iterdir())) == 1
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "sent" and row.text == "" and row.message_id
