@@ -105,3 +105,13 @@ def test_the_footer_link_cannot_export_or_erase(client: TestClient, synced: Sett
     assert "export.json" not in page and "Email me my data" in page and "Erase me" in page
     db.expire_all()
     assert db.get(Subscriber, member).email == "prefs@example.org"  # type: ignore[union-attr]
+
+
+def test_members_only_lists_are_offered_only_to_their_members(client: TestClient, synced: Settings, db: Session,
+                                                              member: int) -> None:
+    url = _url(synced, member)
+    assert 'value="finance"' not in client.get(url).text
+    assert client.post(url, data={"csrf_token": _token(client, url), "list": ["finance"]}).status_code == 400
+    subscribe(db, "prefs@example.org", [list_id(db, "finance")], confirmed=True, source="cli", actor="t")
+    db.commit()
+    assert 'value="finance" checked' in client.get(url).text
