@@ -11,6 +11,12 @@ runs Debian's wrk against four endpoints and prints the median of several runs:
                 (first pass unsubscribes, later passes are the idempotent repeat)
   archive       GET  /archive/
 
+and, before those, the signup answer time for 20 new and 20 already subscribed
+addresses posted alternately in one run (median of each and their ratio; the
+goal is 0.8-1.25: the answer must not tell them apart). The confirmation and
+"already subscribed" mails are queued and sent by the in-app notice sender, so
+neither answer waits on mail.
+
 Report only: the figures depend on the machine and on what else runs on it.
 
     python bench/web.py [--workers 1 2] [--runs 3] [--duration 5] [--connections 16] [--json]
@@ -36,9 +42,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bulletin.audience.lifecycle import subscribe  # noqa: E402
 from bulletin.audience.links import Links  # noqa: E402
 from bulletin.audience.lists import load_lists, sync_lists  # noqa: E402
-from bulletin.audience.subscribers import get_list, subscribe  # noqa: E402
+from bulletin.audience.subscribers import get_list  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.db import make_engine, session_scope  # noqa: E402
 
@@ -127,6 +134,24 @@ def csrf(base: str) -> tuple[str, str]:
     return token, resp.cookies["bulletin_csrf"]
 
 
+def signup_timing(base: str, known: list[str], count: int) -> dict[str, float]:
+    """Median answer time (ms) of signups for new and for subscribed addresses, alternated in one run."""
+    times: dict[str, list[float]] = {"new": [], "known": []}
+    with httpx.Client(base_url=base) as client:
+        page = client.get("/signup/shared-services")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        for i in range(count):
+            for kind, addr in (("new", f"timing-new-{i}@example.org"), ("known", known[i])):
+                data = {"csrf_token": token, "email": addr, "name": "Timing", "organisation": "Bench"}
+                start = time.perf_counter()
+                resp = client.post("/signup/shared-services", data=data)
+                times[kind].append((time.perf_counter() - start) * 1000)
+                if resp.status_code != 200:
+                    raise SystemExit(f"signup of {addr} answered {resp.status_code}")
+    new, old = statistics.median(times["new"]), statistics.median(times["known"])
+    return {"new_ms": round(new, 2), "known_ms": round(old, 2), "ratio": round(new / old, 3)}
+
+
 def bench_workers(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
     port = free_port()
     ws = tmp / f"ws-{workers}"
@@ -138,6 +163,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str
     proc = serve(ws, port, workers)
     results: dict[str, dict[str, float]] = {}
     try:
+        known = [f"reader{i}-{port}@example.org" for i in range(args.timing)]
+        results["signup-timing"] = signup_timing(base, known, args.timing)
         token, nonce = csrf(base)
         plans = {"signup-form": (f"{base}/signup/shared-services", None),
                  "signup-post": (base, "signup"),
@@ -176,6 +203,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16, help="open connections of wrk")
     parser.add_argument("--subscribers", type=int, default=500, help="subscribers whose one-click links are cycled")
+    parser.add_argument("--timing", type=int, default=20, help="new and subscribed addresses timed one by one")
     parser.add_argument("--database-url", default=None, help="database to use (default: SQLite in the temp workspace)")
     parser.add_argument("--keep-log", default=None, help="copy each server's stderr next to this path")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -195,9 +223,14 @@ def main() -> None:
     print(f"{'workers':>8}  {'endpoint':<12} {'req/s':>9}  {'non-2xx':>7}")
     for workers in args.workers:
         for name, r in out[f"workers={workers}"].items():  # type: ignore[union-attr]
+            if name == "signup-timing":
+                continue
             print(f"{workers:>8}  {name:<12} {r['median_rps']:>9.1f}  {r['non_2xx']:>7}")
+        t = out[f"workers={workers}"]["signup-timing"]  # type: ignore[index]
+        print(f"{'':>8}  signup answer, median of {args.timing} each: new {t['new_ms']} ms, subscribed "
+              f"{t['known_ms']} ms, ratio new/subscribed {t['ratio']} (goal 0.8-1.25)")
         mails = out[f"workers={workers}"]["signup-post"]["confirmation_mails"]  # type: ignore[index]
-        print(f"{'':>8}  ({mails} confirmation mails written by signup-post)")
+        print(f"{'':>8}  ({mails} queued mails sent to the outbox by the in-app notice sender by the end)")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     organisation: str = Field(default="", description="Who sends the bulletins, for lists.toml entries without one")
     postal_address: str = Field(default="", description="Sender's postal address, for lists without one")
+    trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of reverse proxies whose "
+                                       "X-Forwarded-For the web app believes; default none")
     reply_local: str = "reply"
     bounce_local: str = "bounces"
     secret_keys: list[str] = Field(default_factory=list, description="Signing keys, newest first")
@@ -95,6 +97,18 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR network") from None
+        return [c.strip() for c in value]
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,7 @@ class MailingList(SQLModel, table=True):
     postal_address: str = ""  # empty: bulletin.toml's `postal_address`
     double_opt_in: bool = True
     archive_public: bool = True
+    public_signup: bool = True  # offered on /signup; lists.toml defaults it to double_opt_in
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -217,3 +218,60 @@ class Feedback(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, index=True)
     answered_at: datetime | None = None
     answer_message_id: str | None = None
+
+
+class NoticeState:
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class QueuedNotice(SQLModel, table=True):
+    """A single mail (confirmation, "already subscribed", data-request link) waiting for the notice sender.
+
+    Committed in the same transaction as the change that asks for it, so a web
+    response never waits on mail and a crash never loses one. The text is
+    cleared once sent: it holds a signed link.
+    """
+
+    __tablename__ = "queued_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=32)  # confirm, already, export, erase
+    to_addr: str = Field(max_length=320)
+    from_addr: str | None = None
+    reply_to: str | None = None
+    subject: str
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    state: str = Field(default=NoticeState.QUEUED, index=True, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = Field(default=None, max_length=255)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DataRequest(SQLModel, table=True):
+    """A mailed, single-use link to export or erase someone's data (asked for from the preference centre)."""
+
+    __tablename__ = "data_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=16)  # export, erase
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None
+
+
+class RateCount(SQLModel, table=True):
+    """Hits per key per fixed time bucket: rate limits every web worker process shares."""
+
+    __tablename__ = "rate_count"
+
+    key: str = Field(primary_key=True, max_length=128)
+    bucket: int = Field(primary_key=True)
+    hits: int = 0

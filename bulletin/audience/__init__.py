@@ -6,10 +6,11 @@ who gets a send), `staff` (operations by address), `importer` / `exporter` (CSV)
 `access` (the subject-access export), `optin` (signup and confirmation),
 `self_service` (unsubscribe, preferences, erase from a link), `links` (every URL,
 address and token), `addresses` (normalising and hashing addresses), `segments` (segments.toml and who
-each one chooses). Internal too: `conditions` (the condition language) and `targeting`.
+each one chooses), `notices` (queued single mails and their sender), `data_requests`
+(export and erase by a mailed single-use link), `text` (the one character rule). Internal too: `conditions` (the condition language) and `targeting`.
 Internal: `lifecycle` (every state change and its consent event; the modules
 above call it), `tokens`, `erasure`, `bulk`.
 """
 
-__all__ = ["access", "addresses", "exporter", "importer", "links", "lists", "optin", "segments", "self_service",
-           "staff", "subscribers"]
+__all__ = ["access", "addresses", "data_requests", "exporter", "importer", "links", "lists", "notices", "optin",
+           "segments", "self_service", "staff", "subscribers", "text"]

@@ -92,3 +92,14 @@ def has_control_chars(value: str) -> bool:
     if value.isprintable():  # fast: printable strings hold no Cc/Cf/Zl/Zp characters
         return False
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+
+
+def mask_address(email: str) -> str:
+    """`a•••e@e•••.org`: enough for the owner to recognise their address, little for anyone else."""
+    local, _, domain = email.rpartition("@")
+
+    def hide(part: str) -> str:
+        return part[:1] + "•••" + (part[-1] if len(part) > 3 else "")
+
+    labels = domain.split(".")
+    return f"{hide(local)}@{'.'.join([hide(label) for label in labels[:-1]] + labels[-1:])}"

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bulletin.audience.addresses import has_control_chars, hash_normalised, normalise_address
 from bulletin.audience.bulk import bulk_insert, dumps, lock_for_batch, member, stamp
+from bulletin.audience.text import PROBLEM, bad_character
 from bulletin.errors import AddressError, ContentError, RowError
 from bulletin.models import (
     MailingList,
@@ -184,8 +185,8 @@ def _parse(record: dict[str | Any, Any], line: int, slugs: dict[str, int], extra
         return None
     values = {k: unescape_cell((v or "").strip(" ")) for k, v in record.items()}  # CR/LF kept, to be rejected
     for key, value in values.items():
-        if key != "lists" and has_control_chars(value):
-            report.errors.append(RowError(line, f"field '{key}' contains a control character (CR, LF, tab...)", email))
+        if key != "lists" and bad_character(value, key) is not None:
+            report.errors.append(RowError(line, f"field '{key}' {PROBLEM}", email))
             return None
     list_ids = list(extra)
     for slug in (s.strip().lower() for s in values.get("lists", "").split(";")):

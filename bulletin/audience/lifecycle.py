@@ -15,17 +15,18 @@ from sqlmodel import Session, select
 
 from bulletin.audience.addresses import (
     address_hash,
-    has_control_chars,
     hash_normalised,
     normalise_address,
 )
 from bulletin.audience.erasure import scrub_mail
+from bulletin.audience.notices import forget_notices
 from bulletin.audience.subscribers import (
     find_subscriber,
     get_subscriber,
     is_suppressed,
 )
-from bulletin.errors import ContentError, NotFound, StateError
+from bulletin.audience.text import check_text
+from bulletin.errors import NotFound, StateError
 from bulletin.logs import log_event
 from bulletin.models import (
     MailingList,
@@ -123,9 +124,7 @@ def subscribe(
     """
     address = normalise_address(email)
     for label, value in (("name", name), ("organisation", organisation)):
-        if has_control_chars(value):
-            raise ContentError("contains a control character (CR, LF, tab...)",
-                               where=f"address {address!r}: field '{label}'")
+        check_text(value, label, where=f"address {address!r}")
     if is_suppressed(session, address):
         raise StateError("the address is suppressed; it cannot be subscribed", where=f"address {address!r}")
     subscriber = find_subscriber(session, address)
@@ -292,6 +291,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
             .values(actor="(erased)")
         )
     scrub_mail(session, subscriber_id)
+    forget_notices(session, subscriber_id)
     now = utcnow()
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}

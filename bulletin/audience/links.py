@@ -4,7 +4,8 @@ The delivery stage puts these into messages, the web app and the inbound stage
 take them apart again; keeping both directions here means the token payloads
 and URL paths cannot drift apart. Web routes: /confirm/{token},
 /unsubscribe/{token}, /preferences/{token}, /signup, /signup/{list},
-/refer/{token}, /archive/, /archive/{issue}/.
+/refer/{token}, /archive/, /archive/{issue}/, /archive/{list}/feed.xml, /view/{token},
+/my-data/{token}, /erase/{token}.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from bulletin.config import Settings
 from bulletin.errors import TokenError
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600  # a confirmation link works for a week
+DATA_REQUEST_MAX_AGE = 24 * 3600  # a mailed export or erase link works for a day (and once)
+DATA_REQUEST_PATHS = {"export": "my-data", "erase": "erase"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,16 @@ class Links:
         return f"{self.base}/refer/{self.signer.dumps('referral', {'s': subscriber_id, 'l': list_id})}"
 
     def view_online_url(self, issue_slug: str) -> str:
+        """The public archive copy (lists with `archive_public`); mail carries `view_url` instead."""
         return f"{self.base}/archive/{issue_slug}/"
+
+    def view_url(self, subscriber_id: int, issue_id: int) -> str:
+        """The signed per-recipient "view online" link: works for every list, public or not."""
+        return f"{self.base}/view/{self.signer.address_token('view', subscriber_id, issue_id)}"
+
+    def data_request_url(self, kind: str, request_id: int) -> str:
+        """The fresh link mailed on request to export ("export") or erase ("erase") someone's data."""
+        return f"{self.base}/{DATA_REQUEST_PATHS[kind]}/{self.signer.dumps(kind, {'r': request_id})}"
 
     # Addresses -----------------------------------------------------------------------------
     def reply_address(self, subscriber_id: int, issue_id: int) -> str:
@@ -88,6 +100,17 @@ class Links:
         if len(numbers) != 1:
             raise TokenError("address token has the wrong shape")
         return numbers[0]
+
+    def parse_view_token(self, token: str) -> tuple[int, int]:
+        """(subscriber_id, issue_id) of a view-online link; TokenError when forged."""
+        return _pair(self.signer.parse_address_token("view", token))
+
+    def parse_data_request_token(self, kind: str, token: str) -> int:
+        """The DataRequest id a mailed link names; TokenError when forged, expired or for the other kind."""
+        request_id = self.signer.loads(kind, token, max_age=DATA_REQUEST_MAX_AGE).get("r")
+        if not isinstance(request_id, int):
+            raise TokenError("this link is not valid")
+        return request_id
 
     def parse_confirm_token(self, token: str) -> ConfirmToken:
         """What a confirmation link names and when it was signed; TokenError for forged, expired or odd ones."""

@@ -22,7 +22,7 @@ from bulletin.statuses import SubscriptionState
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELDS = ("name", "description", "from_name", "from_address", "reply_to", "organisation", "postal_address",
-          "double_opt_in", "archive_public")
+          "double_opt_in", "archive_public", "public_signup")
 REQUIRED = ("name", "from_name", "from_address")
 
 
@@ -40,6 +40,7 @@ class ListSpec:
     postal_address: str = ""
     double_opt_in: bool = True
     archive_public: bool = True
+    public_signup: bool = True  # offered on the public /signup page; defaults to double_opt_in
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
         multiline = name in ("description", "postal_address")
         if not isinstance(value, str) or has_control_chars(value.replace("\n", " ") if multiline else value):
             raise ConfigError("must be text without control characters", where=location(where, None, name))
-    for name in ("double_opt_in", "archive_public"):
+    for name in ("double_opt_in", "archive_public", "public_signup"):
         if name in entry and not isinstance(entry[name], bool):
             raise ConfigError("must be true or false", where=location(where, None, name))
     try:
@@ -109,7 +110,8 @@ def _spec(path: Path, n: int, entry: object) -> ListSpec:
                     reply_to=reply_to, organisation=entry.get("organisation", "").strip(),
                     postal_address=one_line_address(entry.get("postal_address", "")),
                     double_opt_in=entry.get("double_opt_in", True),
-                    archive_public=entry.get("archive_public", True))
+                    archive_public=entry.get("archive_public", True),
+                    public_signup=entry.get("public_signup", entry.get("double_opt_in", True)))
 
 
 def one_line_address(value: str) -> str:
@@ -117,8 +119,19 @@ def one_line_address(value: str) -> str:
     return ", ".join(part.strip() for part in value.replace(",", "\n").splitlines() if part.strip())
 
 
-def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False) -> SyncReport:
+def check_public_signup(specs: list[ListSpec], *, allow_single_opt_in: bool, where: str = "lists.toml") -> None:
+    """Refuse a public single-opt-in list unless the operator insists: anyone could add any address to it."""
+    for spec in specs:
+        if spec.public_signup and not spec.double_opt_in and not allow_single_opt_in:
+            raise ConfigError("public_signup = true on a list without double_opt_in lets anyone subscribe any "
+                              "address without asking its owner; pass --allow-single-opt-in to do it anyway",
+                              where=location(f"{where}: list {spec.slug!r}", None, "public_signup"))
+
+
+def sync_lists(session: Session, specs: list[ListSpec], *, dry_run: bool = False,
+               allow_single_opt_in: bool = False) -> SyncReport:
     """Make the table match the specs (add, update); report what changed and what is not in the file."""
+    check_public_signup(specs, allow_single_opt_in=allow_single_opt_in)
     report = SyncReport()
     existing = {m.slug: m for m in session.exec(select(MailingList)).all()}
     for spec in specs:
@@ -171,6 +184,8 @@ def overview(session: Session) -> list[ListOverview]:
     ]
 
 
-def sync_file(session: Session, path: Path, *, dry_run: bool = False) -> SyncReport:
+def sync_file(session: Session, path: Path, *, dry_run: bool = False, allow_single_opt_in: bool = False) -> SyncReport:
     """Load lists.toml and sync it (what `bulletin lists sync` does)."""
-    return sync_lists(session, load_lists(path), dry_run=dry_run)
+    specs = load_lists(path)
+    check_public_signup(specs, allow_single_opt_in=allow_single_opt_in, where=str(path))
+    return sync_lists(session, specs, dry_run=dry_run, allow_single_opt_in=allow_single_opt_in)

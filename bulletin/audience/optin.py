@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bulletin.audience.addresses import normalise_address
+from bulletin.audience.addresses import mask_address, normalise_address
 from bulletin.audience.lifecycle import set_state, subscribe
-from bulletin.audience.links import CONFIRM_MAX_AGE, Links
+from bulletin.audience.links import CONFIRM_MAX_AGE, ConfirmToken, Links
+from bulletin.audience.notices import queue_notice
 from bulletin.audience.subscribers import find_subscriber, get_list, is_suppressed
-from bulletin.errors import StateError, TokenError
-from bulletin.messenger import Notice, format_address, send_notice
+from bulletin.errors import NotFound, StateError, TokenError
+from bulletin.messenger import Notice, format_address
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, id_of, utcnow
 from bulletin.statuses import SubscriptionState as S
 
@@ -30,7 +31,8 @@ ACTOR = "self"
 
 
 class SignupOutcome(enum.Enum):
-    MAIL_SENT = "mail_sent"
+    MAIL_QUEUED = "mail_queued"  # a confirmation mail is queued
+    ALREADY_MAILED = "already_mailed"  # everything chosen was confirmed: a "you are already subscribed" mail
     CONFIRMED_NOW = "confirmed_now"
     NOTHING_TO_DO = "nothing_to_do"
     THROTTLED = "throttled"
@@ -59,7 +61,12 @@ class ConfirmResult:
 
 
 def signup(session: Session, links: Links, req: SignupRequest, *, window: timedelta) -> SignupOutcome:
-    """Subscribe `req.email` to the chosen lists: pending plus a confirmation mail, or at once."""
+    """Subscribe `req.email` to the chosen lists: pending plus a queued confirmation mail, or at once.
+
+    Someone already confirmed on everything chosen gets a queued "you are
+    already subscribed" mail instead, so every address costs about the same
+    work and the person learns about the attempt from their own mailbox.
+    """
     email = normalise_address(req.email)
     lists = [get_list(session, slug) for slug in req.list_slugs]
     if is_suppressed(session, email):
@@ -78,23 +85,41 @@ def signup(session: Session, links: Links, req: SignupRequest, *, window: timede
             sub = subscribe(session, email, [id_of(m) for m in pending], confirmed=False, **common)  # type: ignore[arg-type]
     except StateError:
         return SignupOutcome.SUPPRESSED
-    to_confirm = [m for m in pending + reconfirm]
-    if not to_confirm or sub is None:
+    if sub is None or sub.id is None:
+        return SignupOutcome.NOTHING_TO_DO
+    to_confirm = pending + reconfirm
+    already = [m for m in lists if states.get(m.id) == S.CONFIRMED]  # type: ignore[arg-type]
+    if not to_confirm and (direct or not already):
         return SignupOutcome.CONFIRMED_NOW if direct else SignupOutcome.NOTHING_TO_DO
-    assert sub.id is not None
-    if not _claim_confirmation_slot(session, sub.id, [id_of(m) for m in to_confirm], window):
+    mailed = to_confirm or already
+    if not _claim_confirmation_slot(session, sub.id, [id_of(m) for m in mailed], window):
         return SignupOutcome.THROTTLED
-    send_confirmation(links, email, sub.id, to_confirm, req.referrer_id)
-    return SignupOutcome.MAIL_SENT
+    if to_confirm:
+        notice = confirmation_notice(links, email, sub.id, to_confirm, req.referrer_id)
+        queue_notice(session, notice, kind="confirm", subscriber_id=sub.id)
+        return SignupOutcome.MAIL_QUEUED
+    queue_notice(session, already_notice(links, email, sub.id, already), kind="already", subscriber_id=sub.id)
+    return SignupOutcome.ALREADY_MAILED
 
 
 def signup_lists(session: Session) -> list[MailingList]:
-    """Every list a signup form may offer, by name."""
-    return list(session.exec(select(MailingList).order_by(MailingList.name)).all())
+    """Every list the public signup page offers (`public_signup`), by name."""
+    stmt = select(MailingList).where(MailingList.public_signup.is_(True))  # type: ignore[attr-defined]
+    return list(session.exec(stmt.order_by(MailingList.name)).all())
+
+
+def public_list(session: Session, slug: str) -> MailingList:
+    """The list behind `/signup/<slug>`; NotFound for unknown lists and lists not open to the public."""
+    ml = session.exec(select(MailingList).where(MailingList.slug == slug)).first()
+    if ml is None or not ml.public_signup:
+        raise NotFound("no such bulletin", where=f"list {slug!r}")
+    return ml
 
 
 def list_by_id(session: Session, list_id: int) -> MailingList | None:
-    return session.get(MailingList, list_id)
+    """A list a referral link may point at: only those open to the public."""
+    ml = session.get(MailingList, list_id)
+    return ml if ml is not None and ml.public_signup else None
 
 
 def _states(session: Session, subscriber_id: int) -> dict[int, str]:
@@ -138,53 +163,93 @@ def _claim_confirmation_slot(session: Session, subscriber_id: int, list_ids: lis
     return True
 
 
-def send_confirmation(links: Links, email: str, subscriber_id: int, lists: list[MailingList],
-                      referrer_id: int | None) -> str:
-    """Mail the signed confirmation link through the messenger; returns the Message-ID."""
-    settings = links.settings
+def confirmation_notice(links: Links, email: str, subscriber_id: int, lists: list[MailingList],
+                        referrer_id: int | None) -> Notice:
+    """The mail with the signed confirmation link (queued; the notice sender sends it)."""
     url = links.confirm_url(subscriber_id, [id_of(m) for m in lists], referrer_id)
     names = ", ".join(m.name for m in lists)
-    first = lists[0]
     text = (
         f"Hello,\n\nSomeone, probably you, asked to receive: {names}.\n\n"
-        f"To confirm, open this link within {CONFIRM_MAX_AGE // 86400} days:\n\n{url}\n\n"
+        f"To confirm, open this link within {CONFIRM_MAX_AGE // 86400} days and press the button:\n\n{url}\n\n"
         "If you did not ask, ignore this message: nothing will be sent to you.\n"
     )
-    notice = Notice(to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
-                    from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
-    return send_notice(settings, notice, what="confirmation mail")
+    first = lists[0]
+    return Notice(to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
+                  from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
+
+
+def already_notice(links: Links, email: str, subscriber_id: int, lists: list[MailingList]) -> Notice:
+    """The answer to a signup for lists the address already receives: nothing changed, here is where to."""
+    names = ", ".join(m.name for m in lists)
+    text = (
+        f"Hello,\n\nSomeone, probably you, asked to receive: {names}.\n\n"
+        "This address is already subscribed, so nothing has changed. To choose your bulletins or leave,\n"
+        f"use your preferences page:\n\n{links.preferences_url(subscriber_id)}\n\n"
+        "If you did not ask, ignore this message.\n"
+    )
+    first = lists[0]
+    return Notice(to=email, subject=f"You are already subscribed: {names}"[:200], text=text,
+                  from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
 
 
 # Confirm ---------------------------------------------------------------------------------------------
-def confirm(session: Session, links: Links, token: str, *, ip: str | None,
-            user_agent: str | None) -> ConfirmResult:
-    """Confirm the lists a link names; TokenError for forged, expired or unusable links."""
+@dataclass(frozen=True)
+class ConfirmPreview:
+    """What the confirmation page shows before the button is pressed (a GET changes nothing)."""
+
+    masked_email: str
+    to_confirm: tuple[str, ...]
+    already: tuple[str, ...]
+
+
+def _classify(session: Session, links: Links, token: str) -> tuple[ConfirmToken, Subscriber, list[tuple[MailingList, str]]]:
+    """The link's subscriber and each named list with "confirm", "already" or "stale"; TokenError when unusable."""
     parsed = links.parse_confirm_token(token)
-    sid, list_ids, referrer, issued = parsed.subscriber_id, parsed.list_ids, parsed.referrer_id, parsed.issued_at
-    sub = session.get(Subscriber, sid)
+    sub = session.get(Subscriber, parsed.subscriber_id)
     if sub is None or sub.email is None or is_suppressed(session, sub.email):
         raise TokenError("this link is no longer valid")
-    result = ConfirmResult()
-    for list_id in list_ids:
-        row = session.exec(select(Subscription).where(Subscription.subscriber_id == sid,
+    out: list[tuple[MailingList, str]] = []
+    for list_id in parsed.list_ids:
+        row = session.exec(select(Subscription).where(Subscription.subscriber_id == sub.id,
                                                       Subscription.list_id == list_id)).first()
         ml = session.get(MailingList, list_id)
         if row is None or ml is None:
             continue
         if row.state == S.CONFIRMED:
-            result.already.append(ml.name)
+            out.append((ml, "already"))
             continue
-        left = _left_at(session, sid, list_id)
-        if left is not None and issued <= left.timestamp():
-            result.stale.append(ml.name)
-            continue
-        set_state(session, sid, list_id, S.CONFIRMED, kind="confirm", source=SOURCE, actor=ACTOR,
-                  ip=ip, user_agent=user_agent,
-                  detail={"page": _signup_page(session, sid, list_id), "referrer": referrer,
-                          "link_issued": datetime.fromtimestamp(issued, UTC).isoformat()})
-        result.confirmed.append(ml.name)
-    if not result.confirmed and not result.already:
+        left = _left_at(session, parsed.subscriber_id, list_id)
+        stale = left is not None and parsed.issued_at <= left.timestamp()
+        out.append((ml, "stale" if stale else "confirm"))
+    if not any(status in ("confirm", "already") for _ml, status in out):
         raise TokenError("this link has already been used")
+    return parsed, sub, out
+
+
+def confirm_preview(session: Session, links: Links, token: str) -> ConfirmPreview:
+    """The lists a link would confirm and the partly masked address; changes nothing (scanners GET links)."""
+    _parsed, sub, lists = _classify(session, links, token)
+    assert sub.email is not None
+    return ConfirmPreview(mask_address(sub.email), tuple(m.name for m, st in lists if st == "confirm"),
+                          tuple(m.name for m, st in lists if st == "already"))
+
+
+def confirm(session: Session, links: Links, token: str, *, ip: str | None,
+            user_agent: str | None) -> ConfirmResult:
+    """Confirm the lists a link names (the press of the button); TokenError for forged, expired or used links."""
+    parsed, sub, lists = _classify(session, links, token)
+    assert sub.id is not None
+    result = ConfirmResult()
+    for ml, status in lists:
+        if status != "confirm":
+            (result.already if status == "already" else result.stale).append(ml.name)
+            continue
+        assert ml.id is not None
+        set_state(session, sub.id, ml.id, S.CONFIRMED, kind="confirm", source=SOURCE, actor=ACTOR,
+                  ip=ip, user_agent=user_agent,
+                  detail={"page": _signup_page(session, sub.id, ml.id), "referrer": parsed.referrer_id,
+                          "link_issued": datetime.fromtimestamp(parsed.issued_at, UTC).isoformat()})
+        result.confirmed.append(ml.name)
     return result
 
 

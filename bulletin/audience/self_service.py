@@ -95,7 +95,9 @@ def subscriber_for(session: Session, links: Links, token: str) -> Subscriber:
 def preferences(session: Session, sub: Subscriber) -> Preferences:
     assert sub.id is not None and sub.email is not None
     states = {s.list_id: s.state for s, _m in subscriptions_of(session, sub.id)}
-    lists = session.exec(select(MailingList).order_by(MailingList.name)).all()
+    # Members-only lists (no public_signup) are offered only to people already on them.
+    lists = [m for m in session.exec(select(MailingList).order_by(MailingList.name)).all()
+             if m.public_signup or m.id in states]
     return Preferences(
         subscriber_id=sub.id, email=sub.email, name=sub.name, organisation=sub.organisation,
         suppressed=is_suppressed(session, sub.email),

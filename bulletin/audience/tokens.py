@@ -20,7 +20,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from bulletin.errors import TokenError
 
-PURPOSES = ("confirm", "unsubscribe", "preferences", "referral", "reply", "bounce", "message")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "referral", "reply", "bounce", "message", "view", "export",
+            "erase")
 _MAC_BYTES = 10
 
 

@@ -22,6 +22,7 @@ from bulletin.cli import (
     init_cmd,
     issue_cmd,
     lists_cmd,
+    notices_cmd,
     report_cmd,
     segments_cmd,
     send_cmd,
@@ -72,6 +73,7 @@ app.add_typer(segments_cmd.app, name="segments")
 app.add_typer(feedback_cmd.app, name="feedback")
 app.add_typer(inbound_cmd.app, name="inbound")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(notices_cmd.app, name="notices")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(templates_cmd.app, name="templates")
 

@@ -50,12 +50,14 @@ def sync(
     file: Annotated[Path | None, typer.Option("--file", "-f", help="lists.toml to load (default: subscribers/lists.toml).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes without writing them.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+    allow_single_opt_in: Annotated[bool, typer.Option(
+        "--allow-single-opt-in", help="Accept public_signup = true on a list without double opt-in.")] = False,
 ) -> None:
     """Load lists.toml into the database: adds and updates lists, never deletes one."""
     c = ctx_of(ctx)
     path = file or lists_file(c.settings.path(c.settings.subscribers_dir))
     with session_scope(c.engine) as session:
-        report = sync_file(session, path, dry_run=dry_run)
+        report = sync_file(session, path, dry_run=dry_run, allow_single_opt_in=allow_single_opt_in)
         if dry_run:
             session.rollback()
     if as_json:

@@ -4,13 +4,17 @@ An issue is in the archive once a send of it to a public list has started
 (status sending or done) or any delivery of such a send is marked sent; a
 built but unsent issue, or one sent only to members-only lists, stays private.
 The page is `Compiled.web_html`, the same render the email came from.
+Each public list also has its own page and Atom feed (`delivery/feed.py`);
+a signed per-recipient view-online link (`view_page`) opens the copy of any
+issue, public or members-only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import exists, or_
+from sqlalchemy import exists, func, or_
 from sqlmodel import Session, select
 
 from bulletin.errors import NotFound
@@ -55,4 +59,62 @@ def issue_page(session: Session, slug: str) -> str:
     record = session.exec(stmt).first()
     if record is None:
         raise NotFound("no such issue in the archive", where=f"issue {slug!r}")
+    return Compiled.from_json(record.compiled).web_html
+
+
+# Per-list archive and feed ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ListEntry:
+    slug: str
+    title: str
+    subject: str
+    issue_date: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class ListArchive:
+    slug: str
+    name: str
+    description: str
+    from_name: str
+    public_signup: bool
+    issues: tuple[ListEntry, ...]  # newest first
+
+    @property
+    def updated(self) -> datetime | None:
+        return max((e.sent_at for e in self.issues), default=None)
+
+
+def public_list_archive(session: Session, list_slug: str) -> ListArchive:
+    """The sent issues of one list with `archive_public`, newest first; NotFound for any other list."""
+    ml = session.exec(select(MailingList).where(MailingList.slug == list_slug)).first()
+    if ml is None or not ml.archive_public:
+        raise NotFound("no such archive", where=f"list {list_slug!r}")
+    delivered = exists().where(Delivery.send_id == Send.id, Delivery.state == DeliveryState.SENT)
+    sent_at = func.min(func.coalesce(Send.started_at, Send.created_at))
+    stmt = (
+        select(IssueRecord.slug, IssueRecord.title, IssueRecord.subject, IssueRecord.issue_date, sent_at)
+        .join(Send, Send.issue_id == IssueRecord.id)
+        .where(Send.list_id == ml.id, or_(Send.status.in_(SENT_STATUSES), delivered))  # type: ignore[attr-defined]
+        .group_by(IssueRecord.id, IssueRecord.slug, IssueRecord.title, IssueRecord.subject, IssueRecord.issue_date)
+        .order_by(IssueRecord.issue_date.desc(), IssueRecord.id.desc())  # type: ignore[attr-defined]
+    )
+    entries = tuple(ListEntry(slug, title, subject, date, _aware(at))
+                    for slug, title, subject, date, at in session.exec(stmt).all())  # type: ignore[call-overload]
+    return ListArchive(ml.slug, ml.name, ml.description, ml.from_name, ml.public_signup, entries)
+
+
+def _aware(value: datetime | str) -> datetime:
+    """min() over a UTCDateTime column comes back naive or as text on SQLite; make it aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def view_page(session: Session, issue_id: int) -> str:
+    """The web copy of an issue for a signed view-online link: any list, public or not."""
+    record = session.get(IssueRecord, issue_id)
+    if record is None:
+        raise NotFound("no such issue", where=f"issue #{issue_id}")
     return Compiled.from_json(record.compiled).web_html

@@ -127,7 +127,6 @@ class MessageSkeleton:
         self.dkim_key = load_dkim_key(settings)
         self.dkim_domain = domain_of(mailing_list.from_address)
         subject = f"[TEST] {compiled.subject}" if test else compiled.subject
-        self.view_online_url = self.links.view_online_url(compiled.slug)
         self.reply_name = _display(mailing_list.display_name)
         self.boundary = "=_b" + hashlib.sha1(compiled.to_json().encode()).hexdigest()[:24]
         list_id = f"{clean_header(mailing_list.name)} <{mailing_list.slug}.{self.settings.sending_domain}>"
@@ -178,7 +177,7 @@ class MessageSkeleton:
             name=clean_header(row.name),
             unsubscribe_url=links.unsubscribe_url(sid, self.list.id, self.issue_id),
             preferences_url=links.preferences_url(sid),
-            view_online_url=self.view_online_url,
+            view_online_url=links.view_url(sid, self.issue_id),  # signed: works for members-only lists too
             reply_address=links.reply_address(sid, self.issue_id),
         )
 

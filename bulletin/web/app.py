@@ -4,22 +4,35 @@ Errors from the stages become pages here, once: a bad or expired link is a
 400 page that says so and nothing else (the same words whether or not the
 person exists), an unknown list or issue a 404, a refused form its status.
 Every response carries conservative headers: links carry tokens, so no
-Referer leaves our pages and token pages are never cached.
+Referer leaves our pages and token pages are never cached. Any other error a
+stage raises about its input is a 400 page, never a 500. Slash redirects are
+off (Starlette builds them from the Host header); pages that redirect build
+the URL from `public_base_url`.
+
+The in-app notice sender (`notice_interval` > 0) runs in every worker: it
+sends the mail signups and data requests queued (`audience.notices`), woken
+after each such commit and otherwise every `notice_interval` seconds; claims
+in the database keep workers from sending a notice twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.errors import NotFound, TokenError
+from bulletin.audience.notices import send_due
+from bulletin.errors import BulletinError, NotFound, TokenError
+from bulletin.logs import log_event
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
-from bulletin.web.pages import archive, media, preferences, signup, unsubscribe
+from bulletin.web.pages import archive, data, media, preferences, signup, unsubscribe
 from bulletin.web.security import FormRejected
 from bulletin.workspace import Workspace
 
@@ -29,19 +42,33 @@ ARCHIVE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; f
 
 def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
     """The app for one workspace; its engine is disposed on shutdown."""
+    web = WebContext.build(ws, options or WebOptions())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        ws.close()
+        sender = None
+        if web.options.notice_interval > 0:
+            web.notices_due = asyncio.Event()
+            sender = asyncio.create_task(_notice_sender(web))
+        try:
+            yield
+        finally:
+            if sender is not None:
+                sender.cancel()
+                with suppress(asyncio.CancelledError):
+                    await sender
+            ws.close()
 
-    app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.web = WebContext.build(ws, options or WebOptions())
-    for module in (signup, unsubscribe, preferences, archive, media):
+    app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+                  redirect_slashes=False)
+    app.router.redirect_slashes = False
+    app.state.web = web
+    for module in (signup, unsubscribe, preferences, data, archive, media):
         app.include_router(module.router)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)
+    app.add_exception_handler(BulletinError, _refused)
     app.middleware("http")(_headers)
     return app
 
@@ -68,13 +95,32 @@ async def _form_rejected(request: Request, exc: Exception) -> Response:
     return _message(request, "The form could not be accepted", str(exc) + ".", exc.status)
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    return _message(request, "The request could not be accepted", "Please check what you entered and try again.", 400)
+
+
+async def _notice_sender(web: WebContext) -> None:
+    """Drain the notice queue until the app stops; a failure is logged and retried, never fatal."""
+    assert web.notices_due is not None
+    while True:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(web.notices_due.wait(), timeout=web.options.notice_interval)
+        web.notices_due.clear()
+        try:
+            while (await run_in_threadpool(send_due, web.engine, web.settings)).total:
+                pass
+        except Exception as exc:  # noqa: BLE001 - the sender must outlive a bad moment of the database or relay
+            log_event("bulletin.web", "notices.failed", level=logging.WARNING, error=str(exc))
+
+
 async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     response = await call_next(request)
     h = response.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("Referrer-Policy", "no-referrer")
     h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Content-Security-Policy", ARCHIVE_CSP if request.url.path.startswith("/archive/") else PAGE_CSP)
+    issue_page = request.url.path.startswith(("/archive/", "/view/"))
+    h.setdefault("Content-Security-Policy", ARCHIVE_CSP if issue_page else PAGE_CSP)
     if not request.url.path.startswith("/archive/"):
         h.setdefault("Cache-Control", "no-store")
     return response

@@ -23,7 +23,8 @@ class WebOptions:
     address_window: float = 3600.0  # ... per this many seconds
     confirm_window: float = 900.0  # at most one confirmation mail per address in this many seconds
     max_body: int = 32 * 1024  # bytes of a form post
-    trust_forwarded: bool = False  # take the client IP from X-Forwarded-For (behind a proxy only)
+    notice_interval: float = 1.0  # seconds between runs of the in-app notice sender; 0 = off (run `bulletin notices send`)
+    lists_ttl: float = 5.0  # seconds the signup page keeps its list of public lists before reading it again
 
     @property
     def confirm_delta(self) -> timedelta:

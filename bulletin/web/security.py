@@ -3,14 +3,23 @@
 CSRF uses a double-submit cookie: a random nonce in an HttpOnly, SameSite=Lax
 cookie and its HMAC (with every signing key, newest first, so rotation does not
 break open forms) in a hidden field. A cross-site form can send the cookie but
-cannot know the HMAC. Form fields are checked here, before any flow sees them:
-no CR/LF (a name ends up in headers), bounded lengths, one value per field.
+cannot know the HMAC. When `public_base_url` is https the cookie is
+`__Host-bulletin_csrf` with Secure (no subdomain or plain-http page can plant
+or read it); over plain http (development) browsers refuse `__Host-`, so it is
+`bulletin_csrf` there. Form fields are checked here, before any flow sees
+them, with the one character rule of `bulletin.audience.text`, bounded
+lengths and one value per field. The client address honours X-Forwarded-For
+only through the proxies named in the `trusted_proxies` setting.
+
+Everything here takes plain arguments, so any page of the app (public pages,
+the staff console) can use it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Sequence
 
@@ -20,11 +29,12 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from bulletin.audience.text import PROBLEM, bad_character
 from bulletin.errors import BulletinError
 
 CSRF_COOKIE = "bulletin_csrf"
+CSRF_COOKIE_SECURE = "__Host-bulletin_csrf"
 CSRF_FIELD = "csrf_token"
-_LINE_BREAKS = "\x7f\x85\u2028\u2029"  # besides C0 controls: DEL and what str.splitlines() breaks on
 LIMITS = {"email": 320, "name": 200, "organisation": 200, "ref": 400, "website": 200}
 
 
@@ -42,24 +52,28 @@ def _mac(key: str, nonce: str) -> str:
     return hmac.new(key.encode(), f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_pair(keys: Sequence[str], request: Request) -> tuple[str, str | None]:
+def csrf_cookie_name(secure: bool) -> str:
+    return CSRF_COOKIE_SECURE if secure else CSRF_COOKIE
+
+
+def csrf_pair(keys: Sequence[str], request: Request, *, secure: bool) -> tuple[str, str | None]:
     """(form token, new cookie nonce or None when the request already carries a usable cookie)."""
-    nonce = request.cookies.get(CSRF_COOKIE)
+    nonce = request.cookies.get(csrf_cookie_name(secure))
     if nonce and 16 <= len(nonce) <= 64:
         return _mac(keys[0], nonce), None
     nonce = secrets.token_urlsafe(24)
     return _mac(keys[0], nonce), nonce
 
 
-def set_csrf_cookie(response: Response, nonce: str | None, request: Request) -> None:
+def set_csrf_cookie(response: Response, nonce: str | None, *, secure: bool) -> None:
+    """`__Host-` needs Secure, Path=/ and no Domain; all three are set here together."""
     if nonce:
-        response.set_cookie(CSRF_COOKIE, nonce, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https", path="/")
+        response.set_cookie(csrf_cookie_name(secure), nonce, httponly=True, samesite="lax", secure=secure, path="/")
 
 
-def check_csrf(keys: Sequence[str], request: Request, form: FormData) -> None:
+def check_csrf(keys: Sequence[str], request: Request, form: FormData, *, secure: bool) -> None:
     """Raise 403 unless the form token is the HMAC of the cookie nonce under one of the keys."""
-    nonce = request.cookies.get(CSRF_COOKIE, "")
+    nonce = request.cookies.get(csrf_cookie_name(secure), "")
     token = form.get(CSRF_FIELD)
     if not nonce or not isinstance(token, str) or not token:
         raise FormRejected("the form has expired; please reload the page and try again", status=403)
@@ -68,13 +82,37 @@ def check_csrf(keys: Sequence[str], request: Request, form: FormData) -> None:
 
 
 # Client and body ---------------------------------------------------------------------------
-def client_ip(request: Request, *, trust_forwarded: bool) -> str:
-    if trust_forwarded:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:64]
-    return request.client.host if request.client else "unknown"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """The `trusted_proxies` setting as networks (checked when the settings load)."""
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs)
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def client_ip(request: Request, trusted: Sequence[Network] = ()) -> str:
+    """The rightmost address of X-Forwarded-For + the TCP peer that is not a trusted proxy.
+
+    Each proxy appends the address it received from, so everything left of the
+    last untrusted hop was written by the client and may be forged. With no
+    trusted proxies (the default) the TCP peer is the client and the header is ignored.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for line in request.headers.getlist("x-forwarded-for") for h in line.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 def user_agent(request: Request) -> str | None:
@@ -117,15 +155,15 @@ async def read_form(request: Request, max_body: int) -> FormData:
 
 # Fields --------------------------------------------------------------------------------------
 def text_field(form: FormData, name: str, *, required: bool = False) -> str:
-    """One single-line value, stripped; CR, LF and other control characters are refused."""
+    """One value, stripped, under the one character rule (`audience.text`); the same error for every address."""
     values = form.getlist(name)
     if len(values) > 1:
         raise FormRejected("was sent more than once", field=name)
     value = values[0] if values else ""
     if not isinstance(value, str):
         raise FormRejected("must be text", field=name)
-    if any((ord(c) < 32 and c != "\t") or c in _LINE_BREAKS for c in value):
-        raise FormRejected("must be a single line", field=name)
+    if bad_character(value, name) is not None:
+        raise FormRejected(PROBLEM, field=name)
     value = value.strip()
     if len(value) > LIMITS.get(name, 200):
         raise FormRejected(f"is longer than {LIMITS.get(name, 200)} characters", field=name)

@@ -2,7 +2,7 @@
 
 Shells (`bulletin/cli/`, `bulletin/web/`) may import:
 - shared infrastructure: bulletin.config, bulletin.errors, bulletin.logs, bulletin.db,
-  bulletin.statuses, bulletin.workspace;
+  bulletin.statuses, bulletin.workspace, bulletin.ratelimit (limits counted in the database);
 - a stage package's front door: `from bulletin.<stage> import X` with X in its
   `__all__`, or a module `bulletin.<stage>.<m>` whose name `m` is in `__all__`.
 Never `bulletin.models` and never a stage's internal module. Every import counts,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "bulletin"
 SHARED = {"bulletin.config", "bulletin.errors", "bulletin.logs", "bulletin.db", "bulletin.statuses",
-          "bulletin.workspace"}
+          "bulletin.workspace", "bulletin.ratelimit"}
 SHELLS = ("cli", "web")
 
 

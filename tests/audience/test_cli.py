@@ -44,6 +44,23 @@ def test_lists_sync_dry_run_writes_nothing(run):
     assert json.loads(_ok(run("lists", "--json")).output) == []
 
 
+def test_lists_sync_refuses_a_public_single_opt_in_list_without_the_flag(run, workspace):
+    from bulletin.errors import ConfigError
+
+    path = workspace / "subscribers" / "lists.toml"
+    path.write_text(path.read_text().replace("double_opt_in = false\n", "double_opt_in = false\npublic_signup = true\n"))
+    refused = run("lists", "sync")
+    assert refused.exit_code != 0 and isinstance(refused.exception, ConfigError)
+    assert "finance" in str(refused.exception) and "--allow-single-opt-in" in str(refused.exception)
+    assert json.loads(_ok(run("lists", "--json")).output) == []
+    assert "4 added" in _ok(run("lists", "sync", "--allow-single-opt-in")).output
+
+
+def test_notices_command_sends_the_queue(run, workspace):
+    assert "0 notice(s) waiting" in _ok(run("notices")).output
+    assert "0 sent" in _ok(run("notices", "send")).output
+
+
 def test_import_reports_bad_rows_by_line_and_exits_non_zero(run, tmp_path):
     _ok(run("lists", "sync"))
     f = write_csv(tmp_path / "x.csv", "email,name,lists\nok@example.org,OK,finance\nbroken,B,finance\n")

@@ -238,3 +238,19 @@ def test_line_numbers_stay_right_after_blank_lines_and_multi_line_fields(engine,
                   + "broken,B,,finance,\n")                               # line 6
     report = import_csv(engine, f, actor="t")
     assert sorted(e.line for e in report.errors) == [3, 6]
+
+
+def test_import_applies_the_same_character_rule_as_the_web_forms(engine, lists, tmp_path):
+    f = write_csv(tmp_path / "chars.csv", HEADER
+                  + "zwnj@example.org,\u0645\u06cc\u200c\u062e\u0648,,finance,\n"   # line 2: ZWNJ in a name: fine
+                  + "emoji@example.org,Sam \U0001f469\u200d\U0001f4bb,,finance,\n"  # line 3: ZWJ emoji: fine
+                  + "shy@example.org,Sam\u00adSmith,,finance,\n"                     # line 4: soft hyphen (Cf)
+                  + "role@example.org,Sam,,finance,Head\u200dof\n"                  # line 5: joiner outside a name
+                  + "bidi@example.org,Sam,Coun\u202ecil,finance,\n")                # line 6: bidi override (Cf)
+    report = import_csv(engine, f, actor="t")
+    by_line = {e.line: e for e in report.errors}
+    assert sorted(by_line) == [4, 5, 6]
+    assert "'name'" in by_line[4].reason and "'role'" in by_line[5].reason and "'organisation'" in by_line[6].reason
+    assert all("control or invisible formatting" in e.reason for e in report.errors)
+    with session_scope(engine) as s:
+        assert find_subscriber(s, "zwnj@example.org").name == "\u0645\u06cc\u200c\u062e\u0648"  # type: ignore[union-attr]

@@ -113,3 +113,32 @@ def test_overview_counts_subscriptions_by_state(engine, lists):
     assert rows["finance"].total == 3 and rows["workforce"].total == 0
 
 
+
+
+def test_public_signup_defaults_to_double_opt_in(tmp_path):
+    (tmp_path / "l.toml").write_text(GOOD + GOOD.replace("alpha", "beta") + "double_opt_in = false\n")
+    specs = {s.slug: s for s in load_lists(tmp_path / "l.toml")}
+    assert specs["alpha"].public_signup is True and specs["beta"].public_signup is False
+
+
+def test_sync_refuses_a_public_single_opt_in_list_unless_allowed(engine, tmp_path):
+    path = tmp_path / "l.toml"
+    path.write_text(GOOD + "double_opt_in = false\npublic_signup = true\n")
+    with pytest.raises(ConfigError, match=r"list 'alpha'.*public_signup.*--allow-single-opt-in") as info:
+        with session_scope(engine) as s:
+            sync_file(s, path)
+    assert str(path) in str(info.value)
+    with session_scope(engine) as s:
+        assert overview(s) == []  # nothing half-written
+        sync_file(s, path, allow_single_opt_in=True)
+    with session_scope(engine) as s:
+        from bulletin.audience.subscribers import get_list
+
+        ml = get_list(s, "alpha")
+        assert ml.public_signup and not ml.double_opt_in
+
+
+def test_public_signup_must_be_a_boolean(tmp_path):
+    (tmp_path / "l.toml").write_text(GOOD + "public_signup = 'yes'\n")
+    with pytest.raises(ConfigError, match="public_signup"):
+        load_lists(tmp_path / "l.toml")

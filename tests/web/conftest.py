@@ -23,6 +23,7 @@ from bulletin.workspace import Workspace
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONFIRM_RE = re.compile(r"(https?://\S+/confirm/\S+)")
+LINK_RE = re.compile(r"(https?://\S+/(?:my-data|erase|preferences)/\S+)")
 
 
 @pytest.fixture
@@ -36,7 +37,15 @@ def synced(settings: Settings) -> Settings:
 
 
 def make_client(settings: Settings, **options: object) -> TestClient:
-    return TestClient(create_app(Workspace(settings), WebOptions(**options)), follow_redirects=False)  # type: ignore[arg-type]
+    """The app in-process; the in-app notice sender is off unless asked for (`outbox()` drains the queue).
+
+    The client speaks https when `public_base_url` does, as a browser behind the TLS proxy would, so the
+    Secure `__Host-` CSRF cookie is sent back.
+    """
+    options.setdefault("notice_interval", 0)
+    scheme = "https" if settings.public_base_url.startswith("https://") else "http"
+    return TestClient(create_app(Workspace(settings), WebOptions(**options)), follow_redirects=False,  # type: ignore[arg-type]
+                      base_url=f"{scheme}://testserver")
 
 
 @pytest.fixture
@@ -89,7 +98,21 @@ def csrf(client: TestClient, path: str) -> str:
     return found.group(1)
 
 
+def send_notices(settings: Settings) -> None:
+    """What the notice sender does in the background: send every queued notice now."""
+    from bulletin.audience.notices import send_due
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        while send_due(engine, settings).total:
+            pass
+    finally:
+        engine.dispose()
+
+
 def outbox(settings: Settings) -> list[Message]:
+    """The mail sent so far, after the notice sender has sent what is queued."""
+    send_notices(settings)
     folder = settings.outbox_path / "new"
     if not folder.is_dir():
         return []
@@ -102,6 +125,23 @@ def confirm_link(msg: Message) -> str:
     found = CONFIRM_RE.search(text)
     assert found, f"no confirm link in: {text!r}"
     return found.group(1)
+
+
+def link_in(msg: Message) -> str:
+    """The data-request or preferences link in a notice."""
+    text = msg.get_payload(decode=True).decode() if not msg.is_multipart() else str(msg)
+    found = LINK_RE.search(text)
+    assert found, f"no link in: {text!r}"
+    return found.group(1)
+
+
+def confirm_by_press(client: TestClient, link: str, user_agent: str = "testclient"):  # type: ignore[no-untyped-def]
+    """Open the confirmation page and press its button, as a person does."""
+    page = client.get(link, headers={"User-Agent": user_agent})
+    found = CSRF_RE.search(page.text)
+    if page.status_code != 200 or not found:
+        return page
+    return client.post(link, data={"csrf_token": found.group(1)}, headers={"User-Agent": user_agent})
 
 
 def path_of(url: str) -> str:

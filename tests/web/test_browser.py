@@ -98,6 +98,9 @@ def test_signup_confirm_and_unsubscribe_in_chromium(page, served: Settings, db: 
     mails = outbox(served)
     assert len(mails) == 1 and mails[0]["To"] == "e2e.officer@example.org"
     page.goto(confirm_link(mails[0]))
+    _shot(page, "confirm", kind)
+    assert state_of(db, "e2e.officer@example.org", "shared-services") == "pending"  # the GET changed nothing
+    page.get_by_role("button", name="Confirm my subscription").click()
     page.wait_for_selector("text=Subscription confirmed")
     _shot(page, "confirmed", kind)
     assert state_of(db, "e2e.officer@example.org", "shared-services") == "confirmed"
@@ -119,4 +122,90 @@ def test_signup_confirm_and_unsubscribe_in_chromium(page, served: Settings, db: 
     _shot(page, "archive", kind)
     page.goto(f"{base}/confirm/forged-token")
     _shot(page, "bad-link", kind)
+    assert "cannot be used" in page.content()
+
+
+SERIOUS = ("serious", "critical")
+
+
+def _axe(page) -> None:  # type: ignore[no-untyped-def]
+    """axe-core on the current page: no serious or critical accessibility violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in violations if v["impact"] in SERIOUS]
+    assert not bad, bad
+
+
+def test_a_scanner_fetch_confirms_nothing_and_the_button_does(page, served: Settings, db: Session) -> None:  # type: ignore[no-untyped-def]
+    kind = "pg" if served.effective_database_url.startswith("postgresql") else "sqlite"
+    base = served.public_base_url
+    page.goto(f"{base}/signup/workforce")
+    page.get_by_label("Email address").fill("scanned.officer@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Check your inbox")
+    _axe(page)
+    link = confirm_link(outbox(served)[0])
+    # What Safe Links / Mimecast / Proofpoint do: fetch the link with their own user agent.
+    scanner = httpx.get(link, headers={"User-Agent": "Mozilla/5.0 (compatible; Microsoft SafeLinks scanner)"})
+    assert scanner.status_code == 200
+    assert state_of(db, "scanned.officer@example.org", "workforce") == "pending"
+    page.goto(link)
+    assert "s•••r@e•••e.org" in page.content() and "Workforce e-bulletin" in page.content()
+    _shot(page, "confirm-page", kind)
+    _axe(page)
+    assert state_of(db, "scanned.officer@example.org", "workforce") == "pending"
+    page.get_by_role("button", name="Confirm my subscription").click()
+    page.wait_for_selector("text=Subscription confirmed")
+    _axe(page)
+    assert state_of(db, "scanned.officer@example.org", "workforce") == "confirmed"
+    sub = find_subscriber(db, "scanned.officer@example.org")
+    from sqlmodel import select
+
+    from bulletin.models import SubscriberEvent
+
+    db.expire_all()
+    event = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id,  # type: ignore[union-attr]
+                                                  SubscriberEvent.new_state == "confirmed")).one()
+    assert "SafeLinks" not in (event.user_agent or "") and "Chrome" in (event.user_agent or "")
+
+
+def test_data_request_flow_in_chromium(page, served: Settings, db: Session) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.audience.lifecycle import subscribe
+    from bulletin.models import Subscriber
+    from tests.web.conftest import link_in
+
+    kind = "pg" if served.effective_database_url.startswith("postgresql") else "sqlite"
+    sub = subscribe(db, "asks@example.org", [list_id(db, "shared-services")], name="Asha", confirmed=True,
+                    source="cli", actor="t")
+    db.commit()
+    page.goto(Links.for_settings(served).preferences_url(sub.id))  # type: ignore[arg-type]
+    _axe(page)
+    page.get_by_role("button", name="Email me my data").click()
+    page.wait_for_selector("text=We are sending a link")
+    _axe(page)
+    export_link = link_in([m for m in outbox(served) if m["Subject"] == "Your bulletin data"][0])
+    page.goto(export_link)
+    _shot(page, "my-data", kind)
+    _axe(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download my data (JSON)").click()
+    assert b'"asks@example.org"' in open(download.value.path(), "rb").read()
+    page.goto(export_link)
+    assert "cannot be used" in page.content()
+
+    page.goto(Links.for_settings(served).preferences_url(sub.id))  # type: ignore[arg-type]
+    page.get_by_role("button", name="Erase me").click()
+    page.wait_for_selector("text=We are sending a link")
+    erase_link = link_in([m for m in outbox(served) if "erase" in m["Subject"]][0])
+    page.goto(erase_link)
+    _shot(page, "erase", kind)
+    _axe(page)
+    page.get_by_label("I want all my details erased and to receive no more bulletins").check()
+    page.get_by_role("button", name="Erase me").click()
+    page.wait_for_selector("text=Your data has been erased")
+    _axe(page)
+    db.expire_all()
+    assert db.get(Subscriber, sub.id).email is None  # type: ignore[union-attr]
+    page.goto(erase_link)
     assert "cannot be used" in page.content()

@@ -16,7 +16,7 @@ from bulletin.audience.links import CONFIRM_MAX_AGE, Links
 from bulletin.audience.subscribers import find_subscriber
 from bulletin.config import Settings
 from bulletin.models import SubscriberEvent, Subscription
-from tests.web.conftest import confirm_link, list_id, outbox, path_of, signup
+from tests.web.conftest import confirm_by_press, confirm_link, list_id, outbox, path_of, signup
 
 
 def _state(db: Session, sid: int, lid: int) -> str:
@@ -38,7 +38,7 @@ def _signed_up(client: TestClient, synced: Settings, db: Session, addr: str = "c
 
 def test_link_confirms_and_records_consent(client: TestClient, synced: Settings, db: Session) -> None:
     sid, lid, link = _signed_up(client, synced, db)
-    resp = client.get(link, headers={"User-Agent": "Consent-Agent/1.0"})
+    resp = confirm_by_press(client, link, user_agent="Consent-Agent/1.0")
     assert resp.status_code == 200 and "now subscribed to: Shared Services e-bulletin" in resp.text
     assert _state(db, sid, lid) == "confirmed"
     ev = [e for e in _events(db, sid) if e.new_state == "confirmed"]
@@ -49,26 +49,29 @@ def test_link_confirms_and_records_consent(client: TestClient, synced: Settings,
 
 def test_replaying_a_used_link_does_nothing_new(client: TestClient, synced: Settings, db: Session) -> None:
     sid, _lid, link = _signed_up(client, synced, db)
-    client.get(link)
+    confirm_by_press(client, link)
     before = len(_events(db, sid))
     again = client.get(link)
-    assert again.status_code == 200 and "already subscribed" in again.text
+    assert again.status_code == 200 and "already subscribed" in again.text and "<button" not in again.text
+    pressed = confirm_by_press(client, link)
+    assert pressed.status_code == 200 and "already subscribed" in pressed.text
     assert len(_events(db, sid)) == before
 
 
 def test_replaying_after_unsubscribing_does_not_resubscribe(client: TestClient, synced: Settings, db: Session) -> None:
     sid, lid, link = _signed_up(client, synced, db)
-    client.get(link)
+    confirm_by_press(client, link)
     unsubscribe(db, sid, lid, source="web", actor="t")
     db.commit()
     resp = client.get(link)
     assert resp.status_code == 400 and "already been used" in resp.text
+    assert confirm_by_press(client, link).status_code == 400
     assert _state(db, sid, lid) == "unsubscribed"
 
 
 def test_signing_up_again_after_unsubscribing_needs_and_accepts_a_new_link(client: TestClient, synced: Settings, db: Session) -> None:
     sid, lid, first = _signed_up(client, synced, db)
-    client.get(first)
+    confirm_by_press(client, first)
     unsubscribe(db, sid, lid, source="web", actor="t")
     # Move the past back so this test needs no sleep: tokens carry whole seconds.
     for ev in _events(db, sid):
@@ -81,7 +84,7 @@ def test_signing_up_again_after_unsubscribing_needs_and_accepts_a_new_link(clien
     mails = outbox(synced)
     assert len(mails) == 2  # the earlier mail's window no longer applies
     second = max((path_of(confirm_link(m)) for m in mails), key=lambda p: p != first)
-    assert client.get(second).status_code == 200
+    assert confirm_by_press(client, second).status_code == 200
     assert _state(db, sid, lid) == "confirmed"
 
 
@@ -122,7 +125,7 @@ def test_link_confirms_only_the_lists_it_names(client: TestClient, synced: Setti
                     confirmed=False, source="cli", actor="t")
     db.commit()
     url = Links.for_settings(synced).confirm_url(sub.id, [list_id(db, "workforce")])
-    assert client.get(path_of(url)).status_code == 200
+    assert confirm_by_press(client, path_of(url)).status_code == 200
     assert _state(db, sub.id, list_id(db, "workforce")) == "confirmed"
     assert _state(db, sub.id, list_id(db, "shared-services")) == "pending"
 
@@ -131,6 +134,40 @@ def test_confirm_records_the_referrer(client: TestClient, synced: Settings, db: 
     sub = subscribe(db, "refd@example.org", [list_id(db, "workforce")], confirmed=False, source="cli", actor="t")
     db.commit()
     url = Links.for_settings(synced).confirm_url(sub.id, [list_id(db, "workforce")], referrer_id=42)
-    client.get(path_of(url))
+    confirm_by_press(client, path_of(url))
     ev = [e for e in _events(db, sub.id) if e.new_state == "confirmed"]
     assert ev and ev[0].detail["referrer"] == 42
+
+
+SCANNERS = ("Mozilla/5.0 (compatible; Microsoft Defender SmartScreen; SafeLinks)", "Mimecast URL Protect",
+            "Proofpoint URL Defense", "curl/8.5.0")
+
+
+def test_a_get_of_the_link_changes_nothing_whoever_fetches_it(client: TestClient, synced: Settings, db: Session) -> None:
+    sid, lid, link = _signed_up(client, synced, db)
+    before = len(_events(db, sid))
+    for agent in SCANNERS:
+        page = client.get(link, headers={"User-Agent": agent})
+        assert page.status_code == 200 and "Confirm my subscription" in page.text
+        assert "Shared Services e-bulletin" in page.text and "c•••f@e•••e.org" in page.text
+        assert "conf@example.org" not in page.text
+    assert _state(db, sid, lid) == "pending" and len(_events(db, sid)) == before
+
+
+def test_the_press_records_the_post_ip_and_user_agent_not_the_get(synced: Settings, db: Session) -> None:
+    from tests.web.conftest import CSRF_RE, make_client
+
+    with make_client(synced) as c:
+        sid, _lid, link = _signed_up(c, synced, db)
+        token = CSRF_RE.search(c.get(link, headers={"User-Agent": "Scanner/1"}).text).group(1)  # type: ignore[union-attr]
+        assert c.post(link, data={"csrf_token": token}, headers={"User-Agent": "Person/2"}).status_code == 200
+    ev = [e for e in _events(db, sid) if e.new_state == "confirmed"]
+    assert len(ev) == 1 and ev[0].user_agent == "Person/2"
+
+
+def test_the_press_needs_the_page_csrf_token(client: TestClient, synced: Settings, db: Session) -> None:
+    sid, lid, link = _signed_up(client, synced, db)
+    assert client.post(link, data={}).status_code == 403
+    client.cookies.clear()
+    assert client.post(link, data={"csrf_token": "0" * 64}).status_code == 403
+    assert _state(db, sid, lid) == "pending"

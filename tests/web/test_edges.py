@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bulletin.errors import ConfigError
+from bulletin.ratelimit import RateLimiter
 from bulletin.web.options import WebOptions
-from bulletin.web.ratelimit import RateLimiter
 
 
 class Clock:
@@ -18,28 +18,52 @@ class Clock:
         return self.now
 
 
-def test_rate_limiter_refuses_over_the_limit_and_forgets_after_the_window() -> None:
+def test_rate_limiter_refuses_over_the_limit_and_forgets_after_the_window(engine) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.db import session_scope
+
     clock = Clock()
-    limiter = RateLimiter(2, 60, clock=clock)
-    assert limiter.hit("a") and limiter.hit("a")
-    assert not limiter.hit("a")
-    assert limiter.hit("b")  # keys are independent
-    clock.now += 61
-    assert limiter.hit("a")
+    limiter = RateLimiter("t", 2, 60, clock=clock)
+    with session_scope(engine) as s:
+        assert limiter.hit(s, "a") and limiter.hit(s, "a")
+        assert not limiter.hit(s, "a")
+        assert limiter.hit(s, "b")  # keys are independent
+    clock.now += 121
+    with session_scope(engine) as s:
+        assert limiter.hit(s, "a")
 
 
-def test_rate_limiter_drops_idle_keys() -> None:
+def test_rate_limiter_counts_the_previous_bucket_so_an_edge_does_not_double_the_limit(engine) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.db import session_scope
+
     clock = Clock()
-    limiter = RateLimiter(5, 10, clock=clock)
-    for i in range(100):
-        limiter.hit(f"ip{i}")
+    clock.now = 60 * 100 + 59  # one second before a bucket edge
+    limiter = RateLimiter("t", 3, 60, clock=clock)
+    with session_scope(engine) as s:
+        assert all(limiter.hit(s, "k") for _ in range(3))
+        clock.now += 2  # next bucket: the previous one still counts almost fully
+        assert not limiter.hit(s, "k")
+
+
+def test_rate_limiter_is_shared_by_separate_instances_and_drops_old_buckets(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from bulletin.db import session_scope
+    from bulletin.models import RateCount
+
+    clock = Clock()
+    one, two = RateLimiter("t", 2, 10, clock=clock), RateLimiter("t", 2, 10, clock=clock)
+    with session_scope(engine) as s:
+        for i in range(50):
+            one.hit(s, f"ip{i}")
+        assert two.hit(s, "ip1") and not one.hit(s, "ip1")
     clock.now += 25
-    limiter.hit("fresh")
-    assert len(limiter) == 1
+    with session_scope(engine) as s:
+        one.hit(s, "fresh")
+        assert [r.key for r in s.exec(select(RateCount)).all()] == ["t:fresh"]
 
 
 def test_options_round_trip_through_the_environment() -> None:
-    opts = WebOptions(ip_limit=3, confirm_window=60.0, trust_forwarded=True)
+    opts = WebOptions(ip_limit=3, confirm_window=60.0, notice_interval=0.0)
     assert WebOptions.from_env(opts.to_env()) == opts
     assert WebOptions.from_env({}) == WebOptions()
 
@@ -57,21 +81,65 @@ def test_pages_carry_protective_headers(client: TestClient) -> None:
     assert resp.headers["cache-control"] == "no-store"
     cookie = resp.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
+    # https public address: the __Host- cookie, Secure, for the whole site and no Domain
+    assert cookie.startswith("__host-bulletin_csrf=") and "secure" in cookie and "path=/" in cookie
+    assert "domain" not in cookie
 
 
-def test_forwarded_for_is_used_only_when_trusted(synced) -> None:  # type: ignore[no-untyped-def]
+def test_csrf_cookie_over_plain_http_is_not_secure(synced) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import make_client, signup
+
+    plain = synced.model_copy(update={"public_base_url": "http://127.0.0.1:8000"})
+    with make_client(plain) as c:
+        cookie = c.get("/signup").headers["set-cookie"].lower()
+        assert cookie.startswith("bulletin_csrf=") and "secure" not in cookie
+        assert signup(c, "plain@example.org").status_code == 200
+
+
+def test_redirects_use_the_public_address_not_the_host_header(client: TestClient) -> None:
+    for path in ("/archive", "/archive/some-issue"):
+        resp = client.get(path, headers={"Host": "evil.example"})
+        assert resp.status_code == 308
+        assert resp.headers["location"].startswith("https://news.example.org/archive/")
+    assert client.get("/signup/", headers={"Host": "evil.example"}).status_code == 404
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(synced) -> None:  # type: ignore[no-untyped-def]
     from tests.web.conftest import make_client, signup
 
     with make_client(synced, ip_limit=1) as c:
-        assert signup(c, "f1@example.org", ).status_code == 200
-        # Untrusted: a forged header does not buy a fresh limit.
-        c.headers["X-Forwarded-For"] = "203.0.113.9"
+        assert signup(c, "f1@example.org").status_code == 200
+        c.headers["X-Forwarded-For"] = "203.0.113.9"  # a forged header does not buy a fresh limit
         assert signup(c, "f2@example.org").status_code == 429
-    with make_client(synced, ip_limit=1, trust_forwarded=True) as c:
-        c.headers["X-Forwarded-For"] = "203.0.113.9"
-        assert signup(c, "f3@example.org").status_code == 200
-        c.headers["X-Forwarded-For"] = "203.0.113.10, 10.0.0.1"
-        assert signup(c, "f4@example.org").status_code == 200
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    ("10.0.0.2", "203.0.113.9", "203.0.113.9"),
+    ("10.0.0.2", "198.51.100.66, 203.0.113.9", "203.0.113.9"),  # the client wrote the left one: ignored
+    ("10.0.0.2", "198.51.100.66, 203.0.113.9, 10.0.0.7", "203.0.113.9"),  # two trusted hops
+    ("10.0.0.2", "", "10.0.0.2"),
+    ("10.0.0.2", "10.0.0.3, 10.0.0.7", "10.0.0.3"),  # all trusted: the leftmost
+    ("192.0.2.1", "203.0.113.9", "192.0.2.1"),  # the peer is no proxy of ours: the header is the client's
+    ("10.0.0.2", "2001:db8::1", "2001:db8::1"),
+    ("10.0.0.2", "garbage, 203.0.113.9", "203.0.113.9"),
+])
+def test_client_ip_is_the_rightmost_untrusted_hop(peer: str, forwarded: str, expected: str) -> None:
+    from starlette.requests import Request
+
+    from bulletin.web.security import client_ip, parse_networks
+
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers, "client": (peer, 5000)})
+    assert client_ip(request, parse_networks(["10.0.0.0/8"])) == expected
+    assert client_ip(request) == peer
+
+
+def test_trusted_proxies_setting_is_checked(synced) -> None:  # type: ignore[no-untyped-def]
+    from bulletin.config import load_settings
+
+    assert load_settings(synced.workspace, trusted_proxies=["10.0.0.0/8", "::1"]).trusted_proxies == ["10.0.0.0/8", "::1"]
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        load_settings(synced.workspace, trusted_proxies=["10.0.0.0/33"])
 
 
 def test_uvicorn_factory_reads_the_workspace_and_options_from_the_environment(

@@ -23,7 +23,7 @@ def _main(html: str) -> str:
 
 def test_signup_forms_render_with_labels_for_every_field(client: TestClient) -> None:
     page = client.get("/signup").text
-    for field in ("email", "name", "organisation", "list-shared-services", "list-finance"):
+    for field in ("email", "name", "organisation", "list-shared-services", "list-workforce"):
         assert f'for="{field}"' in page and f'id="{field}"' in page
     single = client.get("/signup/workforce")
     assert single.status_code == 200 and "Workforce e-bulletin" in single.text
@@ -75,13 +75,19 @@ def test_second_signup_within_the_window_sends_no_second_mail(client: TestClient
     assert len(outbox(synced)) == 1
 
 
-def test_confirmed_address_gets_no_mail(client: TestClient, synced: Settings, db: Session) -> None:
+def test_confirmed_address_gets_an_already_subscribed_mail_and_no_change(client: TestClient, synced: Settings,
+                                                                         db: Session) -> None:
     from bulletin.audience.lifecycle import subscribe
 
     subscribe(db, "done@example.org", [list_id(db, "shared-services")], confirmed=True, source="cli", actor="t")
     db.commit()
     signup(client, "done@example.org")
-    assert outbox(synced) == []
+    signup(client, "done@example.org")  # inside the window: no second mail
+    mails = outbox(synced)
+    assert len(mails) == 1 and mails[0]["To"] == "done@example.org"
+    assert "already subscribed" in mails[0]["Subject"] and "/preferences/" in mails[0].as_string()
+    assert "/confirm/" not in mails[0].as_string()
+    assert state_of(db, "done@example.org", "shared-services") == "confirmed"
 
 
 def test_post_without_csrf_token_or_cookie_is_refused(client: TestClient, db: Session) -> None:
@@ -117,7 +123,7 @@ def test_honeypot_gets_the_same_page_and_changes_nothing(client: TestClient, db:
 
 def test_crlf_and_oversized_fields_are_refused(client: TestClient, db: Session) -> None:
     crlf = signup(client, "crlf@example.org", name="Ann\r\nBcc: victim@example.org")
-    assert crlf.status_code == 400 and "single line" in crlf.text
+    assert crlf.status_code == 400 and "must not contain control" in crlf.text
     assert signup(client, "crlf2@example.org\r\nBcc: victim@example.org").status_code == 400
     assert signup(client, "sep@example.org", organisation="Council\u2028X-Header: 1").status_code == 400
     long_org = signup(client, "long@example.org", organisation="x" * 201)
@@ -152,16 +158,34 @@ def test_combined_form_needs_known_lists_and_at_least_one(client: TestClient, db
 def test_combined_form_sends_one_mail_for_several_lists(client: TestClient, db: Session, synced: Settings) -> None:
     token = csrf(client, "/signup")
     resp = client.post("/signup", data={"csrf_token": token, "email": "multi@example.org",
-                                        "list": ["shared-services", "productivity", "finance"]})
+                                        "list": ["shared-services", "productivity", "workforce"]})
     assert resp.status_code == 200
-    assert state_of(db, "multi@example.org", "shared-services") == "pending"
-    assert state_of(db, "multi@example.org", "productivity") == "pending"
-    assert state_of(db, "multi@example.org", "finance") == "confirmed"  # no double opt-in on that list
+    for slug in ("shared-services", "productivity", "workforce"):
+        assert state_of(db, "multi@example.org", slug) == "pending"
     assert len(outbox(synced)) == 1
 
 
-def test_list_without_double_opt_in_confirms_at_once(client: TestClient, db: Session, synced: Settings) -> None:
-    assert signup(client, "fin@example.org", path="/signup/finance").status_code == 200
+def test_single_opt_in_list_is_not_public(client: TestClient, db: Session, synced: Settings) -> None:
+    assert "finance" not in client.get("/signup").text
+    assert client.get("/signup/finance").status_code == 404
+    token = csrf(client, "/signup")
+    assert client.post("/signup/finance", data={"csrf_token": token, "email": "fin@example.org"}).status_code == 404
+    combined = client.post("/signup", data={"csrf_token": token, "email": "fin@example.org", "list": "finance"})
+    assert combined.status_code == 400 and "does not exist" in combined.text
+    assert find_subscriber(db, "fin@example.org") is None
+
+
+def test_single_opt_in_list_made_public_confirms_at_once_and_says_so(synced: Settings, db: Session) -> None:
+    from bulletin.models import MailingList
+
+    ml = db.get(MailingList, list_id(db, "finance"))
+    assert ml is not None
+    ml.public_signup = True
+    db.add(ml)
+    db.commit()
+    with make_client(synced) as c:
+        resp = signup(c, "fin@example.org", path="/signup/finance")
+    assert resp.status_code == 200 and "Thank you" in resp.text and "open the link" not in resp.text.lower()
     assert state_of(db, "fin@example.org", "finance") == "confirmed"
     assert outbox(synced) == []
 
@@ -197,12 +221,23 @@ def test_suppressed_address_gets_the_same_page_and_no_mail(client: TestClient, d
     assert outbox(synced) == [] and find_subscriber(db, "blocked@example.org") is None
 
 
-def test_mail_failure_keeps_the_same_page_and_leaves_nothing_half_done(synced: Settings, db: Session) -> None:
+def test_mail_failure_keeps_the_same_page_and_the_notice_waits_for_a_retry(synced: Settings, db: Session) -> None:
+    from bulletin.audience.notices import send_due
+    from bulletin.models import QueuedNotice
+
     broken = synced.model_copy(update={"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": 9, "smtp_timeout": 2.0})
     with make_client(broken) as c:
         resp = signup(c, "nomail@example.org")
     assert resp.status_code == 200 and "Check your inbox" in resp.text
-    assert find_subscriber(db, "nomail@example.org") is None  # rolled back: a retry starts afresh
+    assert state_of(db, "nomail@example.org", "shared-services") == "pending"
+    engine = make_engine(broken.effective_database_url)
+    report = send_due(engine, broken)
+    engine.dispose()
+    assert (report.sent, report.deferred) == (0, 1)
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "queued" and row.attempts == 1 and row.last_error and row.next_attempt_at is not None
+    assert outbox(synced) == []  # not due yet: the back-off holds it
 
 
 def test_referral_link_shows_the_list_form_and_records_the_referrer(client: TestClient, db: Session, synced: Settings) -> None:
@@ -232,3 +267,25 @@ def test_tampered_referral_link_is_refused_and_a_bad_ref_field_is_ignored(client
     sub = db.exec(select(Subscriber).where(Subscriber.email == "noref@example.org")).one()
     events = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id)).all()
     assert all(e.detail.get("referrer") is None for e in events)
+
+
+def test_the_answer_does_not_wait_on_mail_and_bulletin_notices_send_delivers_it(client: TestClient, synced: Settings,
+                                                                               db: Session) -> None:
+    from typer.testing import CliRunner
+
+    from bulletin.cli import app
+    from bulletin.models import QueuedNotice
+
+    assert signup(client, "queued@example.org").status_code == 200
+    folder = synced.outbox_path / "new"
+    assert not folder.is_dir() or not list(folder.iterdir())  # nothing sent inside the request
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "queued" and row.kind == "confirm" and row.to_addr == "queued@example.org"
+    env = {"BULLETIN_DATABASE_URL": synced.effective_database_url, "BULLETIN_PUBLIC_BASE_URL": synced.public_base_url}
+    result = CliRunner().invoke(app, ["-w", str(synced.workspace), "notices", "send"], env=env)
+    assert result.exit_code == 0 and "1 sent" in result.output, result.output
+    assert len(list(folder.iterdir())) == 1
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "sent" and row.text == "" and row.message_id

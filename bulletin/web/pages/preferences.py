@@ -1,18 +1,22 @@
-"""The preference centre behind a signed link: bulletins, name and organisation, export, erase."""
+"""The preference centre behind the footer link: bulletins, name and organisation, and data requests.
+
+The footer link is a long-lived bearer key that travels with every forwarded
+bulletin, so it can change choices and unsubscribe but never export or erase:
+"Email me my data" and "Erase me" only queue a fresh single-use link to the
+address (`bulletin.audience.data_requests`; the pages are in `pages/data.py`).
+"""
 
 from __future__ import annotations
-
-import json
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.audience import self_service
+from bulletin.audience import data_requests, self_service
 from bulletin.statuses import SubscriptionState
 from bulletin.web.context import WebContext, web_of
-from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
+from bulletin.web.security import FormRejected, choice_fields, read_form, text_field
 
 router = APIRouter()
 
@@ -29,17 +33,41 @@ def preferences_page(request: Request, token: str) -> Response:
 async def preferences_save(request: Request, token: str) -> Response:
     web = web_of(request)
     form = await read_form(request, web.options.max_body)
-    check_csrf(web.settings.secret_keys, request, form)
+    web.check_csrf(request, form)
     name, organisation = text_field(form, "name"), text_field(form, "organisation")
     prefs = await run_in_threadpool(_save, web, request, token, form.getlist("list"), name, organisation)
     return _page(request, web, prefs, token, saved=True)
 
 
-def _page(request: Request, web: WebContext, prefs: self_service.Preferences, token: str, *, saved: bool) -> Response:
+@router.post("/preferences/{token}/request")
+async def data_request(request: Request, token: str) -> Response:
+    """Queue a mail with a fresh export or erase link; the same page whatever happens next."""
+    web = web_of(request)
+    form = await read_form(request, web.options.max_body)
+    web.check_csrf(request, form)
+    kind = form.get("kind")
+    if kind not in data_requests.KINDS:
+        raise FormRejected("choose what to ask for", field="kind")
+    prefs = await run_in_threadpool(_request, web, request, token, str(kind))
+    web.wake_sender()
+    return _page(request, web, prefs, token, saved=False, requested=True)
+
+
+def _request(web: WebContext, request: Request, token: str, kind: str) -> self_service.Preferences:
+    with web.session() as session:
+        sub = self_service.subscriber_for(session, web.links, token)
+        data_requests.request_link(session, web.links, sub, kind, ip=web.ip(request),
+                                   user_agent=web.user_agent(request))
+        return self_service.preferences(session, sub)
+
+
+def _page(request: Request, web: WebContext, prefs: self_service.Preferences, token: str, *, saved: bool,
+          requested: bool = False) -> Response:
     """The form, plus a signed "tell a colleague" link for each bulletin the person receives."""
     share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id))
              for c in prefs.lists if c.state == SubscriptionState.CONFIRMED]
-    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": saved, "share": share})
+    return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": saved, "share": share,
+                                                    "requested": requested})
 
 
 def _save(web: WebContext, request: Request, token: str, chosen: list, name: str,  # type: ignore[type-arg]
@@ -50,36 +78,3 @@ def _save(web: WebContext, request: Request, token: str, chosen: list, name: str
         picked = choice_fields(chosen, "list", slugs)
         return self_service.update_preferences(session, sub, picked, name, organisation,
                                               ip=web.ip(request), user_agent=web.user_agent(request))
-
-
-
-@router.get("/preferences/{token}/export.json")
-def export(request: Request, token: str) -> Response:
-    """Everything held about the person, as a JSON download."""
-    web = web_of(request)
-    with web.session() as session:
-        data = self_service.export_data(session, self_service.subscriber_for(session, web.links, token))
-    body = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-    return Response(body, media_type="application/json", headers={
-        "Content-Disposition": 'attachment; filename="bulletin-my-data.json"'})
-
-
-@router.post("/preferences/{token}/erase")
-async def erase(request: Request, token: str) -> Response:
-    """Right to erasure; the page's checkbox guards against a slip of the finger."""
-    web = web_of(request)
-    form = await read_form(request, web.options.max_body)
-    check_csrf(web.settings.secret_keys, request, form)
-    if form.get("confirm") != "yes":
-        raise FormRejected("tick the box to confirm that you want everything erased", field="confirm")
-    await run_in_threadpool(_erase, web, request, token)
-    return web.render(request, "message.html", {
-        "title": "Your data has been erased",
-        "message": "We no longer hold your name, organisation or address, and you will receive no more bulletins.",
-    })
-
-
-def _erase(web: WebContext, request: Request, token: str) -> None:
-    with web.session() as session:
-        sub = self_service.subscriber_for(session, web.links, token)
-        self_service.erase_me(session, sub, ip=web.ip(request), user_agent=web.user_agent(request))

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from bulletin.audience import self_service
 from bulletin.web.context import WebContext, web_of
-from bulletin.web.security import CSRF_FIELD, FormRejected, check_csrf, read_form
+from bulletin.web.security import CSRF_FIELD, FormRejected, read_form
 
 router = APIRouter()
 ONE_CLICK_FIELD = "List-Unsubscribe"
@@ -34,7 +34,7 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     web = web_of(request)
     form = await read_form(request, web.options.max_body)
     if CSRF_FIELD in form:
-        check_csrf(web.settings.secret_keys, request, form)
+        web.check_csrf(request, form)
         one_click = False
     elif form.get(ONE_CLICK_FIELD) == "One-Click" or not form:
         one_click = True
