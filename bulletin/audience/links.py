@@ -54,6 +54,22 @@ class Links:
     def view_online_url(self, issue_slug: str) -> str:
         return f"{self.base}/archive/{issue_slug}/"
 
+    def for_message(self, subscriber_id: int, list_id: int, issue_id: int) -> MessageLinks:
+        """Every per-recipient URL and address of one message, from one HMAC (tokens.MessageTokens).
+
+        The single builders above stay for pages and one-off mails; both shapes verify.
+        """
+        t = self.signer.message_tokens(subscriber_id, list_id, issue_id)
+        s, domain = self.settings, self.settings.sending_domain
+        return MessageLinks(
+            unsubscribe_url=f"{self.base}/unsubscribe/{t.unsubscribe}",
+            unsubscribe_mailto=f"mailto:{s.bounce_local}+u-{t.unsubscribe_mail}@{domain}?subject=unsubscribe",
+            preferences_url=f"{self.base}/preferences/{t.preferences}",
+            reply_address=f"{s.reply_local}+{t.reply}@{domain}",
+            bounce_address=f"{s.bounce_local}+{t.bounce}@{domain}",
+            message_id=f"<b.{t.message}@{domain}>",
+        )
+
     # Addresses -----------------------------------------------------------------------------
     def reply_address(self, subscriber_id: int, issue_id: int) -> str:
         token = self.signer.address_token("reply", subscriber_id, issue_id)
@@ -109,6 +125,18 @@ class Links:
             return _pair(self.signer.parse_address_token("message", local[2:]))
         except TokenError:
             return None
+
+
+@dataclass(frozen=True)
+class MessageLinks:
+    """The links and addresses one message carries (see `Links.for_message`)."""
+
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    preferences_url: str
+    reply_address: str
+    bounce_address: str
+    message_id: str
 
 
 def _pair(numbers: tuple[int, ...]) -> tuple[int, int]:

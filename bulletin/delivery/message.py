@@ -14,13 +14,14 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from bulletin.audience.links import Links
+from bulletin.audience.links import Links, MessageLinks
 from bulletin.config import Settings
 from bulletin.errors import ConfigError, DeliveryError
 from bulletin.render.compiled import SLOTS, Compiled, Recipient, Template
@@ -226,14 +227,14 @@ class MessageSkeleton:
         self.text = _Body.of(compiled.text)
         self.html = _Body.of(compiled.html)
 
-    def recipient(self, row: RecipientRow) -> Recipient:
-        links, sid = self.links, row.subscriber_id
+    def recipient(self, row: RecipientRow, links: MessageLinks | None = None) -> Recipient:
+        links = links or self.links.for_message(row.subscriber_id, self.list.id, self.issue_id)
         return Recipient(
             name=clean_header(row.name),
-            unsubscribe_url=links.unsubscribe_url(sid, self.list.id, self.issue_id),
-            preferences_url=links.preferences_url(sid),
+            unsubscribe_url=links.unsubscribe_url,
+            preferences_url=links.preferences_url,
             view_online_url=self.view_online_url,
-            reply_address=links.reply_address(sid, self.issue_id),
+            reply_address=links.reply_address,
         )
 
     def build(self, row: RecipientRow) -> OutgoingMessage:
@@ -245,13 +246,14 @@ class MessageSkeleton:
 
     def _build(self, row: RecipientRow) -> OutgoingMessage:
         email = check_recipient(row)
-        r = self.recipient(row)
-        message_id = row.message_id or self.links.message_id(row.subscriber_id, self.issue_id)
-        mailto = self.links.unsubscribe_mailto(row.subscriber_id, self.list.id)
+        links = self.links.for_message(row.subscriber_id, self.list.id, self.issue_id)  # the one HMAC
+        r = self.recipient(row, links)
+        message_id = row.message_id or links.message_id
+        mailto = links.unsubscribe_mailto
         out = [
             self.head,
             _to_header(row.name, email),
-            b"Date: " + formatdate(usegmt=True).encode() + b"\r\n",
+            _date_header(),
             b"Message-ID: " + message_id.encode() + b"\r\n",
             b"Reply-To: " + self.reply_name + b"<" + r.reply_address.encode() + b">\r\n",
             b"List-Unsubscribe: <" + r.unsubscribe_url.encode() + b">,\r\n <" + mailto.encode() + b">\r\n",
@@ -268,10 +270,29 @@ class MessageSkeleton:
         return OutgoingMessage(
             subscriber_id=row.subscriber_id,
             recipient=email,
-            envelope_from=self.links.bounce_address(row.subscriber_id, self.issue_id),
+            envelope_from=links.bounce_address,
             message_id=message_id,
             data=data,
         )
+
+
+class _DateHeader:
+    """The Date header, formatted once a second rather than once a message (a cache, not state:
+    one tuple swapped atomically, so sender threads never see a half-updated pair)."""
+
+    current: tuple[int, bytes] = (0, b"")
+
+    @classmethod
+    def get(cls) -> bytes:
+        now = int(time.time())
+        second, header = cls.current
+        if second != now:
+            header = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            cls.current = (now, header)
+        return header
+
+
+_date_header = _DateHeader.get
 
 
 def build_message(skeleton: MessageSkeleton, row: RecipientRow) -> OutgoingMessage:
