@@ -70,6 +70,11 @@ class Links:
             message_id=f"<b.{t.message}@{domain}>",
         )
 
+    def message_id_for(self, subscriber_id: int, list_id: int, issue_id: int) -> str:
+        """The Message-ID `for_message` gives, alone (queueing computes one per recipient)."""
+        token = self.signer.message_token("message", subscriber_id, list_id, issue_id)
+        return f"<b.{token}@{self.settings.sending_domain}>"
+
     # Addresses -----------------------------------------------------------------------------
     def reply_address(self, subscriber_id: int, issue_id: int) -> str:
         token = self.signer.address_token("reply", subscriber_id, issue_id)

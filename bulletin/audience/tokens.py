@@ -122,6 +122,12 @@ class Signer:
         h = _DERIVED_HEX
         return MessageTokens(*(f"{body}-{digest[i * h:(i + 1) * h]}" for i in range(len(_DERIVED))))
 
+    def message_token(self, purpose: str, subscriber_id: int, list_id: int, issue_id: int) -> str:
+        """One of `message_tokens`, for queueing a million Message-IDs without building the rest."""
+        body = f"{_b36(subscriber_id)}-{_b36(list_id)}-{_b36(issue_id)}"
+        index, h = _DERIVED[purpose][0], _DERIVED_HEX
+        return f"{body}-{self._derived_hex(self._keys[0], body)[index * h:(index + 1) * h]}"
+
     def _parse_derived(self, purpose: str, body: str, mac: str) -> tuple[int, ...]:
         try:
             numbers = tuple(int(part, 36) for part in body.split("-"))

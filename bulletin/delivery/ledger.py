@@ -326,6 +326,9 @@ class SentWriter:
     """
 
     _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"
+    # PostgreSQL: the whole group in one statement and one round trip (executemany is one per row).
+    _PG_SQL = ("UPDATE delivery SET state = %s, sent_at = %s, smtp_code = d.code, last_error = NULL "
+               "FROM unnest(%s::integer[], %s::integer[]) AS d(id, code) WHERE delivery.id = d.id")
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
@@ -338,11 +341,13 @@ class SentWriter:
     def write(self, rows: list[tuple[int, int]], at: datetime) -> None:
         """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""
         when = self._bind(at) if self._bind is not None else at
-        params = [(D.SENT, when, code, did) for did, code in rows]
         try:
             if self._sqlite:
                 self._cursor.execute("BEGIN IMMEDIATE")
-            self._cursor.executemany(self._sql, params)
+                self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
+            else:
+                self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows],
+                                                    [code for _, code in rows]))
             self._raw.commit()
         except BaseException:
             self._raw.rollback()

@@ -73,22 +73,24 @@ def queue_issue(settings: Settings, engine: Engine, compiled: Compiled, list_slu
     """Publish the issue and queue one row per confirmed subscriber who has not had it."""
     from bulletin.audience.subscribers import get_list
 
+    from bulletin.delivery import queueing
+
     check_slots(compiled)
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        rows, already = _recipients(session, int(mlist.id or 0), int(record.id or 0))
-        for row in rows:
-            check_recipient(row)
-        skeleton = make_skeleton(settings, compiled, mlist, int(record.id or 0))
-        if rows:
-            skeleton.build(rows[0])  # proves the templates fill; the rest is proven by check_recipient
-        send = ledger.open_send(session, int(record.id or 0), int(mlist.id or 0), at)
+        issue_id, list_id = int(record.id or 0), int(mlist.id or 0)
+        skeleton = make_skeleton(settings, compiled, mlist, issue_id)
+        first = queueing.first_recipient(session, list_id, issue_id)
+        if first is not None:
+            check_recipient(first)
+            skeleton.build(first)  # proves the templates fill; the rest is proven by check_recipient
+        already = queueing.already_count(session, list_id, issue_id)
+        send = ledger.open_send(session, issue_id, list_id, at)
         deadline = utcnow() + timedelta(hours=settings.defer_deadline_hours)
-        links = skeleton.links
-        new = ledger.enqueue(session, send, ((r.subscriber_id, links.message_id(r.subscriber_id, int(record.id or 0)))
-                                             for r in rows), deadline)
-        return Queued(int(send.id or 0), int(record.id or 0), list_slug, new, already, at)
+        new = queueing.queue_rows(session, skeleton.links, send_id=int(send.id or 0), list_id=list_id,
+                                  issue_id=issue_id, deadline=deadline)
+        return Queued(int(send.id or 0), issue_id, list_slug, new, already, at)
 
 
 def dry_run(settings: Settings, engine: Engine, compiled: Compiled, list_slug: str) -> DryRun:
