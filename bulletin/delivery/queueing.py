@@ -21,7 +21,14 @@ from sqlmodel import Session, select
 
 from bulletin.audience.links import Links
 from bulletin.delivery.message import RecipientRow, check_recipient
-from bulletin.models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionState, utcnow
+from bulletin.models import (
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    SubscriptionState,
+    utcnow,
+)
 
 CHUNK = 5000
 _COPY = ("COPY delivery (issue_id, subscriber_id, send_id, state, message_id, attempts, deadline, created_at) "

@@ -72,14 +72,15 @@ def queue_issue(settings: Settings, engine: Engine, compiled: Compiled, list_slu
                 at: datetime | None = None) -> Queued:
     """Publish the issue and queue one row per confirmed subscriber who has not had it."""
     from bulletin.audience.subscribers import get_list
-
     from bulletin.delivery import queueing
+    from bulletin.delivery.retention import refuse_if_compacted
 
     check_slots(compiled)
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
         issue_id, list_id = int(record.id or 0), int(mlist.id or 0)
+        refuse_if_compacted(session, issue_id, compiled.slug)
         skeleton = make_skeleton(settings, compiled, mlist, issue_id)
         first = queueing.first_recipient(session, list_id, issue_id)
         if first is not None:
@@ -211,8 +212,12 @@ def resume_issue(engine: Engine, slug: str) -> list[int]:
 
 def issue_status(engine: Engine, slug: str) -> IssueStatus:
     issue_id, sends = _issue_sends(engine, slug)
+    from bulletin.delivery.retention import tally_counts
+
     with session_scope(engine) as session:
         counts = ledger.state_counts(session, issue_id)
+        for state, n in tally_counts(session, issue_id).items():
+            counts[state] = counts.get(state, 0) + n
         since = utcnow() - timedelta(minutes=1)
         recent = session.exec(select(func.count()).select_from(Delivery).where(
             Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,
