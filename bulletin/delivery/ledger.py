@@ -183,18 +183,23 @@ def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
     return False
 
 
-def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int) -> list[Claimed]:
+def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *, after: int = 0) -> list[Claimed]:
     """Claim up to `limit` due rows and commit the claim before anything is sent.
 
     Rows of people who unsubscribed, bounced or were suppressed since the send was
-    queued are cancelled here instead of sent.
+    queued are cancelled here instead of sent. `after` (the highest id this worker
+    claimed last time) starts the index scan past the rows already taken, whose
+    dead index entries would otherwise be walked by every claim: with it a claim
+    costs the same at 1 % and at 99 % of a million rows. Only an `after=0` claim
+    that finds nothing means nothing is left (see engine._loop).
     """
     now = utcnow()
     with session_scope(engine) as session:
         ids_q = (select(Delivery.id).where(
             Delivery.send_id == send_id,
-            or_(Delivery.state == D.QUEUED,
-                and_(Delivery.state == D.DEFERRED, Delivery.next_attempt_at <= now)),
+            Delivery.id > after,
+            Delivery.state.in_((D.QUEUED, D.DEFERRED)),  # the partial index's predicate, spelled out
+            or_(Delivery.state == D.QUEUED, Delivery.next_attempt_at <= now),
         ).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
         ids = list(session.exec(ids_q).all())
         if not ids:

@@ -21,7 +21,7 @@ from bulletin.db import make_engine
 from bulletin.errors import NotFound, TokenError
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
-from bulletin.web.pages import archive, preferences, signup, unsubscribe
+from bulletin.web.pages import archive, health, preferences, signup, unsubscribe
 from bulletin.web.security import FormRejected
 
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -39,7 +39,7 @@ def create_app(settings: Settings, options: WebOptions | None = None) -> FastAPI
 
     app = FastAPI(title="bulletin", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.web = WebContext.build(settings, engine, options or WebOptions())
-    for module in (signup, unsubscribe, preferences, archive):
+    for module in (signup, unsubscribe, preferences, archive, health):
         app.include_router(module.router)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)
