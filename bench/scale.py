@@ -3,7 +3,8 @@
     python bench/scale.py                         # 200,000 subscribers
     python bench/scale.py --subscribers 1000000   # the closing figure (takes a while; run once)
 
-Every step is the real command line in its own process (so peak RSS is that
+On a shared machine wall time also counts waiting for a core, so each command's
+own CPU seconds (from wait4) are printed beside it. Every step is the real command line in its own process (so peak RSS is that
 process's own, read with wait4): `subscribers import` (COPY), `send --queue-only`
 of the sample issue, two `bulletin worker` processes (4 connections between
 them) relaying to Postfix's smtp-sink, then `status` and `report`. Beside the
@@ -97,6 +98,7 @@ def _reap(proc: subprocess.Popen[bytes], t0: float, args: tuple[str, ...]) -> tu
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, -signal.SIGTERM):
         raise SystemExit(f"bulletin {' '.join(args)} failed with {proc.returncode}")
+    print(f"    ({' '.join(args[:2])}: {usage.ru_utime + usage.ru_stime:.1f} CPU s of its own)", flush=True)
     return wall, usage.ru_maxrss / 1024
 
 

@@ -65,7 +65,9 @@ def new_recipients(session: Session, list_id: int, issue_id: int) -> Iterator[Re
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .where(*_audience(list_id), ~_has_row(issue_id))
             .order_by(Subscriber.id))
-    result = session.connection().execution_options(stream_results=True, max_row_buffer=CHUNK).execute(stmt)
+    # Statement-level options: Connection.execution_options() would turn every later statement of
+    # the session's connection into a server-side cursor too.
+    result = session.connection().execute(stmt.execution_options(stream_results=True, max_row_buffer=CHUNK))
     for sid, email, name in result:
         yield RecipientRow(int(sid), str(email), str(name or ""))
 

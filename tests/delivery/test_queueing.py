@@ -16,8 +16,10 @@ from tests.delivery.conftest import add_list, add_subscribers, make_compiled
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of 7 rows, so a list of a few dozen crosses many fetch/write boundaries."""
+    """Chunks of 7 rows, so a list of a few dozen crosses many fetch/write boundaries; statistics
+    are refreshed after 10 rows (PostgreSQL), as they are after 10,000 in real use."""
     monkeypatch.setattr(queueing, "CHUNK", 7)
+    monkeypatch.setattr(queueing, "ANALYZE_AFTER", 10)
 
 
 def _ledger(engine) -> list[tuple[int, str]]:
