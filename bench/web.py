@@ -2,8 +2,9 @@
 
 Starts `bulletin serve --workers N` on a throw-away workspace (SQLite by
 default, or --database-url for PostgreSQL) with the rate limits lifted, then
-runs Debian's wrk against four endpoints and prints the median of several runs:
+runs Debian's wrk against five endpoints and prints the median of several runs:
 
+  healthz       GET  /healthz   (the baseline: app, middleware and uvicorn, no database)
   signup-form   GET  /signup/shared-services            (page + CSRF cookie)
   signup-post   POST /signup/shared-services, a new address each request
                 (subscriber, pending subscription, consent event, confirmation mail to the Maildir)
@@ -166,7 +167,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str
         known = [f"reader{i}-{port}@example.org" for i in range(args.timing)]
         results["signup-timing"] = signup_timing(base, known, args.timing)
         token, nonce = csrf(base)
-        plans = {"signup-form": (f"{base}/signup/shared-services", None),
+        plans = {"healthz": (f"{base}/healthz", None),
+                 "signup-form": (f"{base}/signup/shared-services", None),
                  "signup-post": (base, "signup"),
                  "one-click": (base, tmp / "one_click.lua"),
                  "archive": (f"{base}/archive/", None)}
@@ -229,6 +231,9 @@ def main() -> None:
         t = out[f"workers={workers}"]["signup-timing"]  # type: ignore[index]
         print(f"{'':>8}  signup answer, median of {args.timing} each: new {t['new_ms']} ms, subscribed "
               f"{t['known_ms']} ms, ratio new/subscribed {t['ratio']} (goal 0.8-1.25)")
+        res = out[f"workers={workers}"]  # type: ignore[index]
+        ratio = res["one-click"]["median_rps"] / res["healthz"]["median_rps"]  # type: ignore[index]
+        print(f"{'':>8}  one-click / healthz: {ratio:.2f} (target >= 0.25)")
         mails = out[f"workers={workers}"]["signup-post"]["confirmation_mails"]  # type: ignore[index]
         print(f"{'':>8}  ({mails} queued mails sent to the outbox by the in-app notice sender by the end)")
 

@@ -29,6 +29,11 @@ CONFIG_FILE = "bulletin.toml"
 STATE_DIR = ".bulletin"
 
 
+def default_send_processes() -> int:
+    """One sending process fills messages on one core; more than 4 only contend for the ledger."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 class Settings(BaseSettings):
     """Effective settings of one workspace."""
 
@@ -49,7 +54,8 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = unlimited")
     smtp_timeout: float = Field(default=30.0, gt=0)
-    send_processes: int = Field(default=1, ge=1, le=32, description="Sending processes on this machine")
+    send_processes: int = Field(default_factory=lambda: default_send_processes(), ge=1, le=32,
+                                description="Sending processes on this machine (default: its cores, at most 4)")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"
     organisation: str = Field(default="", description="Who sends the bulletins, for lists.toml entries without one")

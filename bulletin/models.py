@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from bulletin.statuses import (
@@ -33,6 +33,9 @@ def id_of(row: Any) -> int:
     if row.id is None:
         raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
     return int(row.id)
+
+
+OPEN_ROWS = "state IN ('queued', 'deferred')"  # the rows a claim looks at
 
 
 class MailingList(SQLModel, table=True):
@@ -145,14 +148,21 @@ class Send(SQLModel, table=True):
 class Delivery(SQLModel, table=True):
     """The ledger: one row per (issue, subscriber); committed before and after each SMTP transaction."""
 
-    __table_args__ = (UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),)
+    # Indexes sized for millions of rows (migration 0018): uq_delivery also serves "by issue";
+    # ix_delivery_issue_state_sent answers status and report from the index alone; the partial
+    # ix_delivery_open holds only rows still to send, so a claim costs the same at 1 % and 99 %.
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),
+        Index("ix_delivery_issue_state_sent", "issue_id", "state", "sent_at"),
+        Index("ix_delivery_open", "send_id", "id", postgresql_where=text(OPEN_ROWS), sqlite_where=text(OPEN_ROWS)),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    issue_id: int = Field(foreign_key="issue.id", index=True)
+    issue_id: int = Field(foreign_key="issue.id")
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     send_id: int = Field(foreign_key="send.id", index=True)
     segment: str | None = Field(default=None, max_length=64)  # the segment that chose this recipient, if any
-    state: str = Field(default=DeliveryState.QUEUED, index=True, max_length=16)
+    state: str = Field(default=DeliveryState.QUEUED, max_length=16)
     message_id: str = Field(index=True, max_length=255)
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, index=True)
@@ -163,6 +173,31 @@ class Delivery(SQLModel, table=True):
     smtp_code: int | None = None
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryTally(SQLModel, table=True):
+    """Compacted ledger rows (`bulletin db compact`): how many rows of an issue were in a state,
+    and for sent rows the second they were sent, so report figures and timeline stay exact."""
+
+    __tablename__ = "delivery_tally"
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    state: str = Field(max_length=16)
+    sent_second: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    count: int
+    compacted_at: datetime = Field(default_factory=utcnow)
+
+
+class SubscriberDelivery(SQLModel, table=True):
+    """What compaction keeps about each person: the last issue sent to them and how many were."""
+
+    __tablename__ = "subscriber_delivery"
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    last_issue_id: int = Field(foreign_key="issue.id")
+    last_sent_at: datetime | None = None
+    compacted_sent: int = 0
 
 
 class InboundMessage(SQLModel, table=True):

@@ -68,6 +68,27 @@ class Links:
         """The fresh link mailed on request to export ("export") or erase ("erase") someone's data."""
         return f"{self.base}/{DATA_REQUEST_PATHS[kind]}/{self.signer.dumps(kind, {'r': request_id})}"
 
+    def for_message(self, subscriber_id: int, list_id: int, issue_id: int) -> MessageLinks:
+        """Every per-recipient URL and address of one message, from one HMAC (tokens.MessageTokens).
+
+        The single builders above stay for pages and one-off mails; both shapes verify.
+        """
+        t = self.signer.message_tokens(subscriber_id, list_id, issue_id)
+        s, domain = self.settings, self.settings.sending_domain
+        return MessageLinks(
+            unsubscribe_url=f"{self.base}/unsubscribe/{t.unsubscribe}",
+            unsubscribe_mailto=f"mailto:{s.bounce_local}+u-{t.unsubscribe_mail}@{domain}?subject=unsubscribe",
+            preferences_url=f"{self.base}/preferences/{t.preferences}",
+            reply_address=f"{s.reply_local}+{t.reply}@{domain}",
+            bounce_address=f"{s.bounce_local}+{t.bounce}@{domain}",
+            message_id=f"<b.{t.message}@{domain}>",
+        )
+
+    def message_id_for(self, subscriber_id: int, list_id: int, issue_id: int) -> str:
+        """The Message-ID `for_message` gives, alone (queueing computes one per recipient)."""
+        token = self.signer.message_token("message", subscriber_id, list_id, issue_id)
+        return f"<b.{token}@{self.settings.sending_domain}>"
+
     # Addresses -----------------------------------------------------------------------------
     def reply_address(self, subscriber_id: int, issue_id: int) -> str:
         token = self.signer.address_token("reply", subscriber_id, issue_id)
@@ -165,6 +186,18 @@ def token_issued_at(token: str) -> int:
         return bytes_to_int(base64_decode(token.rsplit(".", 2)[1]))
     except (IndexError, ValueError) as exc:
         raise TokenError("this link is not valid") from exc
+
+
+@dataclass(frozen=True)
+class MessageLinks:
+    """The links and addresses one message carries (see `Links.for_message`)."""
+
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    preferences_url: str
+    reply_address: str
+    bounce_address: str
+    message_id: str
 
 
 def _pair(numbers: tuple[int, ...]) -> tuple[int, int]:

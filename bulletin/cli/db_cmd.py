@@ -20,6 +20,24 @@ def upgrade(ctx: typer.Context) -> None:
 
 
 @app.command()
+def compact(
+    ctx: typer.Context,
+    older_than: str = typer.Option("90d", "--older-than", help="Compact issues whose last message went out "
+                                   "longer ago than this (e.g. 90d, 12w, 36h)."),
+) -> None:
+    """Fold sent ledger rows of old issues into per-issue tallies; reports stay identical."""
+    from bulletin.delivery.retention import compact as compact_ledger
+    from bulletin.delivery.retention import parse_age
+
+    c = ctx_of(ctx)
+    age = parse_age(older_than)
+    done = compact_ledger(c.engine, age)
+    for item in done:
+        console.print(f"{item.slug}: {item.rows} sent rows compacted")
+    console.print(f"{len(done)} issue(s) compacted, {sum(i.rows for i in done)} rows")
+
+
+@app.command()
 def status(ctx: typer.Context) -> None:
     """Show the database's migration level against the newest one."""
     c = ctx_of(ctx)

@@ -260,6 +260,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
     send_id, list_id = id_of(send), int(send.list_id)
     limit = max(len(pipe.threads), options.batch)
     deadline = time.monotonic() + options.linger
+    forward = _Forward()
     while not stop.is_set() and not pipe.errors:
         if pipe.waiting > limit // 2:
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
@@ -267,7 +268,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
         with session_scope(engine) as session:
             if ledger.send_status(session, send_id) not in SendStatus.RUNNABLE:
                 return
-        rows = ledger.claim(engine, send_id, list_id, options.worker, limit)
+        rows = forward.claim(engine, send_id, list_id, options.worker, limit)
         if rows:
             t = pipe.tally
             log_event("bulletin.delivery", "send.batch", send_id=send_id, issue_id=send.issue_id,
@@ -285,3 +286,24 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
         if time.monotonic() + max(wait, 0) > deadline:
             return
         stop.wait(min(max(wait, 0.01), 1.0))
+
+
+class _Forward:
+    """Claims move forward through the ledger from the last id claimed, and go back to the start
+    when that finds nothing or every `rescan` seconds, so rows given back (a stopped worker's
+    unsent rows, stale claims) and deferred rows coming due are never left behind."""
+
+    def __init__(self, rescan: float = 30.0) -> None:
+        self.after, self.rescan, self.scanned = 0, rescan, time.monotonic()
+
+    def claim(self, engine: Engine, send_id: int, list_id: int, worker: str, limit: int) -> list[Claimed]:
+        if self.after and time.monotonic() - self.scanned > self.rescan:
+            self.after = 0
+        rows = ledger.claim(engine, send_id, list_id, worker, limit, after=self.after)
+        if not rows and self.after:
+            self.after = 0
+            rows = ledger.claim(engine, send_id, list_id, worker, limit)
+        if self.after == 0:
+            self.scanned = time.monotonic()
+        self.after = rows[-1].delivery_id if rows else 0
+        return rows

@@ -178,18 +178,23 @@ def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
     return False
 
 
-def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int) -> list[Claimed]:
+def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *, after: int = 0) -> list[Claimed]:
     """Claim up to `limit` due rows and commit the claim before anything is sent.
 
     Rows of people who unsubscribed, bounced or were suppressed since the send was
-    queued are cancelled here instead of sent.
+    queued are cancelled here instead of sent. `after` (the highest id this worker
+    claimed last time) starts the index scan past the rows already taken, whose
+    dead index entries would otherwise be walked by every claim: with it a claim
+    costs the same at 1 % and at 99 % of a million rows. Only an `after=0` claim
+    that finds nothing means nothing is left (see engine._loop).
     """
     now = utcnow()
     with session_scope(engine) as session:
         ids_q = (select(Delivery.id).where(
             Delivery.send_id == send_id,
-            or_(Delivery.state == D.QUEUED,
-                and_(Delivery.state == D.DEFERRED, Delivery.next_attempt_at <= now)),
+            Delivery.id > after,
+            Delivery.state.in_((D.QUEUED, D.DEFERRED)),  # the partial index's predicate, spelled out
+            or_(Delivery.state == D.QUEUED, Delivery.next_attempt_at <= now),
         ).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
         ids = list(session.exec(ids_q).all())
         if not ids:
@@ -315,6 +320,9 @@ class SentWriter:
     """
 
     _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"
+    # PostgreSQL: the whole group in one statement and one round trip (executemany is one per row).
+    _PG_SQL = ("UPDATE delivery SET state = %s, sent_at = %s, smtp_code = d.code, last_error = NULL "
+               "FROM unnest(%s::integer[], %s::integer[]) AS d(id, code) WHERE delivery.id = d.id")
 
     def __init__(self, engine: Engine) -> None:
         dialect = engine.dialect
@@ -327,11 +335,13 @@ class SentWriter:
     def write(self, rows: list[tuple[int, int]], at: datetime) -> None:
         """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""
         when = self._bind(at) if self._bind is not None else at
-        params = [(D.SENT, when, code, did) for did, code in rows]
         try:
             if self._sqlite:
                 self._cursor.execute("BEGIN IMMEDIATE")
-            self._cursor.executemany(self._sql, params)
+                self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
+            else:
+                self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows],
+                                                    [code for _, code in rows]))
             self._raw.commit()
         except BaseException:
             self._raw.rollback()

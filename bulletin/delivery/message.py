@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.utils import formataddr
 from typing import TYPE_CHECKING
 
-from bulletin.audience.links import Links
+from bulletin.audience.links import Links, MessageLinks
 from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
@@ -171,14 +171,14 @@ class MessageSkeleton:
             found = self._bodies[mask] = (_Body.of(variant.text), _Body.of(variant.html))
         return found
 
-    def recipient(self, row: RecipientRow) -> Recipient:
-        links, sid = self.links, row.subscriber_id
+    def recipient(self, row: RecipientRow, links: MessageLinks | None = None) -> Recipient:
+        links = links or self.links.for_message(row.subscriber_id, self.list.id, self.issue_id)
         return Recipient(
             name=clean_header(row.name),
-            unsubscribe_url=links.unsubscribe_url(sid, self.list.id, self.issue_id),
-            preferences_url=links.preferences_url(sid),
-            view_online_url=links.view_url(sid, self.issue_id),  # signed: works for members-only lists too
-            reply_address=links.reply_address(sid, self.issue_id),
+            unsubscribe_url=links.unsubscribe_url,
+            preferences_url=links.preferences_url,
+            view_online_url=self.links.view_url(row.subscriber_id, self.issue_id),  # signed: members-only lists too
+            reply_address=links.reply_address,
         )
 
     def build(self, row: RecipientRow) -> OutgoingMessage:
@@ -190,9 +190,10 @@ class MessageSkeleton:
 
     def _build(self, row: RecipientRow) -> OutgoingMessage:
         email = check_recipient(row)
-        r = self.recipient(row)
-        message_id = row.message_id or self.links.message_id(row.subscriber_id, self.issue_id)
-        mailto = self.links.unsubscribe_mailto(row.subscriber_id, self.list.id)
+        links = self.links.for_message(row.subscriber_id, self.list.id, self.issue_id)  # the one HMAC
+        r = self.recipient(row, links)
+        message_id = row.message_id or links.message_id
+        mailto = links.unsubscribe_mailto
         out = [
             self.head,
             _to_header(row.name, email),
@@ -214,7 +215,7 @@ class MessageSkeleton:
         return OutgoingMessage(
             subscriber_id=row.subscriber_id,
             recipient=email,
-            envelope_from=self.links.bounce_address(row.subscriber_id, self.issue_id),
+            envelope_from=links.bounce_address,
             message_id=message_id,
             data=data,
         )

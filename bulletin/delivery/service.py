@@ -84,26 +84,37 @@ def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slu
                 at: datetime | None = None, segment: Segment | None = None) -> Queued:
     """Publish the issue and queue one row per confirmed subscriber (of `segment`, if given) who has not had it."""
     from bulletin.audience.subscribers import get_list
+    from bulletin.delivery import queueing
+    from bulletin.delivery.retention import refuse_if_compacted
 
     check_slots(compiled)
     with session_scope(engine) as session:
         record = publish_issue(session, compiled)
         mlist = get_list(session, list_slug)
-        rows, already = _recipients(session, id_of(mlist), id_of(record), segment)
-        for row in rows:
-            check_recipient(row)
-        skeleton = make_skeleton(settings, compiled, mlist, id_of(record))
-        if rows:
-            skeleton.build(_with_reader(session, rows[0], compiled, id_of(mlist)))  # proves the templates fill
-        send = ledger.open_send(session, id_of(record), id_of(mlist), at)
+        issue_id, list_id = id_of(record), id_of(mlist)
+        refuse_if_compacted(session, issue_id, compiled.slug)
+        skeleton = make_skeleton(settings, compiled, mlist, issue_id)
         deadline = utcnow() + timedelta(hours=settings.defer_deadline_hours)
-        links = skeleton.links
-        chosen = ((r.subscriber_id, links.message_id(r.subscriber_id, id_of(record))) for r in rows)
-        if segment is None:
-            new = ledger.enqueue(session, send, chosen, deadline)
-        else:
+        if segment is not None:  # a segment is a subset: chosen in SQL, then written with its name
+            rows, already = _recipients(session, list_id, issue_id, segment)
+            for row in rows:
+                check_recipient(row)
+            if rows:
+                skeleton.build(_with_reader(session, rows[0], compiled, list_id))  # proves the templates fill
+            send = ledger.open_send(session, issue_id, list_id, at)
+            chosen = ((r.subscriber_id, skeleton.links.message_id_for(r.subscriber_id, list_id, issue_id))
+                      for r in rows)
             new = ledger.enqueue_chosen(session, send, chosen, deadline, segment.name)
-        return Queued(id_of(send), id_of(record), list_slug, new, already, at)
+            return Queued(id_of(send), issue_id, list_slug, new, already, at)
+        first = queueing.first_recipient(session, list_id, issue_id)
+        if first is not None:
+            check_recipient(first)
+            skeleton.build(_with_reader(session, first, compiled, list_id))  # proves the templates fill
+        already = queueing.already_count(session, list_id, issue_id)
+        send = ledger.open_send(session, issue_id, list_id, at)
+        new = queueing.queue_rows(session, skeleton.links, send_id=id_of(send), list_id=list_id,
+                                  issue_id=issue_id, deadline=deadline)
+        return Queued(id_of(send), issue_id, list_slug, new, already, at)
 
 
 def _with_reader(session, row: RecipientRow, compiled: Compiled, list_id: int) -> RecipientRow:  # type: ignore[no-untyped-def]
@@ -231,8 +242,12 @@ def resume_issue(session: Session, slug: str) -> list[int]:
 
 
 def issue_status(session: Session, slug: str) -> IssueStatus:
+    from bulletin.delivery.retention import tally_counts
+
     issue_id, sends = _issue_sends(session, slug)
     counts = ledger.state_counts(session, issue_id)
+    for state, n in tally_counts(session, issue_id).items():
+        counts[state] = counts.get(state, 0) + n
     since = utcnow() - timedelta(minutes=1)
     recent = session.exec(select(func.count()).select_from(Delivery).where(
         Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,

@@ -183,7 +183,9 @@ def _delivery_states(session: Session, issue_id: int) -> Counter[str]:
         select(Delivery.state, func.count(col(Delivery.id))).where(Delivery.issue_id == issue_id)
         .group_by(Delivery.state)
     ).all()
-    return Counter({state: int(n) for state, n in rows})
+    from bulletin.delivery.retention import tally_counts
+
+    return Counter({state: int(n) for state, n in rows}) + Counter(tally_counts(session, issue_id))
 
 
 def _bounces(session: Session, issue_id: int) -> tuple[int, int]:
@@ -242,16 +244,30 @@ def _timeline(session: Session, issue_id: int) -> tuple[str, int, tuple[TimePoin
     """Sent and replies per bucket, counted by the database: a 100k ledger never crosses the wire."""
     sent = (Delivery.sent_at, Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT)
     replies = (Feedback.received_at, Feedback.issue_id == issue_id)
-    spans = [_span(session, *sent), _span(session, *replies)]
+    compacted = _compacted_seconds(session, issue_id)
+    spans = [_span(session, *sent), _span(session, *replies),
+             (min(compacted), max(compacted)) if compacted else None]
     known = [s for s in spans if s is not None]
     if not known:
         return "hour", 3600, ()
     start, end = min(s[0] for s in known), max(s[1] for s in known)
     label, seconds = pick_bucket(timedelta(seconds=end - start))
     sent_n, reply_n = _per_bucket(session, seconds, *sent), _per_bucket(session, seconds, *replies)
+    for at, n in compacted.items():
+        sent_n[at - at % seconds] = sent_n.get(at - at % seconds, 0) + n
     points = [TimePoint(datetime.fromtimestamp(at, UTC), sent_n.get(at, 0), reply_n.get(at, 0))
               for at in range(start - start % seconds, end + 1, seconds)]
     return label, seconds, tuple(points)
+
+
+def _compacted_seconds(session: Session, issue_id: int) -> dict[int, int]:
+    """Sent messages per second from the compacted ledger (`bulletin db compact`)."""
+    from bulletin.delivery.retention import tally_sent_seconds
+
+    out: dict[int, int] = {}
+    for second, n in tally_sent_seconds(session, issue_id):
+        out[second] = out.get(second, 0) + n
+    return out
 
 
 def _span(session: Session, column: Any, *where: Any) -> tuple[int, int] | None:

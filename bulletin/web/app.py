@@ -32,7 +32,7 @@ from bulletin.errors import BulletinError, NotFound, TokenError
 from bulletin.logs import log_event
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
-from bulletin.web.pages import archive, data, media, preferences, signup, unsubscribe
+from bulletin.web.pages import archive, data, health, media, preferences, signup, unsubscribe
 from bulletin.web.security import FormRejected
 from bulletin.workspace import Workspace
 
@@ -63,7 +63,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
                   redirect_slashes=False)
     app.router.redirect_slashes = False
     app.state.web = web
-    for module in (signup, unsubscribe, preferences, data, archive, media):
+    for module in (signup, unsubscribe, preferences, data, archive, media, health):
         app.include_router(module.router)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)

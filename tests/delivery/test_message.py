@@ -71,14 +71,14 @@ def test_identity_headers_come_from_links_and_parse_back(conf: Settings) -> None
     links = Links.for_settings(conf)
     out = MessageSkeleton(conf, make_compiled(), LIST, 42).build(RecipientRow(7, "ann@example.org", "Ann"))
     msg = _parse(out.data)
-    assert msg["Message-ID"] == out.message_id == links.message_id(7, 42)
+    assert msg["Message-ID"] == out.message_id == links.for_message(7, LIST.id, 42).message_id
     assert links.parse_message_id(out.message_id) == (7, 42)
     assert links.parse_bounce_address(out.envelope_from) == (7, 42)
     reply = msg["Reply-To"].addresses[0]
     assert reply.display_name == LIST.display_name and links.parse_reply_address(reply.addr_spec) == (7, 42)
     https, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
-    assert https == links.unsubscribe_url(7, 3, 42) and https.startswith("https://news.example.org/unsubscribe/")
-    assert mailto == links.unsubscribe_mailto(7, 3)
+    assert https == links.for_message(7, 3, 42).unsubscribe_url and https.startswith("https://news.example.org/unsubscribe/")
+    assert mailto == links.for_message(7, 3, 42).unsubscribe_mailto
 
 
 def test_non_ascii_names_are_encoded_and_decode_back(conf: Settings) -> None:
