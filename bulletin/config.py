@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = unlimited")
     smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_data_done_timeout: float = Field(default=600.0, gt=0,
+                                          description="Seconds to wait for the reply to the final dot (RFC 5321: 10 min)")
+    max_transport_errors: int = Field(default=10, ge=1,
+                                      description="Consecutive relay refusals that pause a send")
+    relay_signs_dkim: bool = Field(default=False, description="The relay DKIM-signs for us (SES, Mailgun...)")
+    dns_server: str | None = Field(default=None, description="DNS server (host or host:port) for mail checks")
     send_processes: int = Field(default=1, ge=1, le=32, description="Sending processes on this machine")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"

@@ -72,8 +72,15 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
         tally = service.send_queued(c.settings, c.engine, send_ids, options=options, stop=stop, progress=update,
                                     processes=processes or c.settings.send_processes)
         update(tally)
+    paused = service.paused_reasons(c.engine, send_ids)
+    if paused:
+        # The circuit breaker: the relay refused us; nothing was bounced, every unsent row stays queued.
+        raise DeliveryError(f"paused: {paused[0]}; fix the relay settings, then `bulletin resume`")
     if stop.is_set():
         console.print(f"stopped: {tally.sent} sent; run `bulletin resume` to send the rest")
+    if tally.unknown:
+        console.print(f"{tally.unknown} message(s) of unknown fate (connection lost after the final dot); "
+                      "`bulletin resume --resend-unknown` sends them again")
     return tally
 
 
@@ -124,10 +131,14 @@ def send(
 
 def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LINGER = 0.0,
            background: Annotated[bool, typer.Option("--background", help="Only mark it runnable for workers.")] = False,
+           resend_unknown: Annotated[bool, typer.Option(
+               "--resend-unknown",
+               help="Also send again the messages whose connection broke after the final dot (same Message-ID).",
+           )] = False,
            processes: PROCESSES = None, quiet: QUIET = False) -> None:
     """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
     c = ctx_of(ctx)
-    ids = service.resume_issue(c.engine, issue)
+    ids = service.resume_issue(c.engine, issue, resend_unknown=resend_unknown)
     if not ids:
         console.print("nothing to resume")
         return
@@ -158,7 +169,10 @@ def status(ctx: typer.Context, issue: ISSUE,
     console.print(f"[bold]{st.issue}[/]: " + ", ".join(f"{k} {v}" for k, v in st.counts.items()))
     console.print(f"sent in the last minute: {st.rate_per_minute:.0f}")
     for s in st.sends:
-        console.print(f"  send #{s['send']} list #{s['list_id']}: {s['status']}")
+        line = f"  send #{s['send']} list #{s['list_id']}: {s['status']}"
+        if s["status"] == "paused" and s.get("pause_reason"):
+            line = f"  send #{s['send']} list #{s['list_id']}: paused: {s['pause_reason']}"
+        console.print(line, highlight=False, markup=False)
     for e in st.errors:
         console.print(f"  {e['count']} x {e['code']} {e['error']}", highlight=False)
 

@@ -187,12 +187,18 @@ def cancel_issue(engine: Engine, slug: str) -> int:
         return sum(ledger.cancel_send(session, int(s.id or 0)) for s in sends if s.status != SendStatus.DONE)
 
 
-def resume_issue(engine: Engine, slug: str) -> list[int]:
-    """Make every unfinished send of the issue runnable again; returns their ids."""
+def resume_issue(engine: Engine, slug: str, *, resend_unknown: bool = False) -> list[int]:
+    """Make every unfinished send of the issue runnable again; returns their ids.
+
+    Rows left `unknown` (the connection broke after the final dot) go out again only
+    with `resend_unknown`: the relay may already have delivered them.
+    """
     _, sends = _issue_sends(engine, slug)
     ids = []
     with session_scope(engine) as session:
         for s in sends:
+            if resend_unknown and s.status != SendStatus.CANCELLED:
+                ledger.requeue_unknown(session, int(s.id or 0))
             if s.status in SendStatus.FINISHED and not ledger.open_count(session, int(s.id or 0)):
                 continue
             if s.status == SendStatus.CANCELLED:
@@ -219,7 +225,8 @@ def issue_status(engine: Engine, slug: str) -> IssueStatus:
             Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
             Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
         listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, int(s.id or 0)),
-                    "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None} for s in sends]
+                    "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None,
+                    "pause_reason": s.pause_reason, "pause_stage": s.pause_stage} for s in sends]
     return IssueStatus(slug, listing, counts, float(recent),
                        [{"code": c, "error": e, "count": int(n)} for c, e, n in errs])
 
@@ -244,6 +251,14 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: 
     finally:
         transport.close()
     return tally
+
+
+def paused_reasons(engine: Engine, send_ids: list[int]) -> list[str]:
+    """Why the circuit breaker paused any of these sends (empty when none was paused by it)."""
+    with session_scope(engine) as session:
+        rows = session.exec(select(Send.pause_reason).where(
+            Send.id.in_(send_ids), Send.status == SendStatus.PAUSED, Send.pause_reason.is_not(None))).all()
+    return [str(r) for r in rows]
 
 
 def _aware(value: datetime) -> datetime:
