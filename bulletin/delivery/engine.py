@@ -278,6 +278,8 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
             if ledger.open_count(session, send_id) == 0:
                 ledger.set_status(session, send_id, SendStatus.DONE, only_from=SendStatus.RUNNABLE)
                 return
+            if ledger.queued_count(session, send_id):
+                continue  # put back after a relay's refusal: claimable now; the breaker bounds this
             retry_at = ledger.next_retry_at(session, send_id)
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5
         if time.monotonic() + max(wait, 0) > deadline:
