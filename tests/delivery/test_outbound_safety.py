@@ -128,7 +128,7 @@ def test_a_refused_login_pauses_at_once(settings, engine, people) -> None:  # ty
 def test_a_refused_mailbox_bounces_only_that_subscriber(settings, engine, people) -> None:  # type: ignore[no-untyped-def]
     gone = people[2]
     before = _subscriptions(engine)
-    with bad_relay(rcpt_replies={gone: "550 5.1.1 <%s>: Recipient address rejected: User unknown" % gone}) as relay:
+    with bad_relay(rcpt_replies={gone: f"550 5.1.1 <{gone}>: Recipient address rejected: User unknown"}) as relay:
         cli = _cli(settings, relay)
         code, out = cli("send", ISSUE, "--list", "shared-services", "--quiet")
         assert code == 0, out
