@@ -104,13 +104,27 @@ def send(
     wait: LINGER = 0.0,
     processes: PROCESSES = None,
     quiet: QUIET = False,
+    force_list: Annotated[bool, typer.Option("--force-list", help="Send to a list the issue's `lists` does not name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Send although the From domain fails SPF/DKIM/DMARC alignment.")] = False,
 ) -> None:
-    """Send an issue to every confirmed subscriber of a list who has not had it."""
+    """Send an issue to every confirmed subscriber of a list who has not had it.
+
+    First the same checks as `bulletin check`, the issue's `lists`, and (over SMTP) the
+    From domain's mail authentication: any error stops it before a row is queued.
+    """
+    from bulletin.delivery import preflight
     from bulletin.render.build import compile_issue
 
     c = ctx_of(ctx)
     slug = service.require_list(list_slug)
     compiled = compile_issue(c.settings, issue)
+    if not test:
+        preflight.require_listed(compiled, slug, force_list=force_list)
+        preflight.require_checks(compiled, issue)
+    if not test and not dry_run:
+        warning = preflight.require_mail_auth(c.settings, c.engine, slug, force=force)
+        if warning:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if test:
         for address, ok, detail in service.test_send(c.settings, c.engine, compiled, slug, list(test)):
             console.print(f"{'sent' if ok else '[red]not sent[/]'} proof to {address}: {detail}", highlight=False)

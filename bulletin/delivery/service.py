@@ -24,6 +24,7 @@ from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
 from bulletin.delivery.ledger import SendStatus
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
 from bulletin.errors import DeliveryError
+from bulletin.logs import log_event
 from bulletin.messenger import Transport, deliver, make_transport
 from bulletin.models import Delivery, DeliveryState, Send, utcnow
 from bulletin.render.compiled import Compiled
@@ -243,6 +244,8 @@ def run_worker(settings: Settings, engine: Engine, *, once: bool = False, poll: 
             with session_scope(engine) as session:
                 due = ledger.due_sends(session)
             for send in due:
+                if send.started_at is None and not _passes_checks(engine, send):
+                    continue
                 ledger.release_stale_claims(engine, int(send.id or 0))
                 run_send(settings, engine, send, transport, options=options, stop=stop, tally=tally)
             if once:
@@ -259,6 +262,25 @@ def paused_reasons(engine: Engine, send_ids: list[int]) -> list[str]:
         rows = session.exec(select(Send.pause_reason).where(
             Send.id.in_(send_ids), Send.status == SendStatus.PAUSED, Send.pause_reason.is_not(None))).all()
     return [str(r) for r in rows]
+
+
+def _passes_checks(engine: Engine, send: Send) -> bool:
+    """A worker runs `bulletin check` before it starts an issue; a failing issue is paused with the reason."""
+    from bulletin.delivery.preflight import require_checks
+    from bulletin.errors import CheckFailed
+    from bulletin.models import IssueRecord
+
+    with session_scope(engine) as session:
+        record = session.get(IssueRecord, send.issue_id)
+        if record is None:
+            return False
+        try:
+            require_checks(compiled_of(record), record.slug)
+        except CheckFailed as exc:
+            ledger.pause_send(session, int(send.id or 0), str(exc), "check")
+            log_event("bulletin.delivery", "send.paused", send_id=send.id, stage="check", reason=str(exc))
+            return False
+    return True
 
 
 def _aware(value: datetime) -> datetime:
