@@ -137,6 +137,10 @@ def test_a_refused_mailbox_bounces_only_that_subscriber(settings, engine, people
     assert {e for e in after if after[e] != before[e]} == {gone} and after[gone] == "bounced"
     assert _rows(engine) == {"sent": N - 1, "failed": 1}
     assert _status(cli)["sends"][0]["status"] == "done"
+    code, out = cli("report", ISSUE, "--json")
+    report = json.loads(out)
+    assert (report["recipients"], report["attempted"], report["failed"], report["hard_bounces"]) == (N, N, 1, 1)
+    assert report["hard_bounce_rate"] == round(1 / N, 6), "the refused recipient is in the denominator too"
 
 
 def test_a_slow_final_dot_reply_is_waited_for_not_resent(settings, engine, people) -> None:  # type: ignore[no-untyped-def]
