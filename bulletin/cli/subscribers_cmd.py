@@ -60,6 +60,8 @@ def import_(
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 5000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     as_json: JsonOpt = False,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help="The file's encoding (e.g. latin-1, cp1252); default: UTF-8, or UTF-16/UTF-8 by BOM.")] = None,
 ) -> None:
     """Import subscribers; bad rows are reported by line, people who opted out are never re-subscribed."""
     c = ctx_of(ctx)
@@ -72,7 +74,7 @@ def import_(
             progress.update(task, description=f"importing {file.name}: {r.rows} rows")
 
         report = import_csv(c.engine, file, actor=_actor(), lists=lists, confirmed=not pending,
-                            batch_size=batch_size, on_batch=on_batch)
+                            batch_size=batch_size, on_batch=on_batch, encoding=encoding)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
