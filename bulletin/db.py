@@ -7,6 +7,7 @@ the same way unless the caller asks not to (production runs `bulletin db upgrade
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,10 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
 
 def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created private before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

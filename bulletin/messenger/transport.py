@@ -97,8 +97,8 @@ class MaildirTransport:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        for sub in ("tmp", "new", "cur"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):  # messages hold addresses and personal links: owner only
+            (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str) -> SendResult:
         name = maildir_name(message_id)
@@ -106,7 +106,7 @@ class MaildirTransport:
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}"
         envelope = f"Return-Path: <{envelope_from}>\r\nX-Original-To: {', '.join(recipients)}\r\n".encode()
         try:
-            with open(tmp, "wb") as fh:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                 fh.write(envelope)
                 fh.write(message)
                 if self.fsync:
