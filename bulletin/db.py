@@ -60,6 +60,8 @@ def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Erasure must reach the file: deleted and overwritten rows are zeroed, not left in free pages.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -96,6 +98,23 @@ def head_revision() -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def forget_old_pages(engine: Engine) -> None:
+    """After an erasure: SQLite's WAL still holds the old pages until a checkpoint; fold it in and truncate.
+
+    With secure_delete on, the checkpointed file has the old rows zeroed; PostgreSQL
+    needs nothing here (a dump never shows dead tuples).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from bulletin.audience.addresses import (
     hash_normalised,
     normalise_address,
 )
-from bulletin.audience.erasure import scrub_mail
+from bulletin.audience.erasure import scrub_delivery, scrub_mail
 from bulletin.audience.subscribers import (
     confirmed_subscribers,
     find_subscriber,
@@ -295,6 +295,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
             .values(actor="(erased)")
         )
     scrub_mail(session, subscriber_id)
+    scrub_delivery(session, subscriber_id, address)
     now = utcnow()
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}

@@ -17,7 +17,8 @@ from bulletin.audience.access import subject_access
 from bulletin.audience.exporter import export as export_subscribers
 from bulletin.audience.importer import ImportReport, import_csv
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.db import session_scope
+from bulletin.db import forget_old_pages, session_scope
+from bulletin.delivery.outbox import remove_copies
 
 app = typer.Typer(help="Subscribers: add, import, export, list, show, unsubscribe, suppress, erase.",
                   no_args_is_help=True)
@@ -215,4 +216,6 @@ def erase(
     c = ctx_of(ctx)
     with session_scope(c.engine) as session:
         sid = staff.erase_address(session, address, actor=_actor())
+        remove_copies(c.settings, session, sid)
+    forget_old_pages(c.engine)
     console.print(f"#{sid} erased; the address stays suppressed (by hash)")

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience import self_service
+from bulletin.db import forget_old_pages
+from bulletin.delivery.outbox import remove_copies
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, check_csrf, choice_fields, read_form, text_field
 
@@ -82,3 +84,5 @@ def _erase(web: WebContext, request: Request, token: str) -> None:
     with web.session() as session:
         sub = self_service.subscriber_for(session, web.links, token)
         self_service.erase_me(session, sub, ip=web.ip(request), user_agent=web.user_agent(request))
+        remove_copies(web.settings, session, int(sub.id or 0))
+    forget_old_pages(web.engine)
