@@ -119,7 +119,7 @@ def send(
     slug = service.require_list(list_slug)
     compiled = compile_issue(c.settings, issue)
     if not test:
-        preflight.require_listed(compiled, slug, force_list=force_list)
+        preflight.require_listed(c.engine, compiled, slug, force_list=force_list)
         preflight.require_checks(compiled, issue)
     if not test and not dry_run:
         warning = preflight.require_mail_auth(c.settings, c.engine, slug, force=force)

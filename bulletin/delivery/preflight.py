@@ -30,8 +30,15 @@ def require_checks(compiled: Compiled, where: str) -> CheckReport:
     return report
 
 
-def require_listed(compiled: Compiled, list_slug: str, *, force_list: bool = False) -> None:
-    """A list the issue does not name is a slip of the keyboard unless `--force-list` says it is meant."""
+def require_listed(engine: Engine, compiled: Compiled, list_slug: str, *, force_list: bool = False) -> None:
+    """A list the issue does not name is a slip of the keyboard unless `--force-list` says it is meant.
+
+    A list that does not exist at all is NotFound first: that is the more useful message.
+    """
+    from bulletin.audience.subscribers import get_list
+
+    with session_scope(engine) as session:
+        get_list(session, list_slug)
     if force_list or list_slug in compiled.lists:
         return
     named = ", ".join(compiled.lists) or "none"
