@@ -7,6 +7,7 @@ workspaces side by side.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bulletin.errors import ConfigError
+from bulletin.errors import ConfigError, mask_secrets
 from bulletin.render.brand import Brand
 
 CONFIG_FILE = "bulletin.toml"
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_rate: float = Field(default=0.0, ge=0, description="Messages per second; 0 = unlimited")
     smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_data_done_timeout: float = Field(default=600.0, gt=0,
+                                          description="Seconds to wait for the reply to the final dot (RFC 5321: 10 min)")
+    max_transport_errors: int = Field(default=10, ge=1,
+                                      description="Consecutive relay refusals that pause a send")
+    relay_signs_dkim: bool = Field(default=False, description="The relay DKIM-signs for us (SES, Mailgun...)")
+    dns_server: str | None = Field(default=None, description="DNS server (host or host:port) for mail checks")
     send_processes: int = Field(default_factory=lambda: default_send_processes(), ge=1, le=32,
                                 description="Sending processes on this machine (default: its cores, at most 4)")
     sending_domain: str = "bulletin.localhost"
@@ -190,17 +197,42 @@ def existing_secret_keys(state_dir: Path) -> list[str]:
 
 
 def ensure_secret_keys(state_dir: Path) -> list[str]:
-    """Generate the signing key on first run and keep it in the state folder, outside git."""
+    """Generate the signing key on first run and keep it in the state folder, outside git.
+
+    Eight processes starting together must end with one key: the first to take
+    the lock writes it (exclusive 0600 create of a temporary file, then an atomic
+    rename), the others wait and read it; a reader never sees half a file.
+    """
     key_file = state_dir / "secret_keys.json"
     if key_file.exists():
-        return list(json.loads(key_file.read_text()))
-    state_dir.mkdir(parents=True, exist_ok=True)
-    keys = [secrets.token_urlsafe(32)]
-    tmp = key_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keys))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, key_file)
-    return keys
+        return _read_keys(key_file)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = os.open(state_dir / "secret_keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if key_file.exists():
+            return _read_keys(key_file)
+        keys = [secrets.token_urlsafe(32)]
+        tmp = state_dir / f"secret_keys.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(keys))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, key_file)
+        return keys
+    finally:
+        os.close(lock)
+
+
+def _read_keys(key_file: Path) -> list[str]:
+    try:
+        keys = json.loads(key_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the signing keys: {exc}", where=str(key_file)) from None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k for k in keys):
+        raise ConfigError("expected a JSON list of key strings", where=str(key_file))
+    return list(keys)
 
 
 SECRET_FIELDS = {"smtp_password", "imap_password", "secret_keys", "database_url"}
@@ -217,15 +249,11 @@ def masked(settings: Settings) -> dict[str, object]:
                 value = [f"{v[:3]}…({len(v)} chars)" for v in value]
             else:
                 value = "********"
-        out[name] = str(value) if isinstance(value, Path) else value
+        value = str(value) if isinstance(value, Path) else value
+        out[name] = mask_secrets(value) if isinstance(value, str) else value
     out["effective_database_url"] = _mask_url(settings.effective_database_url)
     return out
 
 
 def _mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown masked entirely
-        return "********"
+    return mask_secrets(url)

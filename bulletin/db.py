@@ -7,6 +7,7 @@ the same way unless the caller asks not to (production runs `bulletin db upgrade
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,10 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
 
 def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created private before SQLite opens it: SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -56,6 +60,8 @@ def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Erasure must reach the file: deleted and overwritten rows are zeroed, not left in free pages.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -100,6 +106,23 @@ def head_revision() -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def forget_old_pages(engine: Engine) -> None:
+    """After an erasure: SQLite's WAL still holds the old pages until a checkpoint; fold it in and truncate.
+
+    With secure_delete on, the checkpointed file has the old rows zeroed; PostgreSQL
+    needs nothing here (a dump never shows dead tuples).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 @contextmanager

@@ -7,7 +7,21 @@ user mistake never shows a traceback. Each error carries where it happened
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^\s/]+@")
+_QUERY = re.compile(r"(?P<head>[?&;](?:password|passwd|pass|pwd|secret|token|api_?key)=)[^&#\s'\"]+", re.I)
+
+
+def mask_secrets(text: str) -> str:
+    """Passwords in URLs masked: the user-info part (`user:secret@`) and query parameters (`?password=`).
+
+    Used by `config show` and by every error's text, because a database URL that
+    fails to connect is exactly what ends up pasted into a ticket.
+    """
+    text = _USERINFO.sub(lambda m: f"{m.group('head')}***@", text)
+    return _QUERY.sub(lambda m: f"{m.group('head')}***", text)
 
 
 class BulletinError(Exception):
@@ -21,7 +35,7 @@ class BulletinError(Exception):
         self.where = where
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        return mask_secrets(f"{self.where}: {self.message}" if self.where else self.message)
 
 
 def location(file: str | None, line: int | None = None, field: str | None = None) -> str | None:

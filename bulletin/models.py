@@ -143,6 +143,8 @@ class Send(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    pause_reason: str | None = None  # "relay refused MAIL FROM: 530 5.7.0 Authentication required"
+    pause_stage: str | None = Field(default=None, max_length=16)  # greeting, ehlo, starttls, auth, mail, ...
 
 
 class Delivery(SQLModel, table=True):

@@ -28,7 +28,8 @@ class DeliveryState(StrEnum):
     DEFERRED = "deferred"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    ALL = nonmember(("queued", "claimed", "sent", "deferred", "failed", "cancelled"))
+    UNKNOWN = "unknown"  # the connection broke after the final dot: maybe delivered; resent only on request
+    ALL = nonmember(("queued", "claimed", "sent", "deferred", "failed", "cancelled", "unknown"))
     OPEN = nonmember(("queued", "claimed", "deferred"))
 
 

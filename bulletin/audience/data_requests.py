@@ -106,7 +106,11 @@ def export_by_link(session: Session, links: Links, token: str, *, ip: str | None
     return subject_access(session, req.subscriber_id)
 
 
-def erase_by_link(session: Session, links: Links, token: str) -> None:
-    """Right to erasure from a mailed link; a replayed link raises TokenError and changes nothing."""
+def erase_by_link(session: Session, links: Links, token: str) -> int:
+    """Right to erasure from a mailed link; a replayed link raises TokenError and changes nothing.
+
+    Returns the subscriber's id, so the shell can also remove their copies from the outbox.
+    """
     req = _use(session, links, "erase", token)
     erase(session, req.subscriber_id, source=SOURCE, actor=ACTOR)
+    return req.subscriber_id

@@ -10,9 +10,9 @@ counts in reports stay right), their personal content goes.
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from bulletin.models import Bounce, Feedback, InboundMessage
+from bulletin.models import Bounce, Delivery, Feedback, InboundMessage, Send
 
 ERASED = "(erased)"
 
@@ -28,3 +28,13 @@ def scrub_mail(session: Session, subscriber_id: int) -> None:
             raw=b"", envelope_from=None, error=None)
     )
     session.exec(update(Bounce).where(Bounce.subscriber_id == subscriber_id).values(diagnostic=""))
+
+
+def scrub_delivery(session: Session, subscriber_id: int, address: str) -> None:
+    """Blank the relay's words about this person: an SMTP reply quotes the address (`550 5.1.1 <a@b>`)."""
+    session.exec(update(Delivery).where(Delivery.subscriber_id == subscriber_id).values(last_error=None))
+    if not address:
+        return
+    for send in session.exec(select(Send).where(Send.pause_reason.contains(address))).all():
+        send.pause_reason = (send.pause_reason or "").replace(address, ERASED)
+        session.add(send)

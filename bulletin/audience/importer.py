@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bulletin.audience.addresses import has_control_chars, hash_normalised, normalise_address
 from bulletin.audience.bulk import bulk_insert, dumps, lock_for_batch, member, stamp
+from bulletin.audience.csvfile import decode_error, open_csv
 from bulletin.audience.text import PROBLEM, bad_character
 from bulletin.errors import AddressError, ContentError, RowError
 from bulletin.models import (
@@ -91,25 +92,27 @@ class Row:
 def import_csv(
     engine: Engine, path: Path, *, actor: str, lists: list[str] | None = None, confirmed: bool = True,
     source: str = "import", batch_size: int = BATCH,
-    on_batch: Callable[[ImportReport], None] | None = None,
+    on_batch: Callable[[ImportReport], None] | None = None, encoding: str | None = None,
 ) -> ImportReport:
-    """Import a CSV file (email, name, organisation, lists; any other column becomes an attribute)."""
+    """Import a CSV file (email, name, organisation, lists; any other column becomes an attribute).
+
+    `encoding` None means: a BOM decides (UTF-8 or UTF-16), else the file must be UTF-8.
+    """
     with engine.connect() as conn:
         slugs = {slug: int(i) for i, slug in conn.execute(select(MailingList.id, MailingList.slug))}
     extra = _extra_lists(lists or [], slugs)
     report = ImportReport(file=path.name)
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ContentError(f"cannot read: {exc.strerror}", where=str(path)) from None
-    with fh:
-        for batch in _batches(fh, path, slugs, extra, report, batch_size):
-            with engine.begin() as conn:
-                lock_for_batch(conn)
-                _apply(conn, batch, report, slugs, confirmed, source, actor)
-            report.batches += 1
-            if on_batch is not None:
-                on_batch(report)
+    with open_csv(path, encoding) as fh:
+        try:
+            for batch in _batches(fh, path, slugs, extra, report, batch_size):
+                with engine.begin() as conn:
+                    lock_for_batch(conn)
+                    _apply(conn, batch, report, slugs, confirmed, source, actor)
+                report.batches += 1
+                if on_batch is not None:
+                    on_batch(report)
+        except UnicodeDecodeError as exc:  # only with an explicit --encoding that does not fit
+            raise decode_error(path, exc) from None
     return report
 
 
@@ -126,7 +129,7 @@ def _batches(fh: TextIO, path: Path, slugs: dict[str, int], extra: list[int], re
     reader = csv.DictReader(fh)
     reader.fieldnames = _header(reader.fieldnames or [], path)
     batch: dict[str, Row] = {}
-    for record in reader:
+    for record in _records(reader, report):
         # line_num is where the record ends; a quoted field may span lines, blank lines are skipped.
         start = reader.line_num - sum(str(v).count("\n") for v in record.values() if v)
         report.rows += 1
@@ -143,6 +146,22 @@ def _batches(fh: TextIO, path: Path, slugs: dict[str, int], extra: list[int], re
             batch = {}
     if batch:
         yield batch
+
+
+def _records(reader: csv.DictReader, report: ImportReport) -> Iterator[dict[str | Any, Any]]:  # type: ignore[type-arg]
+    """The reader's records; a row the csv module cannot parse (a NUL byte, a giant field) is a bad row."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.rows += 1
+            report.errors.append(RowError(reader.line_num + 1, f"unreadable CSV row: {exc}"))
+
+
+CAPS = {"name": 200, "organisation": 200}
+ATTRIBUTE_CAP = 1000
 
 
 def unescape_cell(value: str) -> str:
@@ -187,6 +206,11 @@ def _parse(record: dict[str | Any, Any], line: int, slugs: dict[str, int], extra
     for key, value in values.items():
         if key != "lists" and bad_character(value, key) is not None:
             report.errors.append(RowError(line, f"field '{key}' {PROBLEM}", email))
+            return None
+    for key, value in values.items():
+        cap = CAPS.get(key, ATTRIBUTE_CAP if key not in KNOWN else 0)
+        if cap and len(value) > cap:
+            report.errors.append(RowError(line, f"field '{key}' is longer than {cap} characters ({len(value)})", email))
             return None
     list_ids = list(extra)
     for slug in (s.strip().lower() for s in values.get("lists", "").split(";")):

@@ -18,7 +18,7 @@ from bulletin.audience.addresses import (
     hash_normalised,
     normalise_address,
 )
-from bulletin.audience.erasure import scrub_mail
+from bulletin.audience.erasure import scrub_delivery, scrub_mail
 from bulletin.audience.notices import forget_notices
 from bulletin.audience.subscribers import (
     find_subscriber,
@@ -292,6 +292,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
         )
     scrub_mail(session, subscriber_id)
     forget_notices(session, subscriber_id)
+    scrub_delivery(session, subscriber_id, address)
     now = utcnow()
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}

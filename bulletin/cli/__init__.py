@@ -7,6 +7,7 @@ exit code; tracebacks are for bugs, not for user mistakes.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -79,6 +80,9 @@ app.add_typer(templates_cmd.app, name="templates")
 
 
 def main() -> None:
+    # The database, its WAL, the outbox and every export hold personal data or tokens:
+    # whatever this process creates is private to its user (0600 files, 0700 folders).
+    os.umask(0o077)
     try:
         app()
     except BulletinError as exc:

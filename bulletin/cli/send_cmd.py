@@ -72,8 +72,15 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
         tally = service.send_queued(c.engine, c.settings, send_ids, options=options, stop=stop, progress=update,
                                     processes=processes or c.settings.send_processes)
         update(tally)
+    paused = service.paused_reasons(c.engine, send_ids)
+    if paused:
+        # The circuit breaker: the relay refused us; nothing was bounced, every unsent row stays queued.
+        raise DeliveryError(f"paused: {paused[0]}; fix the relay settings, then `bulletin resume`")
     if stop.is_set():
         console.print(f"stopped: {tally.sent} sent; run `bulletin resume` to send the rest")
+    if tally.unknown:
+        console.print(f"{tally.unknown} message(s) of unknown fate (connection lost after the final dot); "
+                      "`bulletin resume --resend-unknown` sends them again")
     return tally
 
 
@@ -99,13 +106,29 @@ def send(
     wait: LINGER = 0.0,
     processes: PROCESSES = None,
     quiet: QUIET = False,
+    force_list: Annotated[bool, typer.Option("--force-list", help="Send to a list the issue's `lists` does not name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Send although the From domain fails SPF/DKIM/DMARC alignment.")] = False,
 ) -> None:
-    """Send an issue to every confirmed subscriber of a list who has not had it."""
+    """Send an issue to every confirmed subscriber of a list who has not had it.
+
+    First the same checks as `bulletin check`, the issue's `lists`, and (over SMTP) the
+    From domain's mail authentication: any error stops it before a row is queued.
+    """
+    from bulletin.delivery import preflight
     from bulletin.render.build import compile_issue
 
     c = ctx_of(ctx)
     compiled = compile_issue(c.settings, issue)
     targets = service.send_targets(c.settings, compiled, list_slug, segment)
+    if not test:
+        for slug, _segment in targets:
+            preflight.require_listed(c.engine, compiled, slug, force_list=force_list)
+        preflight.require_checks(compiled, issue)
+    if not test and not dry_run:
+        for slug in dict.fromkeys(slug for slug, _segment in targets):
+            warning = preflight.require_mail_auth(c.settings, c.engine, slug, force=force)
+            if warning:
+                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if test:
         for address, ok, detail in service.test_send(c.engine, c.settings, compiled, targets[0][0], list(test)):
             console.print(f"{'sent' if ok else '[red]not sent[/]'} proof to {address}: {detail}", highlight=False)
@@ -136,11 +159,15 @@ def send(
 
 def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LINGER = 0.0,
            background: Annotated[bool, typer.Option("--background", help="Only mark it runnable for workers.")] = False,
+           resend_unknown: Annotated[bool, typer.Option(
+               "--resend-unknown",
+               help="Also send again the messages whose connection broke after the final dot (same Message-ID).",
+           )] = False,
            processes: PROCESSES = None, quiet: QUIET = False) -> None:
     """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
     c = ctx_of(ctx)
     with c.ws.session() as session:
-        ids = service.resume_issue(session, issue)
+        ids = service.resume_issue(session, issue, resend_unknown=resend_unknown)
     if not ids:
         console.print("nothing to resume")
         return
@@ -179,7 +206,10 @@ def status(ctx: typer.Context, issue: ISSUE,
     for s in st.sends:
         when = f", scheduled {shown_time(datetime.fromisoformat(s['scheduled_at']), c.settings.zone)}" \
             if s.get("scheduled_at") else ""
-        console.print(f"  send #{s['send']} list #{s['list_id']}: {s['status']}{when}", highlight=False)
+        line = f"  send #{s['send']} list #{s['list_id']}: {s['status']}{when}"
+        if s["status"] == "paused" and s.get("pause_reason"):
+            line = f"  send #{s['send']} list #{s['list_id']}: paused: {s['pause_reason']}"
+        console.print(line, highlight=False, markup=False)
     for e in st.errors:
         console.print(f"  {e['count']} x {e['code']} {e['error']}", highlight=False)
 

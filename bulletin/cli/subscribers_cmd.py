@@ -17,7 +17,8 @@ from bulletin.audience.access import subject_access
 from bulletin.audience.exporter import export as export_subscribers
 from bulletin.audience.importer import ImportReport, import_csv
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.db import session_scope
+from bulletin.db import forget_old_pages, session_scope
+from bulletin.delivery.outbox import remove_copies
 
 app = typer.Typer(help="Subscribers: add, import, export, list, show, unsubscribe, suppress, erase.",
                   no_args_is_help=True)
@@ -60,6 +61,8 @@ def import_(
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 5000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     as_json: JsonOpt = False,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help="The file's encoding (e.g. latin-1, cp1252); default: UTF-8, or UTF-16/UTF-8 by BOM.")] = None,
 ) -> None:
     """Import subscribers; bad rows are reported by line, people who opted out are never re-subscribed."""
     c = ctx_of(ctx)
@@ -72,7 +75,7 @@ def import_(
             progress.update(task, description=f"importing {file.name}: {r.rows} rows")
 
         report = import_csv(c.engine, file, actor=_actor(), lists=lists, confirmed=not pending,
-                            batch_size=batch_size, on_batch=on_batch)
+                            batch_size=batch_size, on_batch=on_batch, encoding=encoding)
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -242,4 +245,6 @@ def erase(
     c = ctx_of(ctx)
     with session_scope(c.engine) as session:
         sid = staff.erase_address(session, address, actor=_actor())
+        remove_copies(c.settings, session, sid)
+    forget_old_pages(c.engine)
     console.print(f"#{sid} erased; the address stays suppressed (by hash)")

@@ -45,6 +45,8 @@ EXAMPLES: dict[str, object] = {  # for settings whose default is "unset"
     "imap_username": "bulletin",
     "imap_password": "set BULLETIN_IMAP_PASSWORD instead of writing it here",
     "secret_keys": ["generated into .bulletin/secret_keys.json when unset"],
+    "dns_server": "127.0.0.1:53",
+    "trusted_proxies": ["10.0.0.0/8"],
 }
 BRAND = """
 # Your look, without editing templates. Colours are checked for contrast when you build

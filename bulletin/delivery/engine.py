@@ -21,10 +21,12 @@ from sqlalchemy.engine import Engine
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import ledger
+from bulletin.delivery.breaker import Breaker
 from bulletin.delivery.ledger import Claimed, Outcome
 from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMessage, RecipientRow
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
+from bulletin.messenger import faults
 from bulletin.messenger.transport import Transport
 from bulletin.models import MailingList, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
@@ -48,6 +50,8 @@ class Tally:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    unknown: int = 0
+    paused: str | None = None  # why the circuit breaker paused the send, when it did
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -88,8 +92,8 @@ class _Recorder:
     sent-but-unrecorded messages at a hard kill to one per connection.
     """
 
-    def __init__(self, engine: Engine, send: Send, options: SendOptions, tally: Tally) -> None:
-        self.engine, self.send, self.options, self.tally = engine, send, options, tally
+    def __init__(self, settings: Settings, engine: Engine, send: Send, options: SendOptions, tally: Tally) -> None:
+        self.settings, self.engine, self.send, self.options, self.tally = settings, engine, send, options, tally
         self.error: BaseException | None = None
         self._cond = threading.Condition(threading.Lock())
         self._pending: list[Outcome] = []
@@ -130,14 +134,18 @@ class _Recorder:
                     ledger.record_outcomes(session, outcomes, issue_id=int(self.send.issue_id),
                                            list_id=int(self.send.list_id), worker=self.options.worker,
                                            retry_base=self.options.retry_base,
-                                           retry_max=self.options.retry_max)
+                                           retry_max=self.options.retry_max, settings=self.settings)
         except Exception as exc:  # noqa: BLE001 - surfaced to the sender threads, which stop
             self.error = exc
             return
         for o in outcomes:
             if o.ok:
                 self.tally.sent += 1
-            elif o.permanent or "deadline" in o.detail:
+            elif o.kind == faults.UNKNOWN:
+                self.tally.unknown += 1
+            elif o.kind == faults.TRANSPORT:
+                continue  # back in the queue
+            elif o.kind == faults.RECIPIENT or "deadline" in o.detail:
                 self.tally.failed += 1
             else:
                 self.tally.deferred += 1
@@ -157,13 +165,16 @@ def run_send(engine: Engine, settings: Settings, send: Send, transport: Transpor
     with session_scope(engine) as session:
         ledger.set_status(session, id_of(send), SendStatus.SENDING, only_from=(SendStatus.QUEUED,))
         tally.total += ledger.open_count(session, id_of(send))
-    writer = _Recorder(engine, send, options, tally)
-    pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally)
+    writer = _Recorder(settings, engine, send, options, tally)
+    breaker = Breaker(engine, id_of(send), settings.max_transport_errors)
+    pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally, breaker)
     try:
         _loop(engine, send, pipe, options, stop)
     finally:
         pipe.close()
         writer.stop()
+    if breaker.reason is not None:
+        tally.paused = breaker.reason
     if pipe.errors:
         raise pipe.errors[0]
     return tally
@@ -178,9 +189,9 @@ class _Pipeline:
     """
 
     def __init__(self, engine: Engine, skeleton: MessageSkeleton, transport: Transport, writer: _Recorder,
-                 stop: threading.Event, progress: ProgressFn | None, tally: Tally) -> None:
+                 stop: threading.Event, progress: ProgressFn | None, tally: Tally, breaker: Breaker) -> None:
         self.engine, self.skeleton, self.transport, self.writer = engine, skeleton, transport, writer
-        self.stop, self.progress, self.tally = stop, progress, tally
+        self.stop, self.progress, self.tally, self.breaker = stop, progress, tally, breaker
         self.jobs: queue.Queue[tuple[Claimed, OutgoingMessage] | None] = queue.Queue()
         self.untouched: list[int] = []
         self.errors: list[BaseException] = []
@@ -227,7 +238,7 @@ class _Pipeline:
             try:
                 if item is None:
                     return
-                if self.stop.is_set() or self.errors:
+                if self.stop.is_set() or self.errors or self.breaker.tripped.is_set():
                     with self._lock:
                         self.untouched.append(item[0].delivery_id)
                     continue
@@ -238,7 +249,9 @@ class _Pipeline:
     def _one(self, row: Claimed, msg: OutgoingMessage) -> None:
         try:
             result = self.transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id)
-            self.writer.record(Outcome(row, result.ok, result.code, result.detail, result.permanent))
+            self.writer.record(Outcome(row, result.ok, result.code, result.detail, result.permanent,
+                                       result.kind, result.stage, "" if result.ok else result.reason))
+            self.breaker.observe(result)
         except BaseException as exc:  # noqa: BLE001 - the row stays claimed: it may have left
             with self._lock:
                 self.errors.append(exc)
@@ -261,7 +274,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
     limit = max(len(pipe.threads), options.batch)
     deadline = time.monotonic() + options.linger
     forward = _Forward()
-    while not stop.is_set() and not pipe.errors:
+    while not stop.is_set() and not pipe.errors and not pipe.breaker.tripped.is_set():
         if pipe.waiting > limit // 2:
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
             continue
@@ -281,6 +294,8 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
             if ledger.open_count(session, send_id) == 0:
                 ledger.set_status(session, send_id, SendStatus.DONE, only_from=SendStatus.RUNNABLE)
                 return
+            if ledger.queued_count(session, send_id):
+                continue  # put back after a relay's refusal: claimable now; the breaker bounds this
             retry_at = ledger.next_retry_at(session, send_id)
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5
         if time.monotonic() + max(wait, 0) > deadline:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from bulletin.audience.subscribers import sendable
+from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, StateError
 from bulletin.models import Delivery, Send, Subscriber, Subscription, utcnow
@@ -60,6 +61,7 @@ def open_send(session: Session, issue_id: int, list_id: int, scheduled_at: datet
         send = Send(issue_id=issue_id, list_id=list_id, status=status, scheduled_at=scheduled_at)
     elif scheduled_at is not None or send.status in (SendStatus.SCHEDULED, SendStatus.PAUSED):
         send.status, send.scheduled_at = status, scheduled_at  # `send` without --at means now
+        send.pause_reason = send.pause_stage = None
     session.add(send)
     session.flush()
     return send
@@ -75,6 +77,8 @@ def set_status(session: Session, send_id: int, status: str, *, only_from: Iterab
         stmt = stmt.where(Send.status.in_(list(only_from)))
     if status == SendStatus.SENDING:
         stmt = stmt.values(started_at=func.coalesce(Send.started_at, utcnow()))
+    if status in (SendStatus.QUEUED, SendStatus.SCHEDULED, SendStatus.CANCELLED):
+        stmt = stmt.values(pause_reason=None, pause_stage=None)
     if status in SendStatus.FINISHED:
         stmt = stmt.values(finished_at=utcnow())
     return bool(session.execute(stmt).rowcount)
@@ -234,6 +238,11 @@ def open_count(session: Session, send_id: int) -> int:
     return int(session.exec(stmt).one())
 
 
+def queued_count(session: Session, send_id: int) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(Delivery.send_id == send_id, Delivery.state == D.QUEUED)
+    return int(session.exec(stmt).one())
+
+
 def next_retry_at(session: Session, send_id: int) -> datetime | None:
     stmt = select(func.min(Delivery.next_attempt_at)).where(
         Delivery.send_id == send_id, Delivery.state == D.DEFERRED)
@@ -268,18 +277,31 @@ def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one claimed row; written by the engine's single ledger writer."""
+    """What happened to one claimed row; written by the engine's single ledger writer.
+
+    `kind` is the messenger's verdict (faults.RECIPIENT, TRANSPORT, TEMPORARY,
+    UNKNOWN; empty for a 250) and `reason` the one-line account of a refusal.
+    """
 
     row: Claimed
     ok: bool
     code: int
     detail: str
     permanent: bool
+    kind: str = ""
+    stage: str = ""
+    reason: str = ""
 
 
 def record_outcomes(session: Session, outcomes: list[Outcome], *, issue_id: int, list_id: int,
-                    worker: str, retry_base: float, retry_max: float) -> None:
-    """Mark rows sent / deferred / failed in one transaction; 5xx also records the bounce."""
+                    worker: str, retry_base: float, retry_max: float, settings: Settings) -> None:
+    """Mark rows sent / deferred / failed / unknown / queued again in one transaction.
+
+    Only a recipient's own refusal is bounce evidence; a relay's refusal puts the
+    row back in the queue and never touches the subscription.
+    """
+    from bulletin.messenger import faults
+
     now = utcnow()
     sent = [o for o in outcomes if o.ok]
     if sent:
@@ -287,17 +309,39 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, issue_id: int,
     for o in outcomes:
         if o.ok:
             continue
-        detail = o.detail[:500]
-        if o.permanent:
-            _fail(session, o, issue_id, list_id, worker, now, detail)
+        detail = (o.reason or o.detail)[:500]
+        where = update(Delivery).where(Delivery.id == o.row.delivery_id)
+        if o.kind == faults.TRANSPORT:
+            session.execute(where.values(state=D.QUEUED, claimed_by=None, attempts=Delivery.attempts - 1,
+                                         smtp_code=o.code, last_error=detail))
+            continue
+        if o.kind == faults.UNKNOWN:
+            session.execute(where.values(state=D.UNKNOWN, claimed_by=None, smtp_code=o.code, last_error=detail))
+            continue
+        if o.kind == faults.RECIPIENT:
+            _fail(session, settings, o, issue_id, worker, detail, permanent=o.permanent)
             continue
         wait = min(retry_base * (2 ** max(o.row.attempts - 1, 0)), retry_max)
         retry_at = now + timedelta(seconds=wait)
         if o.row.deadline is not None and retry_at > o.row.deadline:
-            _fail(session, o, issue_id, list_id, worker, now, f"gave up at deadline: {detail}")
+            _fail(session, settings, o, issue_id, worker, f"gave up at deadline: {detail}", permanent=False)
             continue
-        session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(
-            state=D.DEFERRED, next_attempt_at=retry_at, smtp_code=o.code, last_error=detail))
+        session.execute(where.values(state=D.DEFERRED, next_attempt_at=retry_at, smtp_code=o.code,
+                                     last_error=detail))
+
+
+def pause_send(session: Session, send_id: int, reason: str, stage: str) -> bool:
+    """The circuit breaker: stop claiming, keep why and where; `resume` clears it."""
+    stmt = (update(Send).where(Send.id == send_id, Send.status.in_(SendStatus.RUNNABLE))
+            .values(status=SendStatus.PAUSED, pause_reason=reason[:500], pause_stage=stage[:16]))
+    return bool(session.execute(stmt).rowcount)
+
+
+def requeue_unknown(session: Session, send_id: int) -> int:
+    """`resume --resend-unknown`: rows whose fate is unknown go out again, with their own Message-ID."""
+    stmt = (update(Delivery).where(Delivery.send_id == send_id, Delivery.state == D.UNKNOWN)
+            .values(state=D.QUEUED, claimed_by=None, next_attempt_at=None))
+    return int(session.execute(stmt).rowcount or 0)
 
 
 _SENT = Delivery.__table__.update().where(Delivery.__table__.c.id == bindparam("did")).values(  # type: ignore[attr-defined]
@@ -352,16 +396,13 @@ class SentWriter:
         self._raw.close()
 
 
-def _fail(session: Session, o: Outcome, issue_id: int, list_id: int, worker: str, now: datetime,
-          detail: str) -> None:
-    from bulletin.audience.lifecycle import mark_bounced
-    from bulletin.models import Bounce
+def _fail(session: Session, settings: Settings, o: Outcome, issue_id: int, worker: str, detail: str, *,
+          permanent: bool) -> None:
+    """The row failed for good; the evidence goes through the one bounce policy inbound bounces use."""
+    from bulletin.inbound.acting.actions import record_bounce
 
     session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(
-        state=D.FAILED, smtp_code=o.code, last_error=detail, next_attempt_at=None))
-    session.add(Bounce(subscriber_id=o.row.subscriber_id, issue_id=issue_id, delivery_id=o.row.delivery_id,
-                       permanent=o.permanent, status_code=str(o.code), diagnostic=detail, at=now))
-    if o.permanent:
-        # The address itself refused mail: every list of this person stops sending to it.
-        mark_bounced(session, o.row.subscriber_id, list_id=None, source="delivery", actor=worker,
-                     issue_id=issue_id, detail={"smtp_code": o.code, "diagnostic": detail})
+        state=D.FAILED, smtp_code=o.code, last_error=detail, next_attempt_at=None, claimed_by=None))
+    record_bounce(session, settings, o.row.subscriber_id, issue_id=issue_id, permanent=permanent,
+                  status=str(o.code), diagnostic=detail, source="delivery", actor=worker,
+                  delivery_id=o.row.delivery_id)

@@ -76,6 +76,7 @@ def ledger_tally(engine: Engine, send_ids: list[int], started: float) -> Tally:
             tally.sent += counts[DeliveryState.SENT]
             tally.deferred += counts[DeliveryState.DEFERRED]
             tally.failed += counts[DeliveryState.FAILED]
+            tally.unknown += counts.get(DeliveryState.UNKNOWN, 0)
     return tally
 
 

@@ -26,9 +26,10 @@ from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
-from bulletin.delivery.issues import get_issue, publish_issue
+from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
 from bulletin.errors import DeliveryError
+from bulletin.logs import log_event
 from bulletin.messenger import Transport, deliver, make_transport
 from bulletin.models import Delivery, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
@@ -222,11 +223,17 @@ def cancel_issue(session: Session, slug: str) -> int:
     return sum(ledger.cancel_send(session, id_of(s)) for s in sends if s.status != SendStatus.DONE)
 
 
-def resume_issue(session: Session, slug: str) -> list[int]:
-    """Make every unfinished send of the issue runnable again; returns their ids (the caller commits)."""
+def resume_issue(session: Session, slug: str, *, resend_unknown: bool = False) -> list[int]:
+    """Make every unfinished send of the issue runnable again; returns their ids (the caller commits).
+
+    Rows left `unknown` (the connection broke after the final dot) go out again only
+    with `resend_unknown`: the relay may already have delivered them.
+    """
     _, sends = _issue_sends(session, slug)
     ids = []
     for s in sends:
+        if resend_unknown and s.status != SendStatus.CANCELLED:
+            ledger.requeue_unknown(session, id_of(s))
         if s.status in SendStatus.FINISHED and not ledger.open_count(session, id_of(s)):
             continue
         if s.status == SendStatus.CANCELLED:
@@ -256,7 +263,8 @@ def issue_status(session: Session, slug: str) -> IssueStatus:
         Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
         Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
     listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, id_of(s)),
-                "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None} for s in sends]
+                "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None,
+                "pause_reason": s.pause_reason, "pause_stage": s.pause_stage} for s in sends]
     return IssueStatus(slug, listing, counts, float(recent),
                        [{"code": c, "error": e, "count": int(n)} for c, e, n in errs])
 
@@ -273,6 +281,8 @@ def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: 
             with session_scope(engine) as session:
                 due = ledger.due_sends(session)
             for send in due:
+                if send.started_at is None and not _passes_checks(engine, send):
+                    continue
                 ledger.release_stale_claims(engine, id_of(send))
                 run_send(engine, settings, send, transport, options=options, stop=stop, tally=tally)
             if once:
@@ -282,6 +292,32 @@ def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: 
         transport.close()
     return tally
 
+
+def paused_reasons(engine: Engine, send_ids: list[int]) -> list[str]:
+    """Why the circuit breaker paused any of these sends (empty when none was paused by it)."""
+    with session_scope(engine) as session:
+        rows = session.exec(select(Send.pause_reason).where(
+            Send.id.in_(send_ids), Send.status == SendStatus.PAUSED, Send.pause_reason.is_not(None))).all()
+    return [str(r) for r in rows]
+
+
+def _passes_checks(engine: Engine, send: Send) -> bool:
+    """A worker runs `bulletin check` before it starts an issue; a failing issue is paused with the reason."""
+    from bulletin.delivery.preflight import require_checks
+    from bulletin.errors import CheckFailed
+    from bulletin.models import IssueRecord
+
+    with session_scope(engine) as session:
+        record = session.get(IssueRecord, send.issue_id)
+        if record is None:
+            return False
+        try:
+            require_checks(compiled_of(record), record.slug)
+        except CheckFailed as exc:
+            ledger.pause_send(session, id_of(send), str(exc), "check")
+            log_event("bulletin.delivery", "send.paused", send_id=send.id, stage="check", reason=str(exc))
+            return False
+    return True
 
 
 def send_targets(settings: Settings, compiled: Compiled, list_slug: str | None,

@@ -15,8 +15,8 @@ from html import escape
 from bulletin.report.figures import IssueReport
 
 LABELS = {
-    "recipients": "Recipients", "sent": "Sent", "deferred": "Deferred (retrying)",
-    "failed": "Failed", "pending": "Not sent yet", "cancelled": "Cancelled",
+    "recipients": "Recipients", "attempted": "Recipients attempted", "sent": "Sent",
+    "deferred": "Deferred (retrying)", "failed": "Failed", "unknown": "Unknown (line lost after sending)", "pending": "Not sent yet", "cancelled": "Cancelled",
     "bounced": "Bounced", "hard_bounces": "Hard bounces", "soft_bounces": "Soft bounces",
     "complaints": "Complaints", "unsubscribes": "Unsubscribes", "replies": "Replies",
     "auto_replies": "Auto-replies", "hard_bounce_rate": "Hard bounce rate",

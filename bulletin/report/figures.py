@@ -74,6 +74,7 @@ class IssueReport:
     unsubscribes: int
     replies: int
     auto_replies: int
+    unknown: int = 0  # the connection broke after the final dot: perhaps delivered
     replies_by_block: tuple[BlockReplies, ...] = ()
     timeline: tuple[TimePoint, ...] = ()
     bucket: str = "hour"
@@ -86,28 +87,40 @@ class IssueReport:
         return self.hard_bounces + self.soft_bounces
 
     @property
+    def attempted(self) -> int:
+        """Recipients we tried: sent, refused (failed), retrying or of unknown fate.
+
+        Every rate divides by this, so a recipient refused at RCPT TO is in the
+        bounces and in the denominator alike (2 hard bounces of 37 sent + 2 refused
+        is 2 of 39, not 2 of 37).
+        """
+        return self.sent + self.failed + self.deferred + self.unknown
+
+    @property
     def hard_bounce_rate(self) -> float:
-        return _rate(self.hard_bounces, self.sent)
+        return _rate(self.hard_bounces, self.attempted)
 
     @property
     def complaint_rate(self) -> float:
-        return _rate(self.complaints, self.sent)
+        return _rate(self.complaints, self.attempted)
 
     @property
     def unsubscribe_rate(self) -> float:
-        return _rate(self.unsubscribes, self.sent)
+        return _rate(self.unsubscribes, self.attempted)
 
     @property
     def reply_rate(self) -> float:
-        return _rate(self.replies, self.sent)
+        return _rate(self.replies, self.attempted)
 
     def metrics(self) -> dict[str, int | float]:
         """The flat figures in display order: one place decides the table, CSV and HTML rows."""
         return {
             "recipients": self.recipients,
+            "attempted": self.attempted,
             "sent": self.sent,
             "deferred": self.deferred,
             "failed": self.failed,
+            "unknown": self.unknown,
             "pending": self.pending,
             "cancelled": self.cancelled,
             "bounced": self.bounced,
@@ -157,6 +170,7 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
         sent=states[DeliveryState.SENT],
         deferred=states[DeliveryState.DEFERRED],
         failed=states[DeliveryState.FAILED],
+        unknown=states[DeliveryState.UNKNOWN],
         pending=states[DeliveryState.QUEUED] + states[DeliveryState.CLAIMED],
         cancelled=states[DeliveryState.CANCELLED],
         hard_bounces=hard,

@@ -18,20 +18,20 @@ from bulletin.statuses import SubscriptionState
 from tests.smtp_sink import SmtpSink, smtp_sink
 
 
-def make_compiled(slug: str = "2026-05-test", *, filler: int = 20) -> Compiled:
+def make_compiled(slug: str = "2026-05-test", *, filler: int = 20, extra_html: str = "") -> Compiled:
     """A compiled issue with every slot in both bodies, long lines and non-ASCII text."""
     para = "Shared services news: payroll, HR and ICT across the partner councils — café. " * filler
     html = (
-        "<!doctype html><html><body>"
-        f"<p>Dear {marker('name')},</p><p>{para}</p>"
+        "<!doctype html><html><body><div><a name=\"top\" id=\"top\"></a><a href=\"#b1\">News</a></div>"
+        f"<p>Dear {marker('name')},</p><h2><a name=\"b1\" id=\"b1\">News</a></h2><p>{para}</p><a href=\"#top\">Back to top</a>"
         f"<a href=\"{marker('view_online_url')}\">View online</a> "
         f"<a href=\"mailto:{marker('reply_address')}?subject=Re%3A%20News%20%5Bb1%5D\">Reply</a> "
         f"<a href=\"{marker('preferences_url')}\">Preferences</a> "
-        f"<a href=\"{marker('unsubscribe_url')}\">Unsubscribe</a>"
+        f"<a href=\"{marker('unsubscribe_url')}\">Unsubscribe</a>{extra_html}"
         "</body></html>"
     )
     text = (
-        f"Dear {marker('name')},\n\n{para}\n\nView online: {marker('view_online_url')}\n"
+        f"Dear {marker('name')},\n\nNews\n\n{para}\n\nView online: {marker('view_online_url')}\n"
         f"Reply: {marker('reply_address')}\nPreferences: {marker('preferences_url')}\n"
         f"Unsubscribe: {marker('unsubscribe_url')}\n"
     )

@@ -207,15 +207,17 @@ def test_tls_and_login_are_used_when_configured(certificate, security: str) -> N
         good.close()
         bad = SMTPPool(SMTPConfig(sink.host, sink.port, security=security, username="editor",
                                   password="wrong", timeout=10), connections=1)
-        with pytest.raises(DeliveryError, match="login as 'editor' refused"):
-            bad.send("b@x.example", ["r@example.org"], _msg("<u@x>"), "<u@x>")
+        refused = bad.send("b@x.example", ["r@example.org"], _msg("<u@x>"), "<u@x>")
+        assert (refused.ok, refused.stage, refused.kind, refused.fatal) == (False, "auth", "transport", True)
+        assert refused.reason.startswith("relay refused AUTH: 535") and "login as 'editor'" in refused.reason
     assert logins == [b"editor"] and sink.copies() == {"r@example.org": 1}
 
 
 def test_a_server_without_starttls_is_a_settings_error_not_a_retry(sink: SmtpSink) -> None:
     pool = SMTPPool(SMTPConfig(sink.host, sink.port, security="starttls", timeout=5), connections=1)
-    with pytest.raises(DeliveryError, match="smtp_security"):
-        pool.send("b@x.example", ["r@example.org"], _msg("<n@x>"), "<n@x>")
+    result = pool.send("b@x.example", ["r@example.org"], _msg("<n@x>"), "<n@x>")
+    assert (result.ok, result.stage, result.kind, result.fatal) == (False, "starttls", "transport", True)
+    assert "smtp_security" in result.detail and sink.count() == 0
 
 
 def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> None:

@@ -33,7 +33,10 @@ def test_bounces_complaints_and_unsubscribes_count_people_once(engine, ledger):
     assert r.bounced == len(ledger.hard) + len(ledger.soft)
     assert r.complaints == len(ledger.complaints) > 0
     assert r.unsubscribes == len(ledger.unsubscribes) > 0
-    assert r.complaint_rate == pytest.approx(len(ledger.complaints) / r.sent, abs=1e-6)
+    attempted = sum(ledger.states.get(k, 0) for k in ("sent", "failed", "deferred", "unknown"))
+    assert r.attempted == attempted > r.sent
+    assert r.complaint_rate == pytest.approx(len(ledger.complaints) / attempted, abs=1e-6)
+    assert r.hard_bounce_rate == pytest.approx(len(ledger.hard) / attempted, abs=1e-6)
 
 
 def test_replies_by_block_follow_the_issue_blocks_then_unknown_then_untagged(engine, ledger):

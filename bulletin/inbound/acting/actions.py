@@ -83,21 +83,36 @@ def clear_bounces(session: Session, row: InboundMessage) -> bool:
 
 def _record_bounce(session: Session, settings: Settings, row: InboundMessage, rcpt: BounceRecipient,
                    found: Match, *, replay: bool) -> None:
-    bounce = Bounce(subscriber_id=found.subscriber_id, issue_id=found.issue_id, inbound_id=row.id,
-                    permanent=rcpt.permanent, status_code=rcpt.status[:32], diagnostic=rcpt.diagnostic[:1000])
+    record_bounce(session, settings, found.subscriber_id, issue_id=found.issue_id, permanent=rcpt.permanent,
+                  status=rcpt.status, diagnostic=rcpt.diagnostic, source=SOURCE, actor=actor_of(row),
+                  inbound_id=row.id, replay=replay)
+
+
+def record_bounce(session: Session, settings: Settings, subscriber_id: int, *, issue_id: int | None,
+                  permanent: bool, status: str, diagnostic: str, source: str, actor: str,
+                  inbound_id: int | None = None, delivery_id: int | None = None, replay: bool = False) -> None:
+    """The one bounce policy: store the evidence, then a hard bounce or enough soft ones mark the person bounced.
+
+    Inbound DSNs and recipients refused at RCPT TO by our own relay both come here,
+    so there is one rule for when a subscription ends.
+    """
+    bounce = Bounce(subscriber_id=subscriber_id, issue_id=issue_id, inbound_id=inbound_id,
+                    delivery_id=delivery_id, permanent=permanent, status_code=status[:32],
+                    diagnostic=diagnostic[:1000])
     session.add(bounce)
     session.flush()
-    detail = {"inbound_id": row.id, "status": rcpt.status, "diagnostic": rcpt.diagnostic[:300]}
-    if rcpt.permanent:
-        mark_bounced(session, found.subscriber_id, source=SOURCE, actor=actor_of(row),
-                     issue_id=found.issue_id, detail={**detail, "reason": "hard bounce"})
+    where = {"inbound_id": inbound_id} if inbound_id is not None else {"delivery_id": delivery_id}
+    detail = {**where, "status": status, "diagnostic": diagnostic[:300]}
+    if permanent:
+        mark_bounced(session, subscriber_id, source=source, actor=actor,
+                     issue_id=issue_id, detail={**detail, "reason": "hard bounce"})
         return
-    score = soft_score(session, settings, found.subscriber_id)
+    score = soft_score(session, settings, subscriber_id)
     if not replay:
-        record_event(session, found.subscriber_id, "soft_bounce", source=SOURCE, actor=actor_of(row),
-                     issue_id=found.issue_id, detail={**detail, "score": score})
+        record_event(session, subscriber_id, "soft_bounce", source=source, actor=actor,
+                     issue_id=issue_id, detail={**detail, "score": score})
     if score >= settings.soft_bounce_threshold:
-        mark_bounced(session, found.subscriber_id, source=SOURCE, actor=actor_of(row), issue_id=found.issue_id,
+        mark_bounced(session, subscriber_id, source=source, actor=actor, issue_id=issue_id,
                      detail={**detail, "reason": f"{score} soft bounces in {settings.soft_bounce_window_days} days"})
 
 

@@ -1,0 +1,31 @@
+"""The Maildir outbox after an erasure: the person's messages go too.
+
+Every message bulletin wrote for a subscriber is named from its Message-ID
+(`messenger.transport.maildir_name`), so the ledger says exactly which files
+hold their address, name and personal links.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from bulletin.config import Settings
+from bulletin.messenger.transport import maildir_name
+from bulletin.models import Delivery
+
+
+def remove_copies(settings: Settings, session: Session, subscriber_id: int) -> int:
+    """Delete this subscriber's messages from the outbox (new/, cur/, tmp/); returns how many went."""
+    outbox = settings.outbox_path
+    if not outbox.is_dir():
+        return 0
+    removed = 0
+    for message_id in session.exec(select(Delivery.message_id).where(Delivery.subscriber_id == subscriber_id)).all():
+        name = maildir_name(message_id)
+        for folder in ("new", "cur", "tmp"):
+            # cur/ names carry ":2,<flags>", tmp/ names ".<pid>.<thread>"
+            for path in (outbox / folder).glob(f"{name}*"):
+                if path.name == name or path.name.startswith((f"{name}:", f"{name}.")):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+    return removed
