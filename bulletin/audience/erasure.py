@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session
 
-from bulletin.models import Bounce, Feedback, InboundMessage
+from bulletin.models import Bounce, Evidence, Feedback, InboundMessage
 
 ERASED = "(erased)"
 
@@ -28,3 +28,4 @@ def scrub_mail(session: Session, subscriber_id: int) -> None:
             raw=b"", envelope_from=None, error=None)
     )
     session.exec(update(Bounce).where(Bounce.subscriber_id == subscriber_id).values(diagnostic=""))
+    session.exec(update(Evidence).where(Evidence.subscriber_id == subscriber_id).values(address=ERASED, diagnostic=""))

@@ -8,8 +8,10 @@ quarantined with the error: the message is kept and the next one goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -17,14 +19,16 @@ from sqlmodel import Session, select
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import NotFound
+from bulletin.errors import ConfigError, NotFound
 from bulletin.inbound.acting import actions
+from bulletin.inbound.acting.evidence import gather
 from bulletin.inbound.acting.feedback import record_feedback
 from bulletin.inbound.acting.match import Match, match_sender
 from bulletin.inbound.acting.store import store_raw
 from bulletin.inbound.reading.addresses import read_tokens
 from bulletin.inbound.reading.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
 from bulletin.inbound.reading.parse import parse_bytes
+from bulletin.inbound.reading.report_identity import read_report_identity
 from bulletin.logs import log_event
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, id_of, utcnow
 from bulletin.statuses import InboundStatus
@@ -49,6 +53,9 @@ class IngestResult:
     match: str | None = None
     block: str | None = None
     bounces: list[dict[str, object]] = field(default_factory=list)
+    verified: bool | None = None  # evidence found: was any of it authenticated (None: no evidence)
+    evidence: list[dict[str, object]] = field(default_factory=list)
+    message_id_reused: bool = False
     feedback_id: int | None = None
     visible_text: str | None = None
     error: str | None = None
@@ -68,7 +75,9 @@ def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envel
             session.rollback()
             result.duplicate = True
             return result
-        return _process_row(session, settings, links or Links.for_settings(settings), row)
+        result = _process_row(session, settings, links or Links.for_settings(settings), row)
+        result.message_id_reused = stored.message_id_reused
+        return result
 
 
 def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links | None = None) -> IngestResult:
@@ -106,18 +115,21 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     msg = parse_bytes(row.raw)
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
-    cls = classify(msg, tokens)
+    cls = classify(msg, tokens, sns_certificates=sns_certificates(settings))
     result = IngestResult(id_of(row), row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
                           reason=cls.reason)
     found: Match | None = None
-    if cls.kind == BOUNCE:
-        pairs = actions.apply_bounces(session, settings, links, row, msg, tokens, cls)
-        result.bounces = [{**r.as_dict(), "subscriber_id": m.subscriber_id if m else None} for r, m in pairs]
-        found = next((m for _, m in pairs if m is not None), None)
-    elif cls.kind == COMPLAINT:
-        found = actions.apply_complaint(session, links, row, msg, tokens, cls)
-    elif cls.kind == UNSUBSCRIBE:
-        found = actions.apply_unsubscribe(session, row, tokens)
+    identity = read_report_identity(msg, links, cls, envelope_to) if cls.kind != UNSUBSCRIBE else None
+    signals = gather(session, tokens, cls, identity)
+    if signals or cls.kind in (BOUNCE, COMPLAINT, UNSUBSCRIBE):
+        stored = actions.store_evidence(session, row, signals)
+        found = actions.act_on(session, settings, row, stored)
+        result.evidence = [actions.evidence_dict(e) for e in stored]
+        result.verified = any(e.verified for e in stored)
+        if identity is not None:
+            result.classification = identity.kind
+        if result.classification == BOUNCE:
+            result.bounces = list(result.evidence)
     elif cls.kind == AUTO_REPLY:
         found = match_sender(session, msg, links, tokens)
     else:
@@ -140,6 +152,19 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
         result.match = found.method
     _names(session, result, row)
     return result
+
+
+def sns_certificates(settings: Settings) -> tuple[bytes, ...]:
+    """The PEM certificates SES notices must verify against (setting `ses_sns_certificates`)."""
+    return tuple(_read_pem(str(p)) for p in settings.ses_sns_certificates)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_pem(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"setting 'ses_sns_certificates': cannot read {path}: {exc.strerror}") from None
 
 
 def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:
