@@ -35,8 +35,8 @@ def test_stdin_reply_json_line_has_visible_text(world: World) -> None:
     assert (line["classification"], line["visible_text"], line["issue"]) == ("reply", "Yes!", "2016-06")
 
 
-def test_stdin_empty_is_a_usage_error(world: World) -> None:
-    assert run_cli(world, "inbound", input=b"").exit_code == 2
+def test_stdin_empty_exits_tempfail_so_the_mta_never_bounces(world: World) -> None:
+    assert run_cli(world, "inbound", input=b"").exit_code == 75
 
 
 def test_stdin_when_database_is_down_exits_tempfail(tmp_path: Path) -> None:
