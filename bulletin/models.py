@@ -252,3 +252,4 @@ class Feedback(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, index=True)
     answered_at: datetime | None = None
     answer_message_id: str | None = None
+    attached_by: str | None = Field(default=None, max_length=200)  # staff who attached an unmatched message by hand

@@ -26,15 +26,20 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from bulletin.cli.common import console, ctx_of, err_console
+from bulletin.db import session_scope
 from bulletin.inbound import (
+    CLASSES,
     IngestResult,
     SourceItem,
+    attach_inbound,
     imap_poll,
     ingest,
     ingest_items,
+    list_inbound,
     maildir_items,
     mbox_items,
     reprocess,
+    show_inbound,
 )
 
 EX_TEMPFAIL = 75
@@ -207,6 +212,74 @@ def reprocess_cmd(
     c = ctx_of(ctx)
     _report(reprocess(c.engine, c.settings, status=status, classification=classification, ids=ids),
             as_json, quiet)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--class", help=f"Only {', '.join(CLASSES)} mail.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stored inbound mail, newest first: what was not matched (a question to the list address), not trusted, or quarantined."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        rows = list_inbound(session, kind=kind, limit=limit)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row.as_dict(), ensure_ascii=False))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("id", "received", "class", "from", "to list", "subject", "why")
+    for r in rows:
+        cls = r.classification + ("" if r.verified is None else " (verified)" if r.verified else " (unverified)")
+        table.add_row(*(Text(x) for x in (str(r.id), r.received_at, cls or r.status, r.sender, r.to_list, r.subject,
+                                          r.why)))
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(ctx: typer.Context, inbound_id: Annotated[int, typer.Argument(help="Inbound message id.")],
+             as_json: JsonOpt = False) -> None:
+    """One stored message: headers, visible text, evidence, and why it was not matched or not trusted."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        detail = show_inbound(session, c.ws.links, inbound_id)
+    if as_json:
+        typer.echo(json.dumps(detail.as_dict(), ensure_ascii=False))
+        return
+    s = detail.summary
+    for line in (f"#{s.id} {s.status} {s.classification}  {s.received_at}  {s.message_id}",
+                 f"envelope: from {detail.envelope_from or '-'} to {detail.envelope_to or '-'}",
+                 f"why: {s.why or '-'}", ""):
+        console.print(line, highlight=False, markup=False)
+    for name, value in detail.headers:
+        console.print(f"{name}: {value}", highlight=False, markup=False, soft_wrap=True)
+    for ev in detail.evidence:
+        console.print(f"evidence: {ev['kind']} {ev['address']} {'permanent' if ev['permanent'] else 'temporary'} "
+                      f"{'verified' if ev['verified'] else 'unverified'} ({ev['auth']})", highlight=False, markup=False)
+    console.print()
+    console.print(detail.visible_text, highlight=False, markup=False)
+
+
+@app.command("attach")
+def attach_cmd(
+    ctx: typer.Context,
+    inbound_id: Annotated[int, typer.Argument(help="Inbound message id (from `inbound list --class unmatched`).")],
+    subscriber: Annotated[str, typer.Option(help="The subscriber's address this message is from.")],
+    issue: Annotated[str | None, typer.Option(help="The issue (slug) it answers.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn an unmatched human message into feedback from a subscriber, by hand."""
+    c = ctx_of(ctx)
+    with session_scope(c.engine) as session:
+        view = attach_inbound(session, inbound_id, subscriber=subscriber, issue=issue, actor="cli")
+    if as_json:
+        typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
+        return
+    console.print(f"inbound #{inbound_id} is now feedback #{view.id} from {view.email}", highlight=False, markup=False)
 
 
 __all__ = ["app", "SourceItem"]

@@ -133,7 +133,7 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     elif cls.kind == AUTO_REPLY:
         found = match_sender(session, msg, links, tokens)
     else:
-        found = match_sender(session, msg, links, tokens)
+        found = match_sender(session, msg, links, tokens) or _attached_by_staff(session, row)
         result.classification = REPLY if found is not None else UNMATCHED
         if tokens.forged:
             result.reason = "forged-token"
@@ -165,6 +165,16 @@ def _read_pem(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"setting 'ses_sns_certificates': cannot read {path}: {exc.strerror}") from None
+
+
+def _attached_by_staff(session: Session, row: InboundMessage) -> Match | None:
+    """A message staff attached by hand (`inbound attach`) stays attached when it is reprocessed."""
+    if row.processed_at is None:
+        return None
+    fb = session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).first()
+    if fb is None or not fb.attached_by or fb.subscriber_id is None:
+        return None
+    return Match(fb.subscriber_id, fb.issue_id, "staff")
 
 
 def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:

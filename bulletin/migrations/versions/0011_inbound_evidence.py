@@ -1,4 +1,4 @@
-"""inbound evidence, bounce score, inbound keyed by (Message-ID, sha256)
+"""inbound evidence, bounce score, inbound keyed by (Message-ID, sha256), feedback attached by staff
 
 Revision ID: 0011
 Revises: 0014
@@ -53,6 +53,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('evidence_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_bounce_evidence_id'), ['evidence_id'], unique=False)
         batch_op.create_foreign_key('fk_bounce_evidence_id', 'evidence', ['evidence_id'], ['id'])
+    with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('attached_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_message_message_id'))
         batch_op.create_index(batch_op.f('ix_inbound_message_message_id'), ['message_id'], unique=False)
@@ -64,6 +66,8 @@ def downgrade() -> None:
         batch_op.drop_constraint('uq_inbound_message_id_sha256', type_='unique')
         batch_op.drop_index(batch_op.f('ix_inbound_message_message_id'))
         batch_op.create_index(batch_op.f('ix_inbound_message_message_id'), ['message_id'], unique=True)
+    with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.drop_column('attached_by')
     with op.batch_alter_table('bounce', schema=None) as batch_op:
         batch_op.drop_constraint('fk_bounce_evidence_id', type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_bounce_evidence_id'))
