@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     bounce_score_threshold: int = Field(default=5, ge=1, description="Bounce score at which a subscriber is marked bounced; "
                                         "a soft bounce adds one point per day at most, an authenticated hard bounce sets it here")
     bounce_info_stale_after_days: int = Field(default=7, ge=1, description="Days without a bounce after which the score starts again from 0")
+    inbound_batch_size: int = Field(default=200, ge=1, le=10000, description="Messages stored and processed per "
+                                    "transaction by --maildir, --mbox and --imap (each acknowledged after its commit)")
     ses_sns_certificates: list[Path] = Field(default_factory=list, description="PEM files of the Amazon SNS signing "
                                              "certificates; an SES notice by mail is trusted only when its signature verifies")
     imap_host: str = "127.0.0.1"

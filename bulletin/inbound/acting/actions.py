@@ -9,7 +9,9 @@ never counts the same report twice.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from dataclasses import dataclass
+
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from bulletin.audience.bounces import BouncePolicy, record_bounce
@@ -26,19 +28,55 @@ def actor_of(row: InboundMessage) -> str:
     return f"inbound #{row.id} {row.message_id}"[:200]
 
 
-def store_evidence(session: Session, row: InboundMessage, signals: list[Signal]) -> list[Evidence]:
-    """One Evidence row per signal; a reprocess updates the rows it made last time (same kind and address)."""
-    old = {(e.kind, e.address.lower()): e
-           for e in session.exec(select(Evidence).where(Evidence.inbound_id == row.id)).all()} if row.processed_at else {}
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """A stored Evidence row as the acting code reads it (no ORM object needed on the fast path)."""
+
+    id: int
+    kind: str
+    address: str
+    subscriber_id: int | None
+    issue_id: int | None
+    list_id: int | None
+    permanent: bool
+    status_code: str
+    diagnostic: str
+    verified: bool
+    auth: str
+
+
+def _values(row: InboundMessage, s: Signal) -> dict[str, object]:
+    return {"inbound_id": row.id, "kind": s.kind, "address": s.address[:320], "subscriber_id": s.subscriber_id,
+            "issue_id": s.issue_id, "list_id": s.list_id, "permanent": s.permanent, "status_code": s.status[:32],
+            "diagnostic": s.diagnostic[:1000], "verified": s.verified, "auth": s.auth[:64], "source": SOURCE,
+            "at": row.received_at}
+
+
+def _record(evidence_id: int, v: dict[str, object]) -> EvidenceRecord:
+    return EvidenceRecord(evidence_id, *(v[k] for k in (  # type: ignore[arg-type]
+        "kind", "address", "subscriber_id", "issue_id", "list_id", "permanent", "status_code", "diagnostic",
+        "verified", "auth")))
+
+
+def store_evidence(session: Session, row: InboundMessage, signals: list[Signal]) -> list[EvidenceRecord]:
+    """One Evidence row per signal (one INSERT for all); a reprocess updates the rows it made last time."""
+    values = [_values(row, s) for s in signals]
+    if row.processed_at is None:
+        if not values:
+            return []
+        table = Evidence.__table__  # type: ignore[attr-defined]
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars().all()
+        return [_record(i, v) for i, v in zip(ids, values, strict=True)]
+    old = {(e.kind, e.address.lower()): e for e in session.exec(select(Evidence).where(Evidence.inbound_id == row.id)).all()}
     out = []
-    for s in signals:
-        ev = old.pop((s.kind, s.address.lower()[:320]), None) or Evidence(inbound_id=row.id, kind=s.kind,
-                                                                          at=row.received_at)
-        ev.address, ev.subscriber_id, ev.issue_id, ev.list_id = s.address[:320], s.subscriber_id, s.issue_id, s.list_id
-        ev.permanent, ev.status_code, ev.diagnostic = s.permanent, s.status[:32], s.diagnostic[:1000]
-        ev.verified, ev.auth, ev.source = s.verified, s.auth[:64], SOURCE
+    for v in values:
+        ev = old.pop((str(v["kind"]), str(v["address"]).lower()), None) or Evidence(kind=str(v["kind"]))
+        for key, value in v.items():
+            setattr(ev, key, value)
         session.add(ev)
-        out.append(ev)
+        session.flush()
+        assert ev.id is not None
+        out.append(_record(ev.id, v))
     for gone in old.values():
         session.exec(update(Bounce).where(Bounce.evidence_id == gone.id).values(evidence_id=None))  # type: ignore[call-overload]
         session.delete(gone)
@@ -46,7 +84,8 @@ def store_evidence(session: Session, row: InboundMessage, signals: list[Signal])
     return out
 
 
-def act_on(session: Session, settings: Settings, row: InboundMessage, evidence: list[Evidence]) -> Match | None:
+def act_on(session: Session, settings: Settings, row: InboundMessage,
+           evidence: list[EvidenceRecord]) -> Match | None:
     """Apply the verified evidence; returns the subscriber (and issue) it was about, if any."""
     found: Match | None = None
     policy = BouncePolicy.from_settings(settings)
@@ -66,7 +105,7 @@ def act_on(session: Session, settings: Settings, row: InboundMessage, evidence: 
     return found
 
 
-def evidence_dict(ev: Evidence) -> dict[str, object]:
+def evidence_dict(ev: EvidenceRecord | Evidence) -> dict[str, object]:
     """The `--json` view of one piece of evidence."""
     return {"evidence_id": ev.id, "kind": ev.kind, "address": ev.address, "permanent": ev.permanent,
             "temporary": not ev.permanent, "status": ev.status_code, "diagnostic": ev.diagnostic,

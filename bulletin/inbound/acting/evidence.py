@@ -13,11 +13,11 @@ the reason, for staff to read; it changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from bulletin.audience.addresses import normalise_address
+from bulletin.audience.addresses import hash_normalised, normalise_address
 from bulletin.errors import AddressError
 from bulletin.inbound.acting.match import match_address
 from bulletin.inbound.reading.addresses import AddressTokens
@@ -80,6 +80,11 @@ def _trusted(session: Session, tokens: AddressTokens, identity: ReportIdentity |
 def gather(session: Session, tokens: AddressTokens, cls: Classification,
            identity: ReportIdentity | None) -> list[Signal]:
     """Every signal of one message, each marked verified or not (with why)."""
+    return name_subscribers(session, _gather(session, tokens, cls, identity))
+
+
+def _gather(session: Session, tokens: AddressTokens, cls: Classification,
+            identity: ReportIdentity | None) -> list[Signal]:
     if tokens.unsubscribe is not None:
         return [_unsubscribe(session, tokens)]
     if identity is None:
@@ -138,10 +143,25 @@ def _ses(session: Session, kind: str, r: BounceRecipient) -> Signal:
 
 
 def _unverified(session: Session, kind: str, r: BounceRecipient, why: str) -> Signal:
-    """Named for staff (the subscriber is looked up to show who), never acted on."""
-    found = match_address(session, r.address)
-    return Signal(kind, r.address, False, why, found.subscriber_id if found else None, None, None, r.permanent,
-                  r.status, r.diagnostic)
+    """Named for staff (who is named is filled in by `name_subscribers`), never acted on."""
+    return Signal(kind, r.address, False, why, None, None, None, r.permanent, r.status, r.diagnostic)
+
+
+def name_subscribers(session: Session, signals: list[Signal]) -> list[Signal]:
+    """Fill in which subscriber each unverified signal names, with one query for all of them."""
+    keys: dict[int, str] = {}
+    for i, s in enumerate(signals):
+        if not s.verified and s.subscriber_id is None and "@" in s.address:
+            try:
+                keys[i] = hash_normalised(normalise_address(s.address))
+            except AddressError:
+                continue
+    if not keys:
+        return signals
+    stmt = select(Subscriber.email_hash, Subscriber.id).where(
+        Subscriber.email_hash.in_(sorted(set(keys.values()))), Subscriber.email.is_not(None))  # type: ignore[attr-defined,union-attr]
+    ids = dict(session.exec(stmt).all())
+    return [replace(s, subscriber_id=ids.get(keys[i])) if i in keys else s for i, s in enumerate(signals)]
 
 
 def _unsubscribe(session: Session, tokens: AddressTokens) -> Signal:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -26,9 +27,17 @@ from bulletin.inbound.acting.feedback import record_feedback
 from bulletin.inbound.acting.match import Match, match_sender
 from bulletin.inbound.acting.store import store_raw
 from bulletin.inbound.reading.addresses import read_tokens
-from bulletin.inbound.reading.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
+from bulletin.inbound.reading.classify import (
+    AUTO_REPLY,
+    BOUNCE,
+    COMPLAINT,
+    UNSUBSCRIBE,
+    Classification,
+    classify,
+)
 from bulletin.inbound.reading.parse import parse_bytes
-from bulletin.inbound.reading.report_identity import read_report_identity
+from bulletin.inbound.reading.report_identity import ReportIdentity, read_report_identity
+from bulletin.inbound.reading.reports import BounceRecipient
 from bulletin.logs import log_event
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, id_of, utcnow
 from bulletin.statuses import InboundStatus
@@ -71,7 +80,11 @@ def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envel
     with Session(engine, expire_on_commit=False) as session:
         stored, row = store_raw(session, raw, source=source, envelope_from=envelope_from, envelope_to=rcpts)
         if row is None:
-            result = describe(session, session.get(InboundMessage, stored.inbound_id))
+            existing = session.get(InboundMessage, stored.inbound_id)
+            if existing is not None and existing.status == InboundStatus.STORED and existing.processed_at is None:
+                # Stored, then the process died before processing it: finish the job now.
+                return _process_row(session, settings, links or Links.for_settings(settings), existing)
+            result = describe(session, existing)
             session.rollback()
             result.duplicate = True
             return result
@@ -89,7 +102,8 @@ def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links
         return _process_row(session, settings, links or Links.for_settings(settings), row)
 
 
-def _process_row(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+def _process_row(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
+                 log: bool = True) -> IngestResult:
     """One transaction for the outcome; if anything raises, roll back and quarantine the row instead."""
     inbound_id = row.id
     assert inbound_id is not None
@@ -105,10 +119,15 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
         session.add(row)
         session.commit()
         result = IngestResult(inbound_id, row.message_id, status=InboundStatus.QUARANTINED, error=error)
+    if log:
+        log_processed(result)
+    return result
+
+
+def log_processed(result: IngestResult) -> None:
     log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
               classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
-    return result
 
 
 def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
@@ -119,7 +138,7 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     result = IngestResult(id_of(row), row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
                           reason=cls.reason)
     found: Match | None = None
-    identity = read_report_identity(msg, links, cls, envelope_to) if cls.kind != UNSUBSCRIBE else None
+    identity = report_identity(row.raw, msg, links, cls, envelope_to) if cls.kind != UNSUBSCRIBE else None
     signals = gather(session, tokens, cls, identity)
     if signals or cls.kind in (BOUNCE, COMPLAINT, UNSUBSCRIBE):
         stored = actions.store_evidence(session, row, signals)
@@ -152,6 +171,26 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
         result.match = found.method
     _names(session, result, row)
     return result
+
+
+def report_identity(raw: bytes, msg: Message, links: Links, cls: Classification,
+                    envelope_to: list[str]) -> ReportIdentity | None:
+    """`read_report_identity`, skipped when the raw bytes cannot hold a value of ours.
+
+    Every signed value of ours ends in the sending domain; when that domain is
+    nowhere in the bytes and no part is base64 (where it could hide), the report
+    carries nothing of ours, and only its recipients are needed. Missing a mark
+    here could only make evidence unverified, never trust a forgery.
+    """
+    lowered = raw.lower()
+    if links.settings.sending_domain.lower().encode() in lowered or b"base64" in lowered:
+        return read_report_identity(msg, links, cls, envelope_to)
+    if cls.kind == COMPLAINT or cls.complaint_addresses:
+        recipients = tuple(BounceRecipient(a, True) for a in cls.complaint_addresses)
+        return ReportIdentity("complaint", cls.reason, recipients, (), False)
+    if cls.kind == BOUNCE:
+        return ReportIdentity("bounce", cls.reason, cls.bounces, (), False)
+    return None
 
 
 def sns_certificates(settings: Settings) -> tuple[bytes, ...]:
