@@ -123,8 +123,9 @@ def _process(session: Session, settings: Settings, links: Links, ids: list[int])
     rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()  # type: ignore[union-attr]
     try:
         results = {}
-        for row in sorted(rows, key=lambda r: r.id or 0):
-            results[row.id] = _handle(session, settings, links, row)
+        with session.no_autoflush:  # the row updates go out together, as one executemany, at the commit
+            for row in sorted(rows, key=lambda r: r.id or 0):
+                results[row.id] = _handle(session, settings, links, row, flush=False)
         session.commit()
     except Exception:  # noqa: BLE001 - one bad message must not stop the batch: redo one by one, quarantine it
         session.rollback()

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session
 
 from bulletin.audience.addresses import hash_normalised, normalise_address
 from bulletin.errors import AddressError
@@ -158,9 +159,10 @@ def name_subscribers(session: Session, signals: list[Signal]) -> list[Signal]:
                 continue
     if not keys:
         return signals
-    stmt = select(Subscriber.email_hash, Subscriber.id).where(
-        Subscriber.email_hash.in_(sorted(set(keys.values()))), Subscriber.email.is_not(None))  # type: ignore[attr-defined,union-attr]
-    ids = dict(session.exec(stmt).all())
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    stmt = sa_select(table.c.email_hash, table.c.id).where(
+        table.c.email_hash.in_(sorted(set(keys.values()))), table.c.email.is_not(None))
+    ids = dict(session.connection().execute(stmt).all())  # Core: no ORM work for two columns
     return [replace(s, subscriber_id=ids.get(keys[i])) if i in keys else s for i, s in enumerate(signals)]
 
 

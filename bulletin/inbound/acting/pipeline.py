@@ -130,7 +130,9 @@ def log_processed(result: IngestResult) -> None:
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
 
 
-def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
+            flush: bool = True) -> IngestResult:
+    """Classify, match and act on one row; `flush=False` lets a batch write all its row updates at once."""
     msg = parse_bytes(row.raw)
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
@@ -166,7 +168,8 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     row.issue_id = found.issue_id if found else None
     row.status, row.error, row.processed_at = InboundStatus.PROCESSED, None, utcnow()
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     if found is not None:
         result.match = found.method
     _names(session, result, row)
