@@ -167,3 +167,11 @@ def test_dsn_to_postmaster_naming_88_subscribers_bounces_nobody(world: World) ->
     after = _all_states(world)
     assert after[ben] == {"bounced"}
     assert {k: v for k, v in after.items() if k != ben} == {k: v for k, v in before.items() if k != ben}
+
+
+def test_unreadable_sns_certificate_setting_is_a_clear_error(world: World, tmp_path: Path) -> None:
+    from bulletin.errors import ConfigError
+
+    settings = world.settings.model_copy(update={"ses_sns_certificates": [tmp_path / "missing.pem"]})
+    with pytest.raises(ConfigError, match="missing.pem"):
+        ingest(world.engine, settings, _ses_mail(None, envelope_id="e9"), source="test")

@@ -31,6 +31,7 @@ from bulletin.inbound.acting.pipeline import (
     describe,
     ingest,
     log_processed,
+    sns_certificates,
 )
 from bulletin.inbound.acting.store import _clean, message_id_from_raw
 from bulletin.models import InboundMessage, utcnow
@@ -120,6 +121,7 @@ def _process(session: Session, settings: Settings, links: Links, ids: list[int])
     """Process the stored rows in one transaction; if one raises, redo them one at a time."""
     if not ids:
         return {}
+    sns_certificates(settings)  # a configuration error stops the batch (all stored), not as a quarantine
     rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()  # type: ignore[union-attr]
     try:
         results = {}

@@ -107,6 +107,7 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
     """One transaction for the outcome; if anything raises, roll back and quarantine the row instead."""
     inbound_id = row.id
     assert inbound_id is not None
+    sns_certificates(settings)  # a configuration error stops here (the raw mail stays stored), not as a quarantine
     try:
         result = _handle(session, settings, links, row)
         session.commit()
@@ -198,7 +199,7 @@ def report_identity(raw: bytes, msg: Message, links: Links, cls: Classification,
 
 def sns_certificates(settings: Settings) -> tuple[bytes, ...]:
     """The PEM certificates SES notices must verify against (setting `ses_sns_certificates`)."""
-    return tuple(_read_pem(str(p)) for p in settings.ses_sns_certificates)
+    return tuple(_read_pem(str(settings.path(p))) for p in settings.ses_sns_certificates)
 
 
 @functools.lru_cache(maxsize=16)
