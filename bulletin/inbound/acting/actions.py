@@ -17,7 +17,13 @@ from sqlmodel import Session, select
 from bulletin.audience.bounces import BouncePolicy, record_bounce
 from bulletin.audience.lifecycle import complain, unsubscribe
 from bulletin.config import Settings
-from bulletin.inbound.acting.evidence import BOUNCE_KIND, COMPLAINT_KIND, UNSUBSCRIBE_KIND, Signal
+from bulletin.inbound.acting.evidence import (
+    BOUNCE_KIND,
+    COMPLAINT_KIND,
+    UNSUBSCRIBE_KIND,
+    Signal,
+    name_subscribers,
+)
 from bulletin.inbound.acting.match import Match
 from bulletin.models import Bounce, Evidence, InboundMessage
 
@@ -82,6 +88,35 @@ def store_evidence(session: Session, row: InboundMessage, signals: list[Signal])
         session.delete(gone)
     session.flush()
     return out
+
+
+class DeferredEvidence:
+    """Unverified evidence of a batch, named and inserted together when the batch ends (one query, one INSERT)."""
+
+    def __init__(self) -> None:
+        self.values: list[dict[str, object]] = []
+        self.views: list[dict[str, object]] = []
+
+    def add(self, row: InboundMessage, signals: list[Signal]) -> list[dict[str, object]]:
+        views = []
+        for s in signals:
+            self.values.append(_values(row, s))
+            views.append(evidence_dict(_record(0, self.values[-1])) | {"evidence_id": None})
+        self.views += views
+        return views
+
+    def write(self, session: Session) -> None:
+        if not self.values:
+            return
+        named = name_subscribers(session, [Signal(str(v["kind"]), str(v["address"]), False, "") for v in self.values])
+        for value, view, signal in zip(self.values, self.views, named, strict=True):
+            value["subscriber_id"] = view["subscriber_id"] = signal.subscriber_id
+        table = Evidence.__table__  # type: ignore[attr-defined]
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                              self.values).scalars().all()
+        for view, evidence_id in zip(self.views, ids, strict=True):
+            view["evidence_id"] = evidence_id
+        self.values, self.views = [], []
 
 
 def act_on(session: Session, settings: Settings, row: InboundMessage,

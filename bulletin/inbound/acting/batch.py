@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
+from bulletin.inbound.acting.actions import DeferredEvidence
 from bulletin.inbound.acting.pipeline import (
     IngestResult,
     _handle,
@@ -125,9 +126,11 @@ def _process(session: Session, settings: Settings, links: Links, ids: list[int])
     rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()  # type: ignore[union-attr]
     try:
         results = {}
+        deferred = DeferredEvidence()
         with session.no_autoflush:  # the row updates go out together, as one executemany, at the commit
             for row in sorted(rows, key=lambda r: r.id or 0):
-                results[row.id] = _handle(session, settings, links, row, flush=False)
+                results[row.id] = _handle(session, settings, links, row, flush=False, deferred=deferred)
+        deferred.write(session)
         session.commit()
     except Exception:  # noqa: BLE001 - one bad message must not stop the batch: redo one by one, quarantine it
         session.rollback()

@@ -79,9 +79,11 @@ def _trusted(session: Session, tokens: AddressTokens, identity: ReportIdentity |
 
 
 def gather(session: Session, tokens: AddressTokens, cls: Classification,
-           identity: ReportIdentity | None) -> list[Signal]:
-    """Every signal of one message, each marked verified or not (with why)."""
-    return name_subscribers(session, _gather(session, tokens, cls, identity))
+           identity: ReportIdentity | None, *, name: bool = True) -> list[Signal]:
+    """Every signal of one message, each marked verified or not (with why); `name=False` leaves the look-up of
+    who unverified signals name to the caller (a batch does it once for all its messages)."""
+    signals = _gather(session, tokens, cls, identity)
+    return name_subscribers(session, signals) if name else signals
 
 
 def _gather(session: Session, tokens: AddressTokens, cls: Classification,

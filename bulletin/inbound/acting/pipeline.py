@@ -132,7 +132,7 @@ def log_processed(result: IngestResult) -> None:
 
 
 def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
-            flush: bool = True) -> IngestResult:
+            flush: bool = True, deferred: actions.DeferredEvidence | None = None) -> IngestResult:
     """Classify, match and act on one row; `flush=False` lets a batch write all its row updates at once."""
     msg = parse_bytes(row.raw)
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
@@ -142,12 +142,17 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
                           reason=cls.reason)
     found: Match | None = None
     identity = report_identity(row.raw, msg, links, cls, envelope_to) if cls.kind != UNSUBSCRIBE else None
-    signals = gather(session, tokens, cls, identity)
+    signals = gather(session, tokens, cls, identity, name=deferred is None)
     if signals or cls.kind in (BOUNCE, COMPLAINT, UNSUBSCRIBE):
-        stored = actions.store_evidence(session, row, signals)
-        found = actions.act_on(session, settings, row, stored)
-        result.evidence = [actions.evidence_dict(e) for e in stored]
-        result.verified = any(e.verified for e in stored)
+        if deferred is not None and row.processed_at is None and not any(x.verified for x in signals):
+            # Nothing to act on: the batch names and inserts this evidence with everyone else's at the end.
+            result.evidence = deferred.add(row, signals)
+            result.verified = False
+        else:
+            stored = actions.store_evidence(session, row, signals)
+            found = actions.act_on(session, settings, row, stored)
+            result.evidence = [actions.evidence_dict(e) for e in stored]
+            result.verified = any(e.verified for e in stored)
         if identity is not None:
             result.classification = identity.kind
         if result.classification == BOUNCE:
