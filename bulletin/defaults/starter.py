@@ -45,6 +45,7 @@ EXAMPLES: dict[str, object] = {  # for settings whose default is "unset"
     "imap_username": "bulletin",
     "imap_password": "set BULLETIN_IMAP_PASSWORD instead of writing it here",
     "secret_keys": ["generated into .bulletin/secret_keys.json when unset"],
+    "ses_sns_certificates": ["sns-eu-west-1.pem"],
 }
 BRAND = """
 # Your look, without editing templates. Colours are checked for contrast when you build
