@@ -1,8 +1,10 @@
 """Inbound benchmark: messages per second through store + classify + match + act, over the sisimai corpus.
 
 Each run starts from a fresh database seeded with one list and a subscriber for
-every bounced address the corpus names (so matching and the bounce actions
-really run), then ingests all 629 messages. The peer is flufl.bounce alone
+every bounced address the corpus names (so matching, evidence and the bounce
+policy really run), then ingests all 629 messages the way a Maildir, mbox or
+IMAP run does (`ingest_batch`: one commit per `inbound_batch_size` messages).
+`pipe_one_by_one` is the MTA-pipe path (two commits per message), for reference. The peer is flufl.bounce alone
 (parse + `all_failures`, no storage, no matching) on the same messages, run in
 the same process. Also prints the accuracy figures of the classifier.
 
@@ -29,6 +31,7 @@ from bulletin.audience.links import Links  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.db import make_engine, scratch_database, session_scope  # noqa: E402
 from bulletin.inbound import ingest  # noqa: E402
+from bulletin.inbound.acting.batch import RawMail, ingest_batch  # noqa: E402
 from bulletin.inbound.reading.addresses import read_tokens  # noqa: E402
 from bulletin.inbound.reading.classify import classify  # noqa: E402
 from bulletin.inbound.reading.clean import visible_text  # noqa: E402
@@ -58,16 +61,24 @@ def seed(engine, addresses: set[str]) -> None:  # type: ignore[no-untyped-def]
             session.add(Subscription(subscriber_id=sub.id, list_id=ml.id, state="confirmed"))
 
 
-def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_url: str | None) -> float:
+def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_url: str | None, *,
+                  one_by_one: bool = False) -> float:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with scratch_database(base_url, tmp, "bulletin_bench") as url:
             settings = load_settings(tmp, database_url=url, secret_keys=["bench"], sending_domain="news.example.org")
             engine = make_engine(url)
             seed(engine, addresses)
+            links = Links.for_settings(settings)
+            size = settings.inbound_batch_size
             start = time.perf_counter()
-            for _, raw in messages:
-                ingest(engine, settings, raw, source="bench")
+            if one_by_one:
+                for _, raw in messages:
+                    ingest(engine, settings, raw, source="bench", links=links)
+            else:
+                for i in range(0, len(messages), size):
+                    ingest_batch(engine, settings, [RawMail(raw, "bench") for _, raw in messages[i:i + size]],
+                                 links=links)
             elapsed = time.perf_counter() - start
             engine.dispose()
     return len(messages) / elapsed
@@ -181,13 +192,17 @@ def main() -> None:
         c = classify(msg, read_tokens(msg, links, []))
         addresses.update(b.address for b in c.bounces)
         addresses.update(c.complaint_addresses)
-    pipeline = [pipeline_rate(messages, addresses, args.database_url) for _ in range(args.runs)]
-    classify_only = [classify_rate(messages, links) for _ in range(args.runs)]
-    peer = [flufl_rate(messages) for _ in range(args.runs)]
+    pipeline, one_by_one, classify_only, peer = [], [], [], []
+    for _ in range(args.runs):  # interleaved, so a change in machine load hits every figure alike
+        pipeline.append(pipeline_rate(messages, addresses, args.database_url))
+        one_by_one.append(pipeline_rate(messages, addresses, args.database_url, one_by_one=True))
+        classify_only.append(classify_rate(messages, links))
+        peer.append(flufl_rate(messages))
     result = {
         "messages": len(messages),
         "database": "postgresql" if args.database_url else "sqlite",
         "pipeline_msgs_per_s": round(statistics.median(pipeline), 1),
+        "pipe_one_by_one_msgs_per_s": round(statistics.median(one_by_one), 1),
         "classify_only_msgs_per_s": round(statistics.median(classify_only), 1),
         "peer_flufl_bounce_only_msgs_per_s": round(statistics.median(peer), 1),
         "ratio_pipeline_to_peer": round(statistics.median(pipeline) / statistics.median(peer), 2),

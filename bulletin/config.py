@@ -80,8 +80,15 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(default=Path("templates"),
                                 description="The workspace's own templates, searched before the packaged ones, file by file")
     defer_deadline_hours: float = Field(default=72.0, gt=0)
-    soft_bounce_threshold: int = Field(default=3, ge=1)
-    soft_bounce_window_days: int = Field(default=30, ge=1)
+    soft_bounce_threshold: int = Field(default=3, ge=1, description="Unused since bounce_score_threshold (kept so old files load)")
+    soft_bounce_window_days: int = Field(default=30, ge=1, description="Unused since bounce_info_stale_after_days")
+    bounce_score_threshold: int = Field(default=5, ge=1, description="Bounce score at which a subscriber is marked bounced; "
+                                        "a soft bounce adds one point per day at most, an authenticated hard bounce sets it here")
+    bounce_info_stale_after_days: int = Field(default=7, ge=1, description="Days without a bounce after which the score starts again from 0")
+    inbound_batch_size: int = Field(default=200, ge=1, le=10000, description="Messages stored and processed per "
+                                    "transaction by --maildir, --mbox and --imap (each acknowledged after its commit)")
+    ses_sns_certificates: list[Path] = Field(default_factory=list, description="PEM files of the Amazon SNS signing "
+                                             "certificates; an SES notice by mail is trusted only when its signature verifies")
     imap_host: str = "127.0.0.1"
     imap_port: int = 993
     imap_ssl: bool = True

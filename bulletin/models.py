@@ -208,7 +208,10 @@ class InboundMessage(SQLModel, table=True):
     __tablename__ = "inbound_message"
 
     id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(index=True, unique=True, max_length=998)
+    # Keyed by (Message-ID, sha256 of the bytes): a reused Message-ID with other bytes is a new message.
+    __table_args__ = (UniqueConstraint("message_id", "sha256", name="uq_inbound_message_id_sha256"),)
+
+    message_id: str = Field(index=True, max_length=998)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     sha256: str = Field(max_length=64)
     source: str = Field(max_length=16)  # stdin, maildir, mbox, imap, lmtp, demo
@@ -231,10 +234,43 @@ class Bounce(SQLModel, table=True):
     issue_id: int | None = Field(default=None, foreign_key="issue.id")
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
+    evidence_id: int | None = Field(default=None, foreign_key="evidence.id", index=True)
     permanent: bool
     status_code: str = ""
     diagnostic: str = ""
     at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Evidence(SQLModel, table=True):
+    """One bounce, complaint or unsubscribe signal, with its source and how (or whether) it was authenticated.
+
+    Only `verified` evidence changes a subscription; the rest is kept for staff to see.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    kind: str = Field(max_length=16)  # bounce, complaint, unsubscribe
+    address: str = Field(default="", max_length=320)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="SET NULL")
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    list_id: int | None = Field(default=None, foreign_key="mailing_list.id")
+    permanent: bool = False
+    status_code: str = Field(default="", max_length=32)
+    diagnostic: str = ""
+    verified: bool = Field(default=False, index=True)
+    auth: str = Field(default="", max_length=64)  # verp-token, report-message-id, ses-sns, unsubscribe-token, or why not
+    source: str = Field(default="inbound", max_length=16)  # inbound, smtp
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class BounceScore(SQLModel, table=True):
+    """A subscriber's bounce score (Mailman 3 style): one point per day at most, reset when stale."""
+
+    __tablename__ = "bounce_score"
+
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    score: int = 0
+    last_bounce_at: datetime | None = None
 
 
 class Feedback(SQLModel, table=True):
@@ -255,6 +291,7 @@ class Feedback(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, index=True)
     answered_at: datetime | None = None
     answer_message_id: str | None = None
+    attached_by: str | None = Field(default=None, max_length=200)  # staff who attached an unmatched message by hand
 
 
 class NoticeState:

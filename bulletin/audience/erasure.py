@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from bulletin.models import Bounce, Delivery, Feedback, InboundMessage, Send
+from bulletin.models import Bounce, Delivery, Evidence, Feedback, InboundMessage, Send
 
 ERASED = "(erased)"
 
@@ -28,6 +28,7 @@ def scrub_mail(session: Session, subscriber_id: int) -> None:
             raw=b"", envelope_from=None, error=None)
     )
     session.exec(update(Bounce).where(Bounce.subscriber_id == subscriber_id).values(diagnostic=""))
+    session.exec(update(Evidence).where(Evidence.subscriber_id == subscriber_id).values(address=ERASED, diagnostic=""))
 
 
 def scrub_delivery(session: Session, subscriber_id: int, address: str) -> None:

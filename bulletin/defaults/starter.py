@@ -47,6 +47,7 @@ EXAMPLES: dict[str, object] = {  # for settings whose default is "unset"
     "secret_keys": ["generated into .bulletin/secret_keys.json when unset"],
     "dns_server": "127.0.0.1:53",
     "trusted_proxies": ["10.0.0.0/8"],
+    "ses_sns_certificates": ["sns-eu-west-1.pem"],
 }
 BRAND = """
 # Your look, without editing templates. Colours are checked for contrast when you build

@@ -399,10 +399,11 @@ class SentWriter:
 def _fail(session: Session, settings: Settings, o: Outcome, issue_id: int, worker: str, detail: str, *,
           permanent: bool) -> None:
     """The row failed for good; the evidence goes through the one bounce policy inbound bounces use."""
-    from bulletin.inbound.acting.actions import record_bounce
+    from bulletin.audience.bounces import BouncePolicy, record_bounce
 
     session.execute(update(Delivery).where(Delivery.id == o.row.delivery_id).values(
         state=D.FAILED, smtp_code=o.code, last_error=detail, next_attempt_at=None, claimed_by=None))
-    record_bounce(session, settings, o.row.subscriber_id, issue_id=issue_id, permanent=permanent,
-                  status=str(o.code), diagnostic=detail, source="delivery", actor=worker,
-                  delivery_id=o.row.delivery_id)
+    # Our own relay refused the recipient at RCPT (or we gave up at the deadline): authenticated evidence.
+    record_bounce(session, o.row.subscriber_id, permanent=permanent, source="delivery", actor=worker,
+                  policy=BouncePolicy.from_settings(settings), issue_id=issue_id,
+                  delivery_id=o.row.delivery_id, status_code=str(o.code or ""), diagnostic=detail)

@@ -17,6 +17,14 @@ from bulletin.inbound.acting.feedback import (
     show_feedback,
 )
 from bulletin.inbound.acting.pipeline import IngestResult, ingest, process, reprocess
+from bulletin.inbound.acting.review import (
+    CLASSES,
+    InboundDetail,
+    InboundSummary,
+    attach_inbound,
+    list_inbound,
+    show_inbound,
+)
 from bulletin.inbound.acting.sources import (
     SourceItem,
     imap_poll,
@@ -34,7 +42,8 @@ def start_listener(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "FeedbackView", "IngestResult", "SourceItem", "answer_feedback", "export_csv", "imap_poll", "ingest",
-    "ingest_items", "list_feedback", "maildir_items", "mark_feedback", "mbox_items", "process", "reprocess",
-    "show_feedback", "start_listener",
+    "CLASSES", "FeedbackView", "InboundDetail", "InboundSummary", "IngestResult", "SourceItem", "answer_feedback",
+    "attach_inbound", "export_csv", "imap_poll", "ingest", "ingest_items", "list_feedback", "list_inbound",
+    "maildir_items", "mark_feedback", "mbox_items", "process", "reprocess", "show_feedback", "show_inbound",
+    "start_listener",
 ]

@@ -92,3 +92,30 @@ def test_cli_serve_runs_an_lmtp_server_that_stores_mail(world: World) -> None:
     assert b'"message_id": "<serve@c>"' in out
     with session_scope(world.engine) as session:
         assert session.exec(select(InboundMessage)).one().message_id == "<serve@c>"
+
+
+def test_concurrent_lmtp_sessions_are_group_committed_and_all_stored(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = _port()
+    controller = start_listener(world.engine, world.settings, port=port, lmtp=True)
+
+    def send(n: int) -> dict[str, tuple[int, bytes]]:
+        client = smtplib.LMTP("127.0.0.1", port)
+        try:
+            return client.sendmail(f"s{n}@example.net", ["reply@news.example.org"],
+                                   mail(to="reply@news.example.org", frm=f"s{n}@example.net",
+                                        message_id=f"<conc{n}@example.net>"))
+        finally:
+            client.quit()
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            refused = list(pool.map(send, range(24)))
+    finally:
+        controller.stop()
+    assert refused == [{}] * 24
+    with session_scope(world.engine) as session:
+        rows = session.exec(select(InboundMessage)).all()
+        assert sorted(r.message_id for r in rows) == sorted(f"<conc{n}@example.net>" for n in range(24))
+        assert {r.status for r in rows} == {"processed"}

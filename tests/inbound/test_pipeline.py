@@ -106,42 +106,30 @@ def test_hard_bounce_to_verp_address_marks_subscriptions_bounced(world: World) -
     assert _events(world, sid).count("bounce") == 2
 
 
-def test_dsn_without_verp_matches_recipient_by_address(world: World) -> None:
+def test_dsn_without_verp_naming_a_subscriber_is_unverified_evidence(world: World) -> None:
     from tests.inbound.conftest import dsn
 
     sid = world.subscribers["carl@example.org"]
     raw = dsn(to="bounces@news.example.org", recipient="carl@example.org", status="5.1.1")
-    assert ingest(world.engine, world.settings, raw, source="test").subscriber_id == sid
-    assert _states(world, sid) == {"bounced"}
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.verified, result.subscriber_id) == ("bounce", False, None)
+    assert result.bounces[0]["permanent"] is True and result.bounces[0]["verified"] is False
+    assert result.bounces[0]["subscriber_id"] == sid  # named, for staff to see; not acted on
+    assert _states(world, sid) == {"confirmed"}
 
 
-def test_soft_bounces_mark_bounced_at_threshold(world: World) -> None:
+def test_repeated_soft_bounces_in_one_day_count_once(world: World) -> None:
+    from bulletin.audience.bounces import bounce_score
     from tests.inbound.conftest import dsn
 
     sid = world.subscribers["amina@example.gov.uk"]
     verp = world.links.bounce_address(sid, world.issue_id)
-    for n in range(world.settings.soft_bounce_threshold):
-        assert _states(world, sid) == {"confirmed"}
+    for n in range(world.settings.bounce_score_threshold + 2):
         raw = dsn(to=verp, recipient="amina@example.gov.uk", status="4.2.2", message_id=f"<soft{n}@mx>")
         result = ingest(world.engine, world.settings, raw, source="test")
-        assert result.bounces[0]["permanent"] is False
-    assert _states(world, sid) == {"bounced"}
-    assert _events(world, sid).count("soft_bounce") == world.settings.soft_bounce_threshold
-
-
-def test_soft_bounces_outside_the_window_expire(world: World) -> None:
-    from datetime import timedelta
-
-    from bulletin.models import Bounce, utcnow
-    from tests.inbound.conftest import dsn
-
-    sid = world.subscribers["amina@example.gov.uk"]
+        assert result.bounces[0]["permanent"] is False and result.verified is True
     with session_scope(world.engine) as session:
-        old = utcnow() - timedelta(days=world.settings.soft_bounce_window_days + 1)
-        for _ in range(world.settings.soft_bounce_threshold):
-            session.add(Bounce(subscriber_id=sid, permanent=False, at=old))
-    raw = dsn(to=world.links.bounce_address(sid, world.issue_id), recipient="amina@example.gov.uk", status="4.2.2")
-    ingest(world.engine, world.settings, raw, source="test")
+        assert bounce_score(session, sid) == 1
     assert _states(world, sid) == {"confirmed"}
 
 
@@ -212,10 +200,13 @@ def test_reprocessing_a_soft_bounce_does_not_count_it_twice(world: World) -> Non
     sid = world.subscribers["amina@example.gov.uk"]
     raw = dsn(to=world.links.bounce_address(sid, world.issue_id), recipient="amina@example.gov.uk", status="4.2.2")
     ingest(world.engine, world.settings, raw, source="test")
-    for _ in range(world.settings.soft_bounce_threshold):
+    for _ in range(world.settings.bounce_score_threshold):
         reprocess(world.engine, world.settings)
     assert _states(world, sid) == {"confirmed"}
-    assert _events(world, sid).count("soft_bounce") == 1
+    from bulletin.models import Bounce
+
+    with session_scope(world.engine) as session:
+        assert len(session.exec(select(Bounce).where(Bounce.subscriber_id == sid)).all()) == 1
 
 
 def test_malformed_corpus_messages_are_all_stored_and_never_crash(world: World) -> None:
@@ -261,7 +252,7 @@ def test_complaint_matched_by_verp_original_mail_from(world: World) -> None:
                       f"Original-Mail-From: <{world.links.bounce_address(sid, world.issue_id)}>")
     raw = raw.replace("To: ben@example.org", "To: redacted@example.net")
     result = ingest(world.engine, world.settings, raw.encode(), source="test")
-    assert (result.classification, result.subscriber_id, result.match) == ("complaint", sid, "bounce-token")
+    assert (result.classification, result.subscriber_id, result.match) == ("complaint", sid, "report-bounce")
     assert _states(world, sid) == {"complained"}
 
 
@@ -279,6 +270,7 @@ def test_text_bounce_without_a_status_code_only_counts_as_soft(world: World) -> 
                body="Your message could not be delivered to the following recipients:\n\n  carl@example.org\n")
     result = ingest(world.engine, world.settings, raw, source="test")
     assert result.classification == "bounce" and result.bounces[0]["permanent"] is False
+    assert result.verified is False
     assert _states(world, world.subscribers["carl@example.org"]) == {"confirmed"}
 
 
@@ -286,3 +278,18 @@ def test_valid_token_for_an_unknown_subscriber_stays_unmatched(world: World) -> 
     raw = mail(to=world.links.reply_address(99999, world.issue_id), frm="amina@example.gov.uk")
     result = ingest(world.engine, world.settings, raw, source="test")
     assert (result.classification, result.subscriber_id, result.feedback_id) == ("unmatched", None, None)
+
+
+def test_reused_message_id_with_other_bytes_is_stored_and_processed(world: World) -> None:
+    sid = world.subscribers["amina@example.gov.uk"]
+    junk = mail(to="reply@news.example.org", frm="squatter@example.net", body="buy now\n", message_id="<same@x>")
+    first = ingest(world.engine, world.settings, junk, source="test")
+    assert (first.classification, first.message_id_reused) == ("unmatched", False)
+    reply = mail(to=world.links.reply_address(sid, world.issue_id), body="Real answer.\n", message_id="<same@x>")
+    second = ingest(world.engine, world.settings, reply, source="test")
+    assert not second.duplicate and second.message_id_reused and second.inbound_id != first.inbound_id
+    assert (second.classification, second.subscriber_id, second.visible_text) == ("reply", sid, "Real answer.")
+    again = ingest(world.engine, world.settings, reply, source="test")
+    assert again.duplicate and again.inbound_id == second.inbound_id
+    with session_scope(world.engine) as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 2

@@ -35,8 +35,8 @@ def test_stdin_reply_json_line_has_visible_text(world: World) -> None:
     assert (line["classification"], line["visible_text"], line["issue"]) == ("reply", "Yes!", "2016-06")
 
 
-def test_stdin_empty_is_a_usage_error(world: World) -> None:
-    assert run_cli(world, "inbound", input=b"").exit_code == 2
+def test_stdin_empty_exits_tempfail_so_the_mta_never_bounces(world: World) -> None:
+    assert run_cli(world, "inbound", input=b"").exit_code == 75
 
 
 def test_stdin_when_database_is_down_exits_tempfail(tmp_path: Path) -> None:
@@ -92,3 +92,11 @@ def test_cli_reprocess_quarantined_prints_json(world: World) -> None:
     again = _lines(run_cli(world, "inbound", "reprocess", "--status", "quarantined", "--json").stdout)
     assert [x["message_id"] for x in again] == ["<q@x>"]
     assert _lines(run_cli(world, "inbound", "reprocess", "--status", "stored", "--json").stdout) == []
+
+
+def test_stdin_forged_bounce_json_says_unverified_with_permanence(world: World) -> None:
+    raw = dsn(to="postmaster@news.example.org", recipient="ben@example.org", status="4.2.2")
+    [line] = _lines(run_cli(world, "inbound", "--json", input=raw).stdout)
+    assert (line["classification"], line["verified"], line["message_id_reused"]) == ("bounce", False, False)
+    assert line["bounces"] == [{**line["bounces"][0], "address": "ben@example.org", "permanent": False,  # type: ignore[index]
+                                "temporary": True, "verified": False}]

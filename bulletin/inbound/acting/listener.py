@@ -1,8 +1,12 @@
 """`bulletin inbound serve`: an LMTP (or SMTP) listener a Postfix can hand mail to.
 
 The message is stored before the server answers 250; if storing fails the
-answer is 451 so the MTA keeps the message and retries. Database work runs in
-a thread so one slow commit does not stall other connections.
+answer is 451 so the MTA keeps the message and retries. Concurrent sessions
+are group-committed: messages that arrive while a batch is being written wait
+and go together in the next one (`ingest_batch`: one transaction to store
+them, one to process them), and each session gets its 250 only after the
+commit that holds its message. Database work runs in a thread so the event
+loop keeps taking connections meanwhile.
 """
 
 from __future__ import annotations
@@ -17,24 +21,63 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
-from bulletin.inbound.acting.pipeline import IngestResult, ingest
+from bulletin.inbound.acting.batch import RawMail, ingest_batch
+from bulletin.inbound.acting.pipeline import IngestResult
 
 MAX_SIZE = 50 * 1024 * 1024
 
 
+class GroupCommitter:
+    """Collects the messages of concurrent sessions and stores each group in one transaction."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self.pending: list[tuple[RawMail, asyncio.Future[IngestResult]]] = []
+        self.running = False
+
+    async def submit(self, mail: RawMail) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        self.pending.append((mail, future))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        size = self.settings.inbound_batch_size
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:size], self.pending[size:]
+                job = functools.partial(ingest_batch, self.engine, self.settings, [m for m, _ in batch])
+                try:
+                    results = await loop.run_in_executor(None, job)
+                except Exception as exc:  # noqa: BLE001 - nothing of this group is stored: every session gets 451
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self.running = False
+
+
 class InboundHandler:
-    """aiosmtpd handler: every accepted message goes through `ingest`."""
+    """aiosmtpd handler: every accepted message goes through the group committer."""
 
     def __init__(self, engine: Engine, settings: Settings, *, lmtp: bool,
                  on_result: Callable[[IngestResult], None] | None = None) -> None:
         self.engine, self.settings, self.lmtp, self.on_result = engine, settings, lmtp, on_result
+        self.committer = GroupCommitter(engine, settings)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        job = functools.partial(ingest, self.engine, self.settings, raw, source="lmtp" if self.lmtp else "smtp",
-                                envelope_from=envelope.mail_from, envelope_to=list(envelope.rcpt_tos))
+        mail = RawMail(raw, "lmtp" if self.lmtp else "smtp", envelope.mail_from, tuple(envelope.rcpt_tos))
         try:
-            result = await asyncio.get_running_loop().run_in_executor(None, job)
+            result = await self.committer.submit(mail)
         except Exception:  # noqa: BLE001 - not stored: make the MTA keep it and retry
             return self._status("451 4.3.0 could not store the message, try again later", envelope)
         if self.on_result is not None:

@@ -8,8 +8,11 @@ quarantined with the error: the message is kept and the next one goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -17,14 +20,24 @@ from sqlmodel import Session, select
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import NotFound
+from bulletin.errors import ConfigError, NotFound
 from bulletin.inbound.acting import actions
+from bulletin.inbound.acting.evidence import gather
 from bulletin.inbound.acting.feedback import record_feedback
 from bulletin.inbound.acting.match import Match, match_sender
 from bulletin.inbound.acting.store import store_raw
 from bulletin.inbound.reading.addresses import read_tokens
-from bulletin.inbound.reading.classify import AUTO_REPLY, BOUNCE, COMPLAINT, UNSUBSCRIBE, classify
+from bulletin.inbound.reading.classify import (
+    AUTO_REPLY,
+    BOUNCE,
+    COMPLAINT,
+    UNSUBSCRIBE,
+    Classification,
+    classify,
+)
 from bulletin.inbound.reading.parse import parse_bytes
+from bulletin.inbound.reading.report_identity import ReportIdentity, read_report_identity
+from bulletin.inbound.reading.reports import BounceRecipient
 from bulletin.logs import log_event
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, id_of, utcnow
 from bulletin.statuses import InboundStatus
@@ -49,6 +62,9 @@ class IngestResult:
     match: str | None = None
     block: str | None = None
     bounces: list[dict[str, object]] = field(default_factory=list)
+    verified: bool | None = None  # evidence found: was any of it authenticated (None: no evidence)
+    evidence: list[dict[str, object]] = field(default_factory=list)
+    message_id_reused: bool = False
     feedback_id: int | None = None
     visible_text: str | None = None
     error: str | None = None
@@ -64,11 +80,17 @@ def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envel
     with Session(engine, expire_on_commit=False) as session:
         stored, row = store_raw(session, raw, source=source, envelope_from=envelope_from, envelope_to=rcpts)
         if row is None:
-            result = describe(session, session.get(InboundMessage, stored.inbound_id))
+            existing = session.get(InboundMessage, stored.inbound_id)
+            if existing is not None and existing.status == InboundStatus.STORED and existing.processed_at is None:
+                # Stored, then the process died before processing it: finish the job now.
+                return _process_row(session, settings, links or Links.for_settings(settings), existing)
+            result = describe(session, existing)
             session.rollback()
             result.duplicate = True
             return result
-        return _process_row(session, settings, links or Links.for_settings(settings), row)
+        result = _process_row(session, settings, links or Links.for_settings(settings), row)
+        result.message_id_reused = stored.message_id_reused
+        return result
 
 
 def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links | None = None) -> IngestResult:
@@ -80,10 +102,12 @@ def process(engine: Engine, settings: Settings, inbound_id: int, *, links: Links
         return _process_row(session, settings, links or Links.for_settings(settings), row)
 
 
-def _process_row(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+def _process_row(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
+                 log: bool = True) -> IngestResult:
     """One transaction for the outcome; if anything raises, roll back and quarantine the row instead."""
     inbound_id = row.id
     assert inbound_id is not None
+    sns_certificates(settings)  # a configuration error stops here (the raw mail stays stored), not as a quarantine
     try:
         result = _handle(session, settings, links, row)
         session.commit()
@@ -96,32 +120,47 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
         session.add(row)
         session.commit()
         result = IngestResult(inbound_id, row.message_id, status=InboundStatus.QUARANTINED, error=error)
-    log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
-              classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
-              issue_id=result.issue_id, error=result.error, level=logging.INFO)
+    if log:
+        log_processed(result)
     return result
 
 
-def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage) -> IngestResult:
+def log_processed(result: IngestResult) -> None:
+    log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
+              classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
+              issue_id=result.issue_id, error=result.error, level=logging.INFO)
+
+
+def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
+            flush: bool = True, deferred: actions.DeferredEvidence | None = None) -> IngestResult:
+    """Classify, match and act on one row; `flush=False` lets a batch write all its row updates at once."""
     msg = parse_bytes(row.raw)
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
-    cls = classify(msg, tokens)
+    cls = classify(msg, tokens, sns_certificates=sns_certificates(settings))
     result = IngestResult(id_of(row), row.message_id, status=InboundStatus.PROCESSED, classification=cls.kind,
                           reason=cls.reason)
     found: Match | None = None
-    if cls.kind == BOUNCE:
-        pairs = actions.apply_bounces(session, settings, links, row, msg, tokens, cls)
-        result.bounces = [{**r.as_dict(), "subscriber_id": m.subscriber_id if m else None} for r, m in pairs]
-        found = next((m for _, m in pairs if m is not None), None)
-    elif cls.kind == COMPLAINT:
-        found = actions.apply_complaint(session, links, row, msg, tokens, cls)
-    elif cls.kind == UNSUBSCRIBE:
-        found = actions.apply_unsubscribe(session, row, tokens)
+    identity = report_identity(row.raw, msg, links, cls, envelope_to) if cls.kind != UNSUBSCRIBE else None
+    signals = gather(session, tokens, cls, identity, name=deferred is None)
+    if signals or cls.kind in (BOUNCE, COMPLAINT, UNSUBSCRIBE):
+        if deferred is not None and row.processed_at is None and not any(x.verified for x in signals):
+            # Nothing to act on: the batch names and inserts this evidence with everyone else's at the end.
+            result.evidence = deferred.add(row, signals)
+            result.verified = False
+        else:
+            stored = actions.store_evidence(session, row, signals)
+            found = actions.act_on(session, settings, row, stored)
+            result.evidence = [actions.evidence_dict(e) for e in stored]
+            result.verified = any(e.verified for e in stored)
+        if identity is not None:
+            result.classification = identity.kind
+        if result.classification == BOUNCE:
+            result.bounces = list(result.evidence)
     elif cls.kind == AUTO_REPLY:
         found = match_sender(session, msg, links, tokens)
     else:
-        found = match_sender(session, msg, links, tokens)
+        found = match_sender(session, msg, links, tokens) or _attached_by_staff(session, row)
         result.classification = REPLY if found is not None else UNMATCHED
         if tokens.forged:
             result.reason = "forged-token"
@@ -135,11 +174,55 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     row.issue_id = found.issue_id if found else None
     row.status, row.error, row.processed_at = InboundStatus.PROCESSED, None, utcnow()
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     if found is not None:
         result.match = found.method
     _names(session, result, row)
     return result
+
+
+def report_identity(raw: bytes, msg: Message, links: Links, cls: Classification,
+                    envelope_to: list[str]) -> ReportIdentity | None:
+    """`read_report_identity`, skipped when the raw bytes cannot hold a value of ours.
+
+    Every signed value of ours ends in the sending domain; when that domain is
+    nowhere in the bytes and no part is base64 (where it could hide), the report
+    carries nothing of ours, and only its recipients are needed. Missing a mark
+    here could only make evidence unverified, never trust a forgery.
+    """
+    lowered = raw.lower()
+    if links.settings.sending_domain.lower().encode() in lowered or b"base64" in lowered:
+        return read_report_identity(msg, links, cls, envelope_to)
+    if cls.kind == COMPLAINT or cls.complaint_addresses:
+        recipients = tuple(BounceRecipient(a, True) for a in cls.complaint_addresses)
+        return ReportIdentity("complaint", cls.reason, recipients, (), False)
+    if cls.kind == BOUNCE:
+        return ReportIdentity("bounce", cls.reason, cls.bounces, (), False)
+    return None
+
+
+def sns_certificates(settings: Settings) -> tuple[bytes, ...]:
+    """The PEM certificates SES notices must verify against (setting `ses_sns_certificates`)."""
+    return tuple(_read_pem(str(settings.path(p))) for p in settings.ses_sns_certificates)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_pem(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"setting 'ses_sns_certificates': cannot read {path}: {exc.strerror}") from None
+
+
+def _attached_by_staff(session: Session, row: InboundMessage) -> Match | None:
+    """A message staff attached by hand (`inbound attach`) stays attached when it is reprocessed."""
+    if row.processed_at is None:
+        return None
+    fb = session.exec(select(Feedback).where(Feedback.inbound_id == row.id)).first()
+    if fb is None or not fb.attached_by or fb.subscriber_id is None:
+        return None
+    return Match(fb.subscriber_id, fb.issue_id, "staff")
 
 
 def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:

@@ -1,9 +1,11 @@
 """Where inbound mail comes from: an MTA pipe, a Maildir, an mbox file, an IMAP folder.
 
-Every source hands raw bytes to `ingest` and only then marks the message done
-(moved to cur/ with the Seen flag, or to the IMAP done folder). An interrupt
-between the two leaves the message where it was; the next run stores it again,
-which the Message-ID key turns into a no-op, and finishes the move.
+Every source hands a batch of raw messages to `ingest_batch` (one commit for
+the batch, `inbound_batch_size` messages) and only after that commit marks
+them done (moved to cur/ with the Seen flag, or to the IMAP done folder). An
+interrupt before the commit leaves them where they were; the next run stores
+them again, which the (Message-ID, sha256) key turns into a no-op (or finishes
+processing a message stored but not yet processed), and finishes the move.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sqlalchemy.engine import Engine
 
 from bulletin.config import Settings
 from bulletin.errors import ConfigError, NotFound
-from bulletin.inbound.acting.pipeline import IngestResult, ingest
+from bulletin.inbound.acting.batch import RawMail, ingest_batch
+from bulletin.inbound.acting.pipeline import IngestResult
 
 
 @dataclass
@@ -32,11 +35,24 @@ class SourceItem:
 
 def ingest_items(engine: Engine, settings: Settings, items: Iterator[SourceItem], *,
                  source: str) -> Iterator[tuple[SourceItem, IngestResult]]:
+    """Store and process in batches; each item's `done` runs only after its batch is committed."""
+    batch: list[SourceItem] = []
     for item in items:
-        result = ingest(engine, settings, item.raw, source=source)
+        batch.append(item)
+        if len(batch) >= settings.inbound_batch_size:
+            yield from _flush(engine, settings, batch, source)
+            batch = []
+    if batch:
+        yield from _flush(engine, settings, batch, source)
+
+
+def _flush(engine: Engine, settings: Settings, batch: list[SourceItem],
+           source: str) -> Iterator[tuple[SourceItem, IngestResult]]:
+    results = ingest_batch(engine, settings, [RawMail(item.raw, source) for item in batch])
+    for item in batch:
         if item.done is not None:
             item.done()
-        yield item, result
+    yield from zip(batch, results, strict=True)
 
 
 def maildir_items(path: Path) -> Iterator[SourceItem]:
@@ -77,7 +93,7 @@ def stdin_item(data: bytes) -> SourceItem:
 
 
 def imap_poll(engine: Engine, settings: Settings, *, limit: int | None = None) -> Iterator[IngestResult]:
-    """Store every message of the IMAP folder, then move it to the done folder, one at a time."""
+    """Store every message of the IMAP folder in batches; each batch moves to the done folder after its commit."""
     from imap_tools import MailBox, MailBoxUnencrypted
 
     if not settings.imap_username or not settings.imap_password:
@@ -87,13 +103,15 @@ def imap_poll(engine: Engine, settings: Settings, *, limit: int | None = None) -
             settings.imap_username, settings.imap_password, initial_folder=settings.imap_folder) as box:
         if not box.folder.exists(settings.imap_done_folder):
             box.folder.create(settings.imap_done_folder)
-        for n, uid in enumerate(box.uids("ALL")):
-            if limit is not None and n >= limit:
-                return
-            typ, data = box.client.uid("FETCH", uid, "(BODY.PEEK[])")
-            raw = next((part[1] for part in data or [] if isinstance(part, tuple) and len(part) > 1), None)
-            if typ != "OK" or raw is None:
-                continue
-            result = ingest(engine, settings, raw, source="imap")
-            box.move(uid, settings.imap_done_folder)
-            yield result
+        uids = box.uids("ALL")[:limit] if limit is not None else box.uids("ALL")
+        for start in range(0, len(uids), settings.inbound_batch_size):
+            chunk, raws = uids[start:start + settings.inbound_batch_size], []
+            for uid in chunk:
+                typ, data = box.client.uid("FETCH", uid, "(BODY.PEEK[])")
+                raw = next((part[1] for part in data or [] if isinstance(part, tuple) and len(part) > 1), None)
+                if typ == "OK" and raw is not None:
+                    raws.append((uid, raw))
+            results = ingest_batch(engine, settings, [RawMail(raw, "imap") for _, raw in raws])
+            if raws:
+                box.move([uid for uid, _ in raws], settings.imap_done_folder)  # only after the commit
+            yield from results

@@ -1,8 +1,11 @@
 """Store first: the raw bytes go into the database before anything reads them.
 
-The row is committed in its own transaction, so a parser crash, a database
-error later on or a killed process never loses a message. The Message-ID is
-the key: a second delivery of the same message finds the first row.
+The row is committed before it is processed, so a parser crash, a database
+error later on or a killed process never loses a message. The key is the
+Message-ID *and* the sha256 of the bytes: a second delivery of the same bytes
+finds the first row, while other bytes under a Message-ID already seen (a
+guess, a collision, a sender that reuses ids) are stored and processed as a
+new message, so nobody can make a real reply vanish by sending first.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Stored:
     inbound_id: int
     message_id: str
     duplicate: bool
+    message_id_reused: bool = False
 
 
 def store_raw(session: Session, raw: bytes, *, source: str, envelope_from: str | None = None,
@@ -35,31 +39,45 @@ def store_raw(session: Session, raw: bytes, *, source: str, envelope_from: str |
     Returns the new row (None for a duplicate) so the caller can process it in the
     same session without reading it back.
     """
-    message_id = message_id_from_raw(raw)
-    existing = _find(session, message_id)
-    if existing is not None:
+    stored, row = add_raw(session, raw, source=source, envelope_from=envelope_from, envelope_to=envelope_to)
+    if row is None:
         session.commit()
-        return Stored(existing, message_id, True), None
-    row = InboundMessage(
-        message_id=message_id, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), source=source[:16],
-        envelope_from=_clean(envelope_from), envelope_to=_clean(", ".join(envelope_to or [])) or None,
-    )
-    session.add(row)
+        return stored, None
     try:
         session.commit()
     except IntegrityError:
-        # Another process stored the same message between our look-up and our insert.
+        # Another process stored the same bytes between our look-up and our insert.
         session.rollback()
-        found = _find(session, message_id)
+        found = _find(session, stored.message_id, row.sha256)
         if found is None:
             raise
-        return Stored(found, message_id, True), None
+        return Stored(found, stored.message_id, True), None
     assert row.id is not None
-    return Stored(row.id, message_id, False), row
+    return Stored(row.id, stored.message_id, False, stored.message_id_reused), row
 
 
-def _find(session: Session, message_id: str) -> int | None:
-    return session.exec(select(InboundMessage.id).where(InboundMessage.message_id == message_id)).first()
+def add_raw(session: Session, raw: bytes, *, source: str, envelope_from: str | None = None,
+            envelope_to: list[str] | None = None) -> tuple[Stored, InboundMessage | None]:
+    """Add (and flush, not commit) the raw message unless these exact bytes are stored: for group commits."""
+    message_id = message_id_from_raw(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    existing = _find(session, message_id, digest)
+    if existing is not None:
+        return Stored(existing, message_id, True), None
+    reused = session.exec(select(InboundMessage.id).where(InboundMessage.message_id == message_id)).first()
+    row = InboundMessage(
+        message_id=message_id, raw=raw, sha256=digest, source=source[:16],
+        envelope_from=_clean(envelope_from), envelope_to=_clean(", ".join(envelope_to or [])) or None,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return Stored(row.id, message_id, False, reused is not None), row
+
+
+def _find(session: Session, message_id: str, digest: str) -> int | None:
+    return session.exec(select(InboundMessage.id).where(InboundMessage.message_id == message_id,
+                                                        InboundMessage.sha256 == digest)).first()
 
 
 def message_id_from_raw(raw: bytes) -> str:

@@ -1,0 +1,144 @@
+"""Group commit: store a whole batch of raw messages in one transaction, then process them in one more.
+
+Store-first still holds: every raw message of the batch is committed before
+any of them is acknowledged (moved to cur/, moved out of the IMAP folder,
+answered 250 over LMTP), and before any is processed. Per-message
+transactions cost more than reading the mail itself; one commit per batch
+makes the database cost small next to classification. If processing any
+message of the batch raises, the processing transaction rolls back and the
+batch is processed again one message at a time, so only the bad message is
+quarantined. A message found stored but never processed (a crash between the
+two commits) is processed when it comes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bulletin.audience.links import Links
+from bulletin.config import Settings
+from bulletin.inbound.acting.actions import DeferredEvidence
+from bulletin.inbound.acting.pipeline import (
+    IngestResult,
+    _handle,
+    _process_row,
+    describe,
+    ingest,
+    log_processed,
+    sns_certificates,
+)
+from bulletin.inbound.acting.store import _clean, message_id_from_raw
+from bulletin.models import InboundMessage, utcnow
+from bulletin.statuses import InboundStatus
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """One message to store: bytes and, from an MTA, its envelope."""
+
+    raw: bytes
+    source: str
+    envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
+
+
+def ingest_batch(engine: Engine, settings: Settings, mails: Sequence[RawMail], *,
+                 links: Links | None = None) -> list[IngestResult]:
+    """Store every message (one commit), then process the new ones (one commit); results in input order."""
+    if not mails:
+        return []
+    links = links or Links.for_settings(settings)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            slots = _store(session, mails)
+            session.commit()
+        except IntegrityError:
+            # Another process stored some of these meanwhile: fall back to the careful one-by-one path.
+            session.rollback()
+            return [ingest(engine, settings, m.raw, source=m.source, envelope_from=m.envelope_from,
+                           envelope_to=list(m.envelope_to), links=links) for m in mails]
+        todo = sorted({inbound_id for inbound_id, new, _ in slots if new})
+        results = _process(session, settings, links, todo)
+        out = []
+        for inbound_id, new, reused in slots:
+            if new and inbound_id in results:
+                result = results[inbound_id]
+                result.message_id_reused = reused
+                out.append(result)
+            else:
+                dup = describe(session, session.get(InboundMessage, inbound_id))
+                dup.duplicate = True
+                out.append(dup)
+        session.rollback()
+        return out
+
+
+def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, bool]]:
+    """(inbound_id, stored now or never processed, Message-ID reused) per message, with one look-up query."""
+    keys = [(message_id_from_raw(m.raw), hashlib.sha256(m.raw).hexdigest()) for m in mails]
+    known: dict[tuple[str, str], tuple[int, str]] = {}
+    seen_ids: set[str] = set()
+    mids = sorted({k[0] for k in keys})
+    for start in range(0, len(mids), 500):
+        stmt = select(InboundMessage.id, InboundMessage.message_id, InboundMessage.sha256, InboundMessage.status).where(
+            InboundMessage.message_id.in_(mids[start:start + 500]))  # type: ignore[attr-defined]
+        for row_id, mid, digest, status in session.exec(stmt).all():
+            known[(mid, digest)] = (row_id, status)
+            seen_ids.add(mid)
+    rows, where = [], {}
+    for i, (m, key) in enumerate(zip(mails, keys, strict=True)):
+        if key in known or key in where:
+            continue
+        where[key] = i
+        rows.append({"message_id": key[0], "raw": m.raw, "sha256": key[1], "source": m.source[:16],
+                     "envelope_from": _clean(m.envelope_from),
+                     "envelope_to": _clean(", ".join(m.envelope_to)) or None,
+                     "received_at": utcnow(), "status": InboundStatus.STORED})
+    if rows:
+        table = InboundMessage.__table__  # type: ignore[attr-defined]
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        for row, new_id in zip(rows, ids, strict=True):
+            known[(row["message_id"], row["sha256"])] = (new_id, "new")
+    out = []
+    claimed: set[int] = set()
+    first_of: dict[str, int] = {}
+    for key in keys:
+        inbound_id, status = known[key]
+        fresh = status in ("new", InboundStatus.STORED) and inbound_id not in claimed
+        claimed.add(inbound_id)
+        reused = key[0] in seen_ids or first_of.setdefault(key[0], inbound_id) != inbound_id
+        out.append((inbound_id, fresh, reused and fresh))
+    return out
+
+
+def _process(session: Session, settings: Settings, links: Links, ids: list[int]) -> dict[int, IngestResult]:
+    """Process the stored rows in one transaction; if one raises, redo them one at a time."""
+    if not ids:
+        return {}
+    sns_certificates(settings)  # a configuration error stops the batch (all stored), not as a quarantine
+    rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()  # type: ignore[union-attr]
+    try:
+        results = {}
+        deferred = DeferredEvidence()
+        with session.no_autoflush:  # the row updates go out together, as one executemany, at the commit
+            for row in sorted(rows, key=lambda r: r.id or 0):
+                results[row.id] = _handle(session, settings, links, row, flush=False, deferred=deferred)
+        deferred.write(session)
+        session.commit()
+    except Exception:  # noqa: BLE001 - one bad message must not stop the batch: redo one by one, quarantine it
+        session.rollback()
+        results = {}
+        for inbound_id in ids:
+            row = session.get(InboundMessage, inbound_id)
+            assert row is not None
+            results[inbound_id] = _process_row(session, settings, links, row, log=False)
+    for result in results.values():
+        log_processed(result)
+    return results  # type: ignore[return-value]
