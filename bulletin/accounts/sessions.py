@@ -67,7 +67,7 @@ def sign_in(session: Session, email: str, password: str, *, ip: str,
     if throttled or row is None or row.disabled or not ok:
         session.add(SignInAttempt(key=account_key))
         session.add(SignInAttempt(key=ip_key))
-        session.flush()
+        session.commit()  # the failure must outlive the refusal that rolls the caller's unit back
         raise SignInRefused()
     if needs_rehash(row.password_hash):
         row.password_hash = hash_password(password)

@@ -24,6 +24,12 @@ from bulletin.inbound.acting.sources import (
     maildir_items,
     mbox_items,
 )
+from bulletin.inbound.acting.unmatched import (
+    UnmatchedMail,
+    attach_unmatched,
+    list_unmatched,
+    new_feedback_count,
+)
 
 
 def start_listener(*args: Any, **kwargs: Any) -> Any:
@@ -36,5 +42,6 @@ def start_listener(*args: Any, **kwargs: Any) -> Any:
 __all__ = [
     "FeedbackView", "IngestResult", "SourceItem", "answer_feedback", "export_csv", "imap_poll", "ingest",
     "ingest_items", "list_feedback", "maildir_items", "mark_feedback", "mbox_items", "process", "reprocess",
-    "show_feedback", "start_listener",
+    "show_feedback", "start_listener", "UnmatchedMail", "attach_unmatched", "list_unmatched",
+    "new_feedback_count",
 ]

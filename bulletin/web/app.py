@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.errors import NotFound, TokenError
+from bulletin.web import console
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
 from bulletin.web.pages import archive, media, preferences, signup, unsubscribe
@@ -39,6 +40,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
     app.state.web = WebContext.build(ws, options or WebOptions())
     for module in (signup, unsubscribe, preferences, archive, media):
         app.include_router(module.router)
+    console.install(app)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)
