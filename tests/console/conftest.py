@@ -22,7 +22,7 @@ from bulletin.render.compiled import BlockRef, Compiled, Template
 from bulletin.web.app import create_app
 from bulletin.web.options import WebOptions
 from bulletin.workspace import Workspace
-from tests.web.conftest import client, db, synced  # noqa: F401 - shared fixtures
+from tests.web.conftest import synced  # noqa: F401 - a shared fixture
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "plum-orchard-window-42"
