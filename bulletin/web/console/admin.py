@@ -15,7 +15,7 @@ from bulletin.accounts import (
     list_audit,
     set_role,
 )
-from bulletin.web.console.auth import back, page, posted, require
+from bulletin.web.console.auth import authorised, back, page, posted
 from bulletin.web.context import web_of
 from bulletin.web.security import text_field
 
@@ -24,8 +24,8 @@ router = APIRouter()
 
 @router.get("/admin/staff")
 def accounts(request: Request, done: str = "") -> Response:
-    me = require(request, "admin")
     with web_of(request).session() as session:
+        me = authorised(session, request, "admin")
         rows = list_accounts(session)
     return page(request, "admin/staff.html", me, {"rows": rows, "roles": ROLES, "done": done[:200]})
 
@@ -67,8 +67,8 @@ async def change(request: Request, action: str) -> Response:
 
 @router.get("/admin/audit")
 def audit(request: Request, page_no: int = 1) -> Response:
-    me = require(request, "admin")
     with web_of(request).session() as session:
+        me = authorised(session, request, "admin")
         total, rows = list_audit(session, page=page_no, per_page=50)
     pages = max((total + 49) // 50, 1)
     return page(request, "admin/audit.html", me, {"rows": rows, "total": total, "page_no": page_no, "pages": pages})

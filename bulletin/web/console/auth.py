@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -77,7 +78,15 @@ def account_of(request: Request) -> Account | None:
 
 def require(request: Request, role: str) -> Account:
     """The signed-in account if its role includes `role`; else SignInNeeded or Forbidden."""
-    account = account_of(request)
+    return _checked(request, account_of(request), role)
+
+
+def authorised(session: Session, request: Request, role: str) -> Account:
+    """`require` inside the page's own unit of work: one transaction per page view, not two."""
+    return _checked(request, current_account(session, session_token(request), POLICY), role)
+
+
+def _checked(request: Request, account: Account | None, role: str) -> Account:
     if account is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(target if request.method == "GET" else "/admin")

@@ -20,7 +20,7 @@ from bulletin.inbound import (
 )
 from bulletin.report import all_issue_slugs
 from bulletin.statuses import FeedbackStatus
-from bulletin.web.console.auth import back, page, posted, require
+from bulletin.web.console.auth import authorised, back, page, posted
 from bulletin.web.context import web_of
 from bulletin.web.security import text_field
 
@@ -31,8 +31,8 @@ MAX_ANSWER = 20_000
 
 @router.get("/admin/feedback")
 def inbox(request: Request, issue: str = "", block: str = "", status: str = "", page_no: int = 1) -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         views = list_feedback(session, issue=issue or None, status=status or None)
         slugs = all_issue_slugs(session)
     blocks = sorted({v.block for v in views if v.block})
@@ -49,8 +49,8 @@ def inbox(request: Request, issue: str = "", block: str = "", status: str = "", 
 
 @router.get("/admin/feedback/{feedback_id}")
 def one(request: Request, feedback_id: int, done: str = "") -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         view = show_feedback(session, feedback_id)
     return page(request, "admin/feedback_one.html", me,
                 {"fb": view, "statuses": FeedbackStatus.ALL, "done": done[:200]})
@@ -92,8 +92,8 @@ async def answer(request: Request, feedback_id: int) -> Response:
 
 @router.get("/admin/inbound")
 def unmatched(request: Request, page_no: int = 1, done: str = "") -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         total, rows = list_unmatched(session, page=page_no, per_page=PER_PAGE)
     pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
     return page(request, "admin/inbound.html", me,

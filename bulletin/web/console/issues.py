@@ -13,7 +13,7 @@ from bulletin.delivery import service
 from bulletin.inbound import new_feedback_count
 from bulletin.report import all_issue_slugs, chart_png, issue_report, recent_issues
 from bulletin.statuses import SubscriptionState
-from bulletin.web.console.auth import back, page, posted, require
+from bulletin.web.console.auth import authorised, back, page, posted, require
 from bulletin.web.context import web_of
 
 router = APIRouter()
@@ -21,8 +21,8 @@ router = APIRouter()
 
 @router.get("/admin")
 def dashboard(request: Request) -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         ctx = {"lists": lists.overview(session), "states": SubscriptionState.ALL,
                "issues": recent_issues(session, limit=5), "new_feedback": new_feedback_count(session)}
     return page(request, "admin/dashboard.html", me, ctx)
@@ -30,16 +30,16 @@ def dashboard(request: Request) -> Response:
 
 @router.get("/admin/issues")
 def issues(request: Request) -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         slugs = all_issue_slugs(session)
     return page(request, "admin/issues.html", me, {"slugs": slugs})
 
 
 @router.get("/admin/issues/{slug}")
 def issue(request: Request, slug: str, done: str = "") -> Response:
-    me = require(request, "editor")
     with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
         report = issue_report(session, slug)
         try:
             status = service.issue_status(session, slug)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from bulletin.accounts import record_audit
 from bulletin.audience import directory, exporter, importer, lists, staff
 from bulletin.errors import StateError
-from bulletin.web.console.auth import back, page, posted, require
+from bulletin.web.console.auth import authorised, back, page, posted, require
 from bulletin.web.context import web_of
 from bulletin.web.security import text_field
 
@@ -28,8 +28,8 @@ MAX_CSV = 2 * 1024 * 1024
 
 @router.get("/admin/subscribers")
 def search(request: Request, q: str = "", page_no: int = 1, done: str = "") -> Response:
-    me = require(request, "staff")
     with web_of(request).session() as session:
+        me = authorised(session, request, "staff")
         found = directory.search_people(session, q[:200], page=page_no)
         all_lists = [m.slug for m in lists.all_lists(session)]
     return page(request, "admin/subscribers.html", me,
@@ -38,8 +38,8 @@ def search(request: Request, q: str = "", page_no: int = 1, done: str = "") -> R
 
 @router.get("/admin/subscribers/{subscriber_id}")
 def view(request: Request, subscriber_id: int, done: str = "") -> Response:
-    me = require(request, "staff")
     with web_of(request).session() as session:
+        me = authorised(session, request, "staff")
         person = directory.person(session, subscriber_id)
     return page(request, "admin/subscriber.html", me, {"person": person, "p": person.profile, "done": done[:200]})
 
@@ -99,8 +99,8 @@ async def act(request: Request, subscriber_id: int, action: str) -> Response:
 
 @router.get("/admin/pending")
 def pending(request: Request, page_no: int = 1, done: str = "") -> Response:
-    me = require(request, "staff")
     with web_of(request).session() as session:
+        me = authorised(session, request, "staff")
         total, rows = directory.pending_signups(session, page=page_no)
     pages = max((total + 49) // 50, 1)
     return page(request, "admin/pending.html", me,
@@ -123,16 +123,16 @@ async def resend(request: Request, subscriber_id: int) -> Response:
 
 @router.get("/admin/bounces")
 def bounces(request: Request) -> Response:
-    me = require(request, "staff")
     with web_of(request).session() as session:
+        me = authorised(session, request, "staff")
         rows = directory.bounces_and_complaints(session)
     return page(request, "admin/bounces.html", me, {"rows": rows})
 
 
 @router.get("/admin/import")
 def import_page(request: Request) -> Response:
-    me = require(request, "staff")
     with web_of(request).session() as session:
+        me = authorised(session, request, "staff")
         all_lists = [m.slug for m in lists.all_lists(session)]
     return page(request, "admin/import.html", me, {"lists": all_lists, "report": None})
 
