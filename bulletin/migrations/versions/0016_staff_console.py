@@ -59,12 +59,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_audit_entry_at', 'audit_entry', ['at'])
-    # Console search: prefixes of name and organisation, case-folded, from an index.
-    op.create_index('ix_subscriber_name_lower', 'subscriber', [sa.text('lower(name)')])
-    op.create_index('ix_subscriber_organisation_lower', 'subscriber', [sa.text('lower(organisation)')])
+    # Console search: prefixes of address, name and organisation (case-folded) as index ranges.
+    # PostgreSQL compares in the "C" collation there (byte order: a prefix is a range).
+    if op.get_bind().dialect.name == 'postgresql':
+        op.create_index('ix_subscriber_email_c', 'subscriber', [sa.text('email COLLATE "C"')])
+        op.create_index('ix_subscriber_name_lower', 'subscriber', [sa.text('lower(name) COLLATE "C"')])
+        op.create_index('ix_subscriber_organisation_lower', 'subscriber', [sa.text('lower(organisation) COLLATE "C"')])
+    else:
+        op.create_index('ix_subscriber_name_lower', 'subscriber', [sa.text('lower(name)')])
+        op.create_index('ix_subscriber_organisation_lower', 'subscriber', [sa.text('lower(organisation)')])
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_subscriber_email_c', table_name='subscriber')
     op.drop_index('ix_subscriber_organisation_lower', table_name='subscriber')
     op.drop_index('ix_subscriber_name_lower', table_name='subscriber')
     op.drop_table('audit_entry')
