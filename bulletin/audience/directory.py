@@ -107,14 +107,16 @@ def search_people(session: Session, text: str = "", *, page: int = 1, per_page: 
         page = min(max(page, 1), pages)
         ids = list(session.exec(everyone.order_by(Subscriber.id).offset((page - 1) * per_page)
                                 .limit(per_page)).all())
-    people = {s.id: s for s in session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids))).all()}
+    people = {row[0]: row for row in session.exec(
+        select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.organisation)
+        .where(col(Subscriber.id).in_(ids))).all()}
     lists: dict[int, dict[str, str]] = {i: {} for i in ids}
     for sid, slug, state in session.exec(
             select(Subscription.subscriber_id, MailingList.slug, Subscription.state)
             .join(MailingList, MailingList.id == Subscription.list_id)  # type: ignore[arg-type]
             .where(col(Subscription.subscriber_id).in_(ids))).all():
         lists[sid][slug] = state
-    rows = [PersonRow(i, people[i].email, people[i].name, people[i].organisation, lists[i]) for i in ids]
+    rows = [PersonRow(i, people[i][1], people[i][2], people[i][3], lists[i]) for i in ids]
     return PeoplePage(total, page, pages, rows, capped=bool(needle) and total > COUNT_CAP)
 
 
