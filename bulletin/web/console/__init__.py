@@ -30,14 +30,14 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
-    return page(request, "admin/message.html", account_of(request),
+    return page(request, "admin/notice.html", account_of(request),
                 {"title": "Not allowed", "message": str(exc) + "."}, 403)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
     """A stage said no (bad address, unknown list, wrong state): the reason, as a 400 page."""
     if request.url.path.startswith("/admin"):
-        return page(request, "admin/message.html", account_of(request),
+        return page(request, "admin/notice.html", account_of(request),
                     {"title": "That did not work", "message": str(exc) + "."}, 400)
     return web_of(request).render(request, "message.html",
                                   {"title": "That did not work", "message": str(exc) + "."}, 400)

@@ -49,7 +49,7 @@ async def add(request: Request) -> Response:
 async def change(request: Request, action: str) -> Response:
     me, form = await posted(request, "admin")
     if action not in ("role", "disable"):
-        return page(request, "admin/message.html", me, {"title": "Not found", "message": "No such action."}, 404)
+        return page(request, "admin/notice.html", me, {"title": "Not found", "message": "No such action."}, 404)
     email = text_field(form, "email", required=True)
     role = text_field(form, "role")
     web = web_of(request)

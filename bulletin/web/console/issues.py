@@ -61,7 +61,7 @@ async def issue_action(request: Request, slug: str, action: str) -> Response:
     me, _form = await posted(request, "editor")
     web = web_of(request)
     if action not in ("pause", "resume", "cancel"):
-        return page(request, "admin/message.html", me, {"title": "Not found", "message": "No such action."}, 404)
+        return page(request, "admin/notice.html", me, {"title": "Not found", "message": "No such action."}, 404)
 
     def run() -> str:
         with web.session() as session:

@@ -69,7 +69,7 @@ async def act(request: Request, subscriber_id: int, action: str) -> Response:
     role = "admin" if action == "erase" else "staff"
     me, form = await posted(request, role)
     if action not in ("unsubscribe", "suppress", "erase"):
-        return page(request, "admin/message.html", me, {"title": "Not found", "message": "No such action."}, 404)
+        return page(request, "admin/notice.html", me, {"title": "Not found", "message": "No such action."}, 404)
     list_slug = text_field(form, "list") or None
     reason = text_field(form, "reason")
     web = web_of(request)
