@@ -3,7 +3,7 @@
 Front door (what the CLI, the web app and the console may import), by module:
 `lists` (lists.toml sync, overview), `subscribers` (readers: get_list, find_subscriber,
 who gets a send), `staff` (operations by address), `importer` / `exporter` (CSV),
-`access` (the subject-access export), `optin` (signup and confirmation),
+`access` (the subject-access export), `directory` (what the console shows: search, a person, pending signups, bounce evidence), `optin` (signup and confirmation),
 `self_service` (unsubscribe, preferences, erase from a link), `links` (every URL,
 address and token), `addresses` (normalising and hashing addresses), `segments` (segments.toml and who
 each one chooses), `notices` (queued single mails and their sender), `data_requests`
@@ -12,5 +12,5 @@ Internal: `lifecycle` (every state change and its consent event; the modules
 above call it), `tokens`, `erasure`, `bulk`.
 """
 
-__all__ = ["access", "addresses", "data_requests", "exporter", "importer", "links", "lists", "notices", "optin",
-           "segments", "self_service", "staff", "subscribers", "text"]
+__all__ = ["access", "addresses", "data_requests", "directory", "exporter", "importer", "links", "lists", "notices",
+           "optin", "segments", "self_service", "staff", "subscribers", "text"]

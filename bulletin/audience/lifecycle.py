@@ -45,7 +45,7 @@ __all__ = [
 
 S = SubscriptionState
 ACTIVE = (S.PENDING, S.CONFIRMED)
-SOURCES = ("cli", "import", "web", "inbound", "delivery", "system")
+SOURCES = ("cli", "import", "web", "inbound", "delivery", "system", "console")
 
 
 def record_event(

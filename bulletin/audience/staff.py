@@ -40,36 +40,38 @@ def resolve(session: Session, who: str) -> Subscriber:
 
 
 def add_subscriber(session: Session, email: str, list_slugs: list[str], *, name: str = "",
-                   organisation: str = "", confirmed: bool = True, actor: str) -> Subscriber:
+                   organisation: str = "", confirmed: bool = True, actor: str,
+                   source: str = "cli") -> Subscriber:
     """Staff add someone to lists (confirmed: staff vouch for the consent, recorded as actor)."""
     if not list_slugs:
         raise StateError("name at least one list (--list)", where=f"address {email!r}")
     ids = [id_of(get_list(session, slug)) for slug in list_slugs]
     return lifecycle.subscribe(session, email, ids, name=name, organisation=organisation,
-                               confirmed=confirmed, source="cli", actor=actor)
+                               confirmed=confirmed, source=source, actor=actor)
 
 
-def unsubscribe_address(session: Session, who: str, list_slug: str | None, *, actor: str) -> int:
+def unsubscribe_address(session: Session, who: str, list_slug: str | None, *, actor: str,
+                        source: str = "cli") -> int:
     """Unsubscribe from one list or all; returns how many subscriptions changed."""
     subscriber = resolve(session, who)
     list_id = get_list(session, list_slug).id if list_slug else None
     assert subscriber.id is not None
-    return len(lifecycle.unsubscribe(session, subscriber.id, list_id, source="cli", actor=actor))
+    return len(lifecycle.unsubscribe(session, subscriber.id, list_id, source=source, actor=actor))
 
 
-def suppress_address(session: Session, email: str, reason: str, *, actor: str) -> bool:
+def suppress_address(session: Session, email: str, reason: str, *, actor: str, source: str = "cli") -> bool:
     """Blocklist an address, known or not; returns False when it already was."""
     if has_control_chars(reason):
         raise StateError("the reason must be one line of text", where="field 'reason'")
     before = is_suppressed(session, email)
-    lifecycle.suppress(session, email, reason or "staff", source="cli", actor=actor)
+    lifecycle.suppress(session, email, reason or "staff", source=source, actor=actor)
     return not before
 
 
-def erase_address(session: Session, who: str, *, actor: str) -> int:
+def erase_address(session: Session, who: str, *, actor: str, source: str = "cli") -> int:
     subscriber = resolve(session, who)
     assert subscriber.id is not None
-    lifecycle.erase(session, subscriber.id, source="cli", actor=actor)
+    lifecycle.erase(session, subscriber.id, source=source, actor=actor)
     return subscriber.id
 
 

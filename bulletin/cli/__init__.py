@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from bulletin.cli import (
+    audit_cmd,
     config_cmd,
     db_cmd,
     demo_cmd,
@@ -28,6 +29,7 @@ from bulletin.cli import (
     segments_cmd,
     send_cmd,
     serve_cmd,
+    staff_cmd,
     subscribers_cmd,
     templates_cmd,
 )
@@ -68,6 +70,7 @@ report_cmd.register(app)
 demo_cmd.register(app)
 serve_cmd.register(app)
 init_cmd.register(app)
+audit_cmd.register(app)
 app.add_typer(lists_cmd.app, name="lists")
 app.add_typer(subscribers_cmd.app, name="subscribers")
 app.add_typer(segments_cmd.app, name="segments")
@@ -77,6 +80,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(notices_cmd.app, name="notices")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(templates_cmd.app, name="templates")
+app.add_typer(staff_cmd.app, name="staff")
 
 
 def main() -> None:

@@ -32,6 +32,12 @@ from bulletin.inbound.acting.sources import (
     maildir_items,
     mbox_items,
 )
+from bulletin.inbound.acting.unmatched import (
+    UnmatchedMail,
+    attach_unmatched,
+    list_unmatched,
+    new_feedback_count,
+)
 
 
 def start_listener(*args: Any, **kwargs: Any) -> Any:
@@ -46,4 +52,5 @@ __all__ = [
     "attach_inbound", "export_csv", "imap_poll", "ingest", "ingest_items", "list_feedback", "list_inbound",
     "maildir_items", "mark_feedback", "mbox_items", "process", "reprocess", "show_feedback", "show_inbound",
     "start_listener",
+    "UnmatchedMail", "attach_unmatched", "list_unmatched", "new_feedback_count",
 ]

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from bulletin.audience.notices import send_due
 from bulletin.errors import BulletinError, NotFound, TokenError
 from bulletin.logs import log_event
+from bulletin.web import console
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.options import WebOptions
 from bulletin.web.pages import archive, data, health, media, preferences, signup, unsubscribe
@@ -65,6 +66,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
     app.state.web = web
     for module in (signup, unsubscribe, preferences, data, archive, media, health):
         app.include_router(module.router)
+    console.install(app)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)

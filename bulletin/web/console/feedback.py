@@ -1,0 +1,117 @@
+"""Editor pages: the feedback inbox (by issue and block; mark, tag, answer) and unmatched mail."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bulletin.accounts import record_audit
+from bulletin.audience import directory
+from bulletin.errors import StateError
+from bulletin.inbound import (
+    answer_feedback,
+    attach_unmatched,
+    list_feedback,
+    list_unmatched,
+    mark_feedback,
+    show_feedback,
+)
+from bulletin.report import all_issue_slugs
+from bulletin.statuses import FeedbackStatus
+from bulletin.web.console.auth import authorised, back, page, posted
+from bulletin.web.context import web_of
+from bulletin.web.security import text_field
+
+router = APIRouter()
+PER_PAGE = 50
+MAX_ANSWER = 20_000
+
+
+@router.get("/admin/feedback")
+def inbox(request: Request, issue: str = "", block: str = "", status: str = "", page_no: int = 1) -> Response:
+    with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
+        views = list_feedback(session, issue=issue or None, status=status or None)
+        slugs = all_issue_slugs(session)
+    blocks = sorted({v.block for v in views if v.block})
+    if block:
+        views = [v for v in views if v.block == block]
+    views.reverse()  # newest first
+    pages = max((len(views) + PER_PAGE - 1) // PER_PAGE, 1)
+    page_no = min(max(page_no, 1), pages)
+    shown = views[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
+    return page(request, "admin/feedback.html", me, {
+        "views": shown, "total": len(views), "issue": issue, "block": block, "status": status, "slugs": slugs,
+        "blocks": blocks, "statuses": FeedbackStatus.ALL, "page_no": page_no, "pages": pages})
+
+
+@router.get("/admin/feedback/{feedback_id}")
+def one(request: Request, feedback_id: int, done: str = "") -> Response:
+    with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
+        view = show_feedback(session, feedback_id)
+    return page(request, "admin/feedback_one.html", me,
+                {"fb": view, "statuses": FeedbackStatus.ALL, "done": done[:200]})
+
+
+@router.post("/admin/feedback/{feedback_id}/mark")
+async def mark(request: Request, feedback_id: int) -> Response:
+    me, form = await posted(request, "editor")
+    status = text_field(form, "status") or None
+    add = [t for t in text_field(form, "add_tags").split(",") if t.strip()]
+    remove = [t for t in text_field(form, "remove_tags").split(",") if t.strip()]
+    web = web_of(request)
+
+    def run() -> None:
+        with web.session() as session:
+            mark_feedback(session, feedback_id, status=status, add_tags=add, remove_tags=remove)
+            record_audit(session, me.actor, "feedback.mark", f"feedback #{feedback_id}")
+
+    await run_in_threadpool(run)
+    return back(f"/admin/feedback/{feedback_id}", "saved")
+
+
+@router.post("/admin/feedback/{feedback_id}/answer")
+async def answer(request: Request, feedback_id: int) -> Response:
+    me, form = await posted(request, "editor")
+    text = form.get("answer")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_ANSWER:
+        raise StateError(f"write an answer of at most {MAX_ANSWER} characters", where="field 'answer'")
+    web = web_of(request)
+
+    def run() -> None:
+        with web.session() as session:
+            answer_feedback(session, web.settings, feedback_id, text.replace("\r\n", "\n"))
+            record_audit(session, me.actor, "feedback.answer", f"feedback #{feedback_id}")
+
+    await run_in_threadpool(run)
+    return back(f"/admin/feedback/{feedback_id}", "answer sent")
+
+
+@router.get("/admin/inbound")
+def unmatched(request: Request, page_no: int = 1, done: str = "") -> Response:
+    with web_of(request).session() as session:
+        me = authorised(session, request, "editor")
+        total, rows = list_unmatched(session, page=page_no, per_page=PER_PAGE)
+    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    return page(request, "admin/inbound.html", me,
+                {"rows": rows, "total": total, "page_no": page_no, "pages": pages, "done": done[:200]})
+
+
+@router.post("/admin/inbound/{inbound_id}/attach")
+async def attach(request: Request, inbound_id: int) -> Response:
+    me, form = await posted(request, "editor")
+    who = text_field(form, "subscriber", required=True)
+    web = web_of(request)
+
+    def run() -> int:
+        with web.session() as session:
+            sid = directory.subscriber_id_of(session, who)
+            view = attach_unmatched(session, inbound_id, sid)
+            record_audit(session, me.actor, "inbound.attach", f"inbound #{inbound_id} -> subscriber #{sid}")
+            return view.id
+
+    feedback_id = await run_in_threadpool(run)
+    return back(f"/admin/feedback/{feedback_id}", "attached as feedback")
