@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, select
 
 from bulletin.audience.conditions import Columns, Condition, ConditionError, parse_condition
-from bulletin.audience.subscribers import get_list
+from bulletin.audience.subscribers import get_list, sendable
 from bulletin.errors import ConfigError, NotFound
-from bulletin.models import Subscriber, Subscription, SubscriptionState
+from bulletin.models import Subscriber, Subscription, id_of
 
 SEGMENTS_FILE = "segments.toml"
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -147,19 +146,11 @@ def find_segment(segments: list[Segment], name: str, path: Path) -> Segment:
 # Who is in a segment ------------------------------------------------------------------------------
 
 
-def sendable(list_id: int) -> ColumnElement[bool]:
-    """The subscribers a send to `list_id` may mail (confirmed_subscribers' rule, as one clause)."""
-    from sqlalchemy import and_
-
-    return and_(Subscription.list_id == list_id, Subscription.state == SubscriptionState.CONFIRMED,
-                Subscriber.suppressed.is_(False), Subscriber.email.is_not(None))
-
-
 def _members_query(session: Session, segment: Segment):  # type: ignore[no-untyped-def]
     mlist = get_list(session, segment.list)
     return (select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.organisation)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(sendable(int(mlist.id or 0)), segment.condition.to_sql(columns())))
+            .where(sendable(id_of(mlist)), segment.condition.to_sql(columns())))
 
 
 def segment_members(session: Session, segment: Segment) -> list[tuple[int, str, str]]:

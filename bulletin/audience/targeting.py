@@ -13,8 +13,8 @@ from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
 from bulletin.audience.conditions import Condition, Reader, parse_condition
-from bulletin.audience.segments import columns, sendable
-from bulletin.audience.subscribers import find_subscriber
+from bulletin.audience.segments import columns
+from bulletin.audience.subscribers import find_subscriber, sendable
 from bulletin.errors import NotFound
 from bulletin.models import MailingList, Subscriber, Subscription
 
