@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,3 +109,24 @@ def chromium() -> Iterator[object]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def cli_runner(settings: Settings, env: dict[str, str]) -> Callable[..., tuple[int, str]]:
+    """`bulletin -w <workspace> ...` in-process, like `bulletin.cli.main`: a BulletinError becomes its
+    exit code and one line; (exit code, output) otherwise."""
+    from typer.testing import CliRunner
+
+    from bulletin.cli import app
+    from bulletin.errors import BulletinError
+
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["-w", str(settings.workspace), *args], env=env)
+        if isinstance(result.exception, BulletinError):
+            return result.exception.exit_code, str(result.exception)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result.exit_code, result.output
+
+    return run

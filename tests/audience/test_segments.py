@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
 
 from bulletin.audience.importer import import_csv
 from bulletin.audience.segments import (
@@ -20,11 +19,11 @@ from bulletin.audience.segments import (
     segment_members,
     segments_file,
 )
-from bulletin.cli import app
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import BulletinError, ConfigError
+from bulletin.errors import ConfigError
 from bulletin.models import Subscriber, Subscription
+from tests.conftest import cli_runner
 
 ROLES = ["Finance officer", "Head of Finance", "HR lead", "Payroll manager", "ICT architect", "Chief executive",
          "finance Business Partner", "Procurement lead", ""]
@@ -136,17 +135,7 @@ def test_segment_leaves_out_unsubscribed_and_suppressed_people(engine: Engine, w
 @pytest.fixture
 def cli(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     env = {"BULLETIN_DATABASE_URL": settings.effective_database_url}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, ["-w", str(settings.workspace), *args], env=env)
-        if isinstance(result.exception, BulletinError):
-            return result.exception.exit_code, str(result.exception)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.output
-
-    return run
+    return cli_runner(settings, env)
 
 
 def test_cli_lists_shows_and_pages_a_segment(cli, people) -> None:  # type: ignore[no-untyped-def]

@@ -11,14 +11,12 @@ import json
 
 import pytest
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from bulletin.cli import app
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import BulletinError
 from bulletin.models import Delivery, Subscriber, Subscription
 from tests.bad_smtp import BadRelay, bad_relay
+from tests.conftest import cli_runner
 from tests.delivery.conftest import add_list, add_subscribers
 
 ISSUE = "2016-shared-service-map"
@@ -32,17 +30,7 @@ def _cli(settings: Settings, relay: BadRelay, **extra: str):  # type: ignore[no-
            "BULLETIN_TRANSPORT": "smtp", "BULLETIN_SMTP_HOST": relay.host, "BULLETIN_SMTP_PORT": str(relay.port),
            "BULLETIN_SMTP_CONNECTIONS": "2", "BULLETIN_SMTP_TIMEOUT": "10", "BULLETIN_RELAY_SIGNS_DKIM": "true",
            **extra}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, ["-w", str(settings.workspace), *args], env=env)
-        if isinstance(result.exception, BulletinError):
-            return result.exception.exit_code, str(result.exception)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.output
-
-    return run
+    return cli_runner(settings, env)
 
 
 def _subscriptions(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -10,14 +10,12 @@ from email import policy
 
 import pytest
 from sqlmodel import select
-from typer.testing import CliRunner
 
 from bulletin.audience.addresses import hash_normalised
-from bulletin.cli import app
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import BulletinError
 from bulletin.models import Delivery, MailingList, Subscriber, Subscription, SubscriptionState
+from tests.conftest import cli_runner
 from tests.render.test_targeting import TARGETS
 
 ISSUE = "2016-shared-service-map"
@@ -63,17 +61,7 @@ def cli(settings: Settings, engine):  # type: ignore[no-untyped-def]
     env = {"BULLETIN_DATABASE_URL": settings.effective_database_url,
            "BULLETIN_PUBLIC_BASE_URL": settings.public_base_url,
            "BULLETIN_SENDING_DOMAIN": settings.sending_domain}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, ["-w", str(settings.workspace), *args], env=env)
-        if isinstance(result.exception, BulletinError):
-            return result.exception.exit_code, str(result.exception)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.output
-
-    return run
+    return cli_runner(settings, env)
 
 
 def outbox(settings: Settings) -> list[email.message.EmailMessage]:

@@ -7,11 +7,9 @@ import json
 from email import policy
 
 import pytest
-from typer.testing import CliRunner
 
-from bulletin.cli import app
 from bulletin.config import Settings
-from bulletin.errors import BulletinError
+from tests.conftest import cli_runner
 from tests.delivery.conftest import add_list, add_subscribers
 
 ISSUE = "2016-shared-service-map"
@@ -22,18 +20,7 @@ def cli(settings: Settings, engine):  # type: ignore[no-untyped-def]
     env = {"BULLETIN_DATABASE_URL": settings.effective_database_url,
            "BULLETIN_PUBLIC_BASE_URL": settings.public_base_url,
            "BULLETIN_SENDING_DOMAIN": settings.sending_domain}
-    runner = CliRunner()
-
-    def run(*args: str) -> tuple[int, str]:
-        """Like `bulletin.cli.main`: a BulletinError becomes its exit code and one line."""
-        result = runner.invoke(app, ["-w", str(settings.workspace), *args], env=env)
-        if isinstance(result.exception, BulletinError):
-            return result.exception.exit_code, str(result.exception)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return result.exit_code, result.output
-
-    return run
+    return cli_runner(settings, env)
 
 
 def _outbox(settings: Settings) -> list[email.message.Message]:
