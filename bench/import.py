@@ -57,7 +57,7 @@ def child(url: str, file: Path, mode: str) -> None:
     from bulletin.audience.lists import lists_file, sync_file
     from bulletin.db import make_engine, session_scope
 
-    engine = make_engine(url)
+    engine = make_engine(url, address_key="bench-address-key-0123456789")
     with session_scope(engine) as s:
         sync_file(s, lists_file(ROOT / "subscribers"))
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

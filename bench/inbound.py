@@ -67,7 +67,7 @@ def pipeline_rate(messages: list[tuple[str, bytes]], addresses: set[str], base_u
         tmp = Path(tmp_name)
         with scratch_database(base_url, tmp, "bulletin_bench") as url:
             settings = load_settings(tmp, database_url=url, secret_keys=["bench"], sending_domain="news.example.org")
-            engine = make_engine(url)
+            engine = make_engine(url, address_key=settings.address_key)
             seed(engine, addresses)
             links = Links.for_settings(settings)
             size = settings.inbound_batch_size

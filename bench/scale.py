@@ -107,7 +107,7 @@ def engine_and_settings(ws: Path):  # type: ignore[no-untyped-def]
     from bulletin.db import make_engine
 
     settings = load_settings(ws)
-    return make_engine(settings.effective_database_url, upgrade=False), settings
+    return make_engine(settings.effective_database_url, upgrade=False, address_key=settings.address_key), settings
 
 
 def sent_count(engine, send_id: int) -> int:  # type: ignore[no-untyped-def]

@@ -89,7 +89,7 @@ def prepare(folder: Path, n: int, database: str = "sqlite") -> Path:
         url = _pg_db_url("bulletin_bench_tpl")
     settings = load_settings(folder, sending_domain="news.example.org", public_base_url="https://news.example.org",
                              database_url=url)
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     now = utcnow()
     with session_scope(engine) as session:
         session.add(MailingList(slug="bench", name="Bench", from_name="Bench Team", from_address="bench@example.org"))
@@ -120,7 +120,7 @@ def child(workspace: Path, size: int, transport: str, port: int, database_url: s
     settings = load_settings(workspace, sending_domain="news.example.org", public_base_url="https://news.example.org",
                              transport=transport, smtp_port=port, database_url=database_url,
                              smtp_connections=int(os.environ.get("BENCH_CONNECTIONS", "4")))
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     compiled = compiled_issue(size)
     if os.environ.get("BENCH_SWITCH"):
         sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))

@@ -104,7 +104,7 @@ def add_people(ws: Path, count: int) -> None:
             first = FIRST_NAMES[i % len(FIRST_NAMES)]
             fh.write(f"{first.lower()}.{i}@council{i % 300}.example.org,{first} Person{i},Council{i % 300},"
                      "shared-services\n")
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     import_csv(engine, csv_path, actor="bench")
     with session_scope(engine) as session:
         add_account(session, "bench@council.example", "staff", BENCH_PASSWORD, actor="bench")
@@ -137,7 +137,7 @@ def prepare(ws: Path, database_url: str | None, subscribers: int, port: int) -> 
         toml += f'database_url = "{database_url}"\n'
     (ws / "bulletin.toml").write_text(toml)
     settings = load_settings(ws)
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     links = Links.for_settings(settings)
     paths = []
     with session_scope(engine) as session:

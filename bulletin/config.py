@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     reply_local: str = "reply"
     bounce_local: str = "bounces"
     secret_keys: list[str] = Field(default_factory=list, description="Signing keys, newest first")
+    address_key: str | None = Field(default=None, description="Key of the suppression hashes (HMAC), never "
+                                    "rotated; default: made on first run in .bulletin/address_key.json")
     dkim_key_path: Path | None = None
     dkim_selector: str = "bulletin"
     content_dir: Path = Path("content")
@@ -192,10 +194,14 @@ def load_settings(workspace: Path | None = None, *, create_state: bool = True, *
         raise ConfigError(f"setting '{name}' ({env}): {err['msg']}") from None
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise ConfigError(f"{toml_file}: {exc}") from None
+    update: dict[str, object] = {}
     if not settings.secret_keys:
         keys = ensure_secret_keys(settings.state_dir) if create_state else existing_secret_keys(settings.state_dir)
-        settings = settings.model_copy(update={"secret_keys": keys})
-    return settings
+        update["secret_keys"] = keys
+    if not settings.address_key:
+        made = ensure_address_key(settings.state_dir) if create_state else existing_address_key(settings.state_dir)
+        update["address_key"] = made
+    return settings.model_copy(update=update) if update else settings
 
 
 def existing_secret_keys(state_dir: Path) -> list[str]:
@@ -204,32 +210,57 @@ def existing_secret_keys(state_dir: Path) -> list[str]:
 
 
 def ensure_secret_keys(state_dir: Path) -> list[str]:
-    """Generate the signing key on first run and keep it in the state folder, outside git.
+    """Generate the signing key on first run and keep it in the state folder, outside git."""
+    return _read_keys(_ensure_secret_file(state_dir / "secret_keys.json", [secrets.token_urlsafe(32)]))
+
+
+def existing_address_key(state_dir: Path) -> str | None:
+    key_file = state_dir / "address_key.json"
+    return _read_address_key(key_file) if key_file.exists() else None
+
+
+def ensure_address_key(state_dir: Path) -> str:
+    """The key of the suppression hashes: apart from the signing keys because it must never rotate
+    (a rotated key would forget every suppressed address), and outside the database so a dump of it
+    cannot confirm a guessed address."""
+    return _read_address_key(_ensure_secret_file(state_dir / "address_key.json", secrets.token_urlsafe(32)))
+
+
+def _ensure_secret_file(key_file: Path, value: object) -> Path:
+    """Write `value` as JSON to `key_file` once, whoever gets there first.
 
     Eight processes starting together must end with one key: the first to take
     the lock writes it (exclusive 0600 create of a temporary file, then an atomic
     rename), the others wait and read it; a reader never sees half a file.
     """
-    key_file = state_dir / "secret_keys.json"
     if key_file.exists():
-        return _read_keys(key_file)
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = os.open(state_dir / "secret_keys.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        return key_file
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = os.open(key_file.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if key_file.exists():
-            return _read_keys(key_file)
-        keys = [secrets.token_urlsafe(32)]
-        tmp = state_dir / f"secret_keys.{os.getpid()}.tmp"
+            return key_file
+        tmp = key_file.with_name(f"{key_file.stem}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(keys))
+            fh.write(json.dumps(value))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, key_file)
-        return keys
+        return key_file
     finally:
         os.close(lock)
+
+
+def _read_address_key(key_file: Path) -> str:
+    try:
+        key = json.loads(key_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the address key: {exc}", where=str(key_file)) from None
+    if not isinstance(key, str) or len(key) < 16:
+        raise ConfigError("expected a JSON string of at least 16 characters", where=str(key_file))
+    return key
 
 
 def _read_keys(key_file: Path) -> list[str]:
@@ -242,7 +273,7 @@ def _read_keys(key_file: Path) -> list[str]:
     return list(keys)
 
 
-SECRET_FIELDS = {"smtp_password", "imap_password", "secret_keys", "database_url"}
+SECRET_FIELDS = {"smtp_password", "imap_password", "secret_keys", "address_key", "database_url"}
 
 
 def masked(settings: Settings) -> dict[str, object]:

@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
@@ -26,8 +26,12 @@ from bulletin.errors import ConfigError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, *, upgrade: bool = True) -> Engine:
-    """Create the engine for `url`; creates the SQLite file and upgrades the schema on first use."""
+def make_engine(url: str, *, upgrade: bool = True, address_key: str | None = None) -> Engine:
+    """Create the engine for `url`; creates the SQLite file and upgrades the schema on first use.
+
+    `address_key` (the workspace's `Settings.address_key`) keys the suppression hashes;
+    an engine without one refuses to read or write suppressions (`address_key_of`).
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types here
@@ -38,9 +42,38 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
         engine = _sqlite_engine(parsed)
     else:
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    if address_key:
+        use_address_key(engine, address_key)
     if upgrade:
         upgrade_schema(engine)
     return engine
+
+
+ADDRESS_KEY = "bulletin.address_key"
+
+
+def use_address_key(engine: Engine, key: str) -> None:
+    """Hand the suppression-hash key to every connection this engine checks out.
+
+    The key lives in the secrets folder, never in the database; it rides on the
+    pooled connection's `info` so stage functions that take only a session or a
+    connection can reach it without a process-wide global.
+    """
+    raw = key.encode("utf-8")
+
+    @event.listens_for(engine, "checkout")
+    def _key(_dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        record.info[ADDRESS_KEY] = raw
+
+
+def address_key_of(bind: Session | Connection) -> bytes:
+    """The suppression-hash key of this session's or connection's engine; refuses when there is none."""
+    conn = bind.connection() if isinstance(bind, Session) else bind
+    key = conn.info.get(ADDRESS_KEY)
+    if not key:
+        raise ConfigError("this database connection has no address key (setting 'address_key'), "
+                          "so it cannot read or write suppressions; open it through the workspace")
+    return bytes(key)
 
 
 def _sqlite_engine(url) -> Engine:  # type: ignore[no-untyped-def]

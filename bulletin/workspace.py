@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings, load_settings
-from bulletin.db import make_engine, session_scope
+from bulletin.db import make_engine, session_scope, use_address_key
 from bulletin.render.brand import BrandView
 from bulletin.render.templating import TemplateKind, default_brand, template_loader
 
@@ -30,6 +30,8 @@ class Workspace:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         if engine is not None:
+            if settings.address_key:
+                use_address_key(engine, settings.address_key)
             self.__dict__["engine"] = engine
 
     @classmethod
@@ -43,7 +45,7 @@ class Workspace:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.effective_database_url)
+        return make_engine(self.settings.effective_database_url, address_key=self.settings.address_key)
 
     @cached_property
     def links(self) -> Links:

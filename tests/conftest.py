@@ -77,8 +77,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
+def engine(db_url: str, settings: Settings) -> Iterator[Engine]:
+    """The parametrized database, keyed like the workspace's own engine (so suppressions agree)."""
+    eng = make_engine(db_url, address_key=settings.address_key)
     yield eng
     eng.dispose()
 

@@ -32,7 +32,7 @@ def _recipients(outbox: Path) -> list[str]:
 
 def test_every_sample_subscriber_got_exactly_one_message(demo):
     sent_to = _recipients(demo.outbox)
-    engine = make_engine(demo.settings.effective_database_url)
+    engine = make_engine(demo.settings.effective_database_url, address_key=demo.settings.address_key)
     with Session(engine) as s:
         listed = {email for _, email, _ in confirmed_subscribers(s, int(get_list(s, SAMPLE_LIST).id or 0))}
         sent_rows = s.exec(select(Delivery).where(Delivery.state == DeliveryState.SENT)).all()
@@ -43,7 +43,7 @@ def test_every_sample_subscriber_got_exactly_one_message(demo):
 
 
 def test_reply_is_feedback_on_the_we_want_to_hear_from_you_block(demo):
-    engine = make_engine(demo.settings.effective_database_url)
+    engine = make_engine(demo.settings.effective_database_url, address_key=demo.settings.address_key)
     with Session(engine) as s:
         feedback = s.exec(select(Feedback)).all()
     assert len(feedback) == 1
@@ -57,7 +57,7 @@ def test_reply_is_feedback_on_the_we_want_to_hear_from_you_block(demo):
 def test_bounced_and_complaining_subscribers_changed_state(demo):
     results = {r.classification: r for r in demo.inbound}
     assert set(results) == {"reply", "auto_reply", "bounce", "complaint"}
-    engine = make_engine(demo.settings.effective_database_url)
+    engine = make_engine(demo.settings.effective_database_url, address_key=demo.settings.address_key)
     with Session(engine) as s:
         def states(email: str) -> set[str]:
             sub = s.exec(select(Subscriber).where(Subscriber.email == email)).one()

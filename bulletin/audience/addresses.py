@@ -9,7 +9,9 @@ person and no real mailbox relies on case.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import unicodedata
 from functools import lru_cache
@@ -69,13 +71,30 @@ def full_normalise(candidate: str) -> str:
 
 
 def address_hash(email: str) -> str:
-    """sha256 hex of the normalised address: kept after erasure so suppression still matches."""
+    """sha256 hex of the normalised address: the lookup key of a live subscriber row (beside its address)."""
+    return hash_normalised(lookup_form(email))
+
+
+def lookup_form(email: str) -> str:
+    """The normalised address, or for one we cannot validate a stable lower-cased form (suppressing junk)."""
     try:
-        key = normalise_address(email)
+        return normalise_address(email)
     except AddressError:
-        # An address we cannot validate still needs a stable key (e.g. suppressing junk).
-        key = unicodedata.normalize("NFC", email.strip()).lower()
-    return hash_normalised(key)
+        return unicodedata.normalize("NFC", email.strip()).lower()
+
+
+KEYED_PREFIX = "k1:"
+
+
+def keyed_hash(normalised: str, key: bytes) -> str:
+    """What outlives a person: HMAC-SHA256 under the workspace's address key, 'k1:' + base64url (46 chars).
+
+    A plain sha256 of an address can be confirmed by anyone holding a database
+    dump and a guess; this one only with the key from the secrets folder too.
+    The prefix tells it from the sha256 hex of live rows and of older databases.
+    """
+    mac = hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).digest()
+    return KEYED_PREFIX + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
 def hash_normalised(normalised: str) -> str:

@@ -21,10 +21,16 @@ from typing import Any, TextIO
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from bulletin.audience.addresses import has_control_chars, hash_normalised, normalise_address
+from bulletin.audience.addresses import (
+    has_control_chars,
+    hash_normalised,
+    keyed_hash,
+    normalise_address,
+)
 from bulletin.audience.bulk import bulk_insert, dumps, lock_for_batch, member, stamp
 from bulletin.audience.csvfile import decode_error, open_csv
 from bulletin.audience.text import PROBLEM, bad_character
+from bulletin.db import address_key_of
 from bulletin.errors import AddressError, ContentError, RowError
 from bulletin.models import (
     MailingList,
@@ -237,8 +243,7 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
     existing = {r.email_hash: r for r in conn.execute(
         select(SUB.c.id, SUB.c.email_hash, SUB.c.name, SUB.c.organisation, SUB.c.attributes,
                SUB.c.suppressed).where(member(conn, SUB.c.email_hash, digests)))}
-    blocked = {h for (h,) in conn.execute(
-        select(SUPPRESSION.c.email_hash).where(member(conn, SUPPRESSION.c.email_hash, digests)))}
+    blocked = _blocked(conn, batch)
     now = utcnow()
     for digest, row in list(batch.items()):
         old = existing.get(digest)
@@ -250,6 +255,15 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
     changed = _update_profiles(conn, [(r, existing[d]) for d, r in batch.items() if d in existing], now, report)
     changed |= _subscribe(conn, batch, ids, names, confirmed, source, actor, now, report)
     report.unchanged += sum(1 for d in batch if d in existing and d not in changed)
+
+
+def _blocked(conn: Connection, batch: dict[str, Row]) -> set[str]:
+    """The batch's lookup digests that are suppressed, under the keyed hash or an older plain one."""
+    key = address_key_of(conn)
+    keyed = {keyed_hash(row.email, key): digest for digest, row in batch.items()}
+    found = {h for (h,) in conn.execute(
+        select(SUPPRESSION.c.email_hash).where(member(conn, SUPPRESSION.c.email_hash, [*keyed, *batch])))}
+    return {keyed.get(h, h) for h in found}
 
 
 def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportReport) -> dict[str, int]:

@@ -24,6 +24,7 @@ from bulletin.audience.subscribers import (
     find_subscriber,
     get_subscriber,
     is_suppressed,
+    suppression_hash,
 )
 from bulletin.audience.text import check_text
 from bulletin.errors import NotFound, StateError
@@ -246,10 +247,11 @@ def suppress(session: Session, email_or_id: str | int, reason: str, *, source: s
     subscriber: Subscriber | None
     if isinstance(email_or_id, int):
         subscriber = get_subscriber(session, email_or_id)
-        digest = subscriber.email_hash
+        # An erased row already holds only its keyed hash.
+        digest = suppression_hash(session, subscriber.email) if subscriber.email else subscriber.email_hash
     else:
-        digest = address_hash(email_or_id)
-        subscriber = session.exec(select(Subscriber).where(Subscriber.email_hash == digest)).first()
+        digest = suppression_hash(session, email_or_id)
+        subscriber = session.exec(select(Subscriber).where(Subscriber.email_hash == address_hash(email_or_id))).first()
     row = session.exec(select(Suppression).where(Suppression.email_hash == digest)).first()
     if row is None:
         row = Suppression(email_hash=digest, reason=reason)
@@ -270,8 +272,9 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
 
     The address, name, organisation and attributes go; IP, user agent and free
     text in past events are nulled, and so is the content of their inbound mail
-    and feedback (`erasure.scrub_mail`). The hash stays (on the row and as a
-    Suppression) so no later import can quietly bring the person back.
+    and feedback (`erasure.scrub_mail`). A keyed hash stays (on the row and as a
+    Suppression) so no later import can quietly bring the person back, while a
+    database dump alone cannot confirm a guessed address.
     """
     subscriber = get_subscriber(session, subscriber_id)
     if subscriber.erased_at is not None:
@@ -294,6 +297,8 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
     forget_notices(session, subscriber_id)
     scrub_delivery(session, subscriber_id, address)
     now = utcnow()
+    if address:  # the plain sha256 lookup key would confirm a guessed address: keep only the keyed one
+        subscriber.email_hash = suppression_hash(session, address)
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}
     subscriber.erased_at = now

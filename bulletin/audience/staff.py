@@ -117,7 +117,8 @@ def profile(session: Session, who: str) -> Profile:
     out = Profile(
         id=subscriber.id, email=subscriber.email, name=subscriber.name,
         organisation=subscriber.organisation, attributes=dict(subscriber.attributes or {}),
-        suppressed=subscriber.suppressed or is_suppressed_hash(session, subscriber.email_hash),
+        suppressed=subscriber.suppressed or (is_suppressed(session, subscriber.email) if subscriber.email
+                                             else is_suppressed_hash(session, subscriber.email_hash)),
         created_at=subscriber.created_at, erased_at=subscriber.erased_at,
         subscriptions=[{"list": m.slug, "state": s.state, "since": s.updated_at,
                         "confirmed_at": s.confirmed_at} for s, m in subs],

@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import Session, select
 
-from bulletin.audience.addresses import address_hash, hash_normalised, normalise_address
+from bulletin.audience.addresses import hash_normalised, keyed_hash, lookup_form, normalise_address
+from bulletin.db import address_key_of
 from bulletin.errors import AddressError, NotFound
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression
 from bulletin.statuses import SubscriptionState
@@ -21,6 +22,7 @@ __all__ = [
     "find_subscriber",
     "get_subscriber",
     "is_suppressed",
+    "suppression_hash",
     "confirmed_subscribers",
     "subscriptions_of",
     "events_of",
@@ -58,14 +60,22 @@ def find_subscriber(session: Session, email: str) -> Subscriber | None:
 
 def is_suppressed(session: Session, email: str) -> bool:
     """True when the address is on the blocklist (also after the person was erased)."""
-    digest = address_hash(email)
-    stmt = select(func.count()).select_from(Suppression).where(Suppression.email_hash == digest)
+    form = lookup_form(email)
+    legacy = hash_normalised(form)
+    # The keyed hash, and the plain one that databases from before keyed hashes still hold.
+    digests = [keyed_hash(form, address_key_of(session)), legacy]
+    stmt = select(func.count()).select_from(Suppression).where(Suppression.email_hash.in_(digests))  # type: ignore[attr-defined]
     if session.exec(stmt).one():
         return True
     stmt2 = select(func.count()).select_from(Subscriber).where(
-        Subscriber.email_hash == digest, Subscriber.suppressed.is_(True)
+        Subscriber.email_hash == legacy, Subscriber.suppressed.is_(True)
     )
     return bool(session.exec(stmt2).one())
+
+
+def suppression_hash(session: Session, email: str) -> str:
+    """The hash a new Suppression row is written under: keyed, so it confirms nothing without the key."""
+    return keyed_hash(lookup_form(email), address_key_of(session))
 
 
 def sendable(list_id: int) -> ColumnElement[bool]:

@@ -45,6 +45,7 @@ EXAMPLES: dict[str, object] = {  # for settings whose default is "unset"
     "imap_username": "bulletin",
     "imap_password": "set BULLETIN_IMAP_PASSWORD instead of writing it here",
     "secret_keys": ["generated into .bulletin/secret_keys.json when unset"],
+    "address_key": "generated into .bulletin/address_key.json when unset; never change it",
     "dns_server": "127.0.0.1:53",
     "trusted_proxies": ["10.0.0.0/8"],
     "ses_sns_certificates": ["sns-eu-west-1.pem"],

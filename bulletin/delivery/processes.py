@@ -104,7 +104,7 @@ def _child(inherited: Engine, settings: Settings, send_ids: list[int], send: Sen
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stop.set())
-    engine = make_engine(settings.effective_database_url, upgrade=False)
+    engine = make_engine(settings.effective_database_url, upgrade=False, address_key=settings.address_key)
     # Its own worker id (host:pid), so its claims are released if this process, not the parent, dies.
     options = replace(options or SendOptions(), worker=ledger.worker_id())
     try:

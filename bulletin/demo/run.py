@@ -66,7 +66,7 @@ def prepare_workspace(target: Path | None) -> Path:
 def run_demo(target: Path | None = None, *, step: Step = lambda _s: None) -> DemoResult:
     ws = prepare_workspace(target)
     settings = load_settings(ws, transport="maildir")
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     try:
         return _run(settings, engine, step)
     finally:

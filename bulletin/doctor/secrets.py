@@ -16,13 +16,14 @@ from pathlib import Path
 from bulletin.config import CONFIG_FILE, Settings
 from bulletin.doctor.result import PASS, WARN, Check
 
-TOML_SECRETS = ("smtp_password", "imap_password", "secret_keys")
+TOML_SECRETS = ("smtp_password", "imap_password", "secret_keys", "address_key")
 
 
 def check_secrets(settings: Settings) -> Check:
     problems: list[tuple[str, str]] = []
     key_file = settings.state_dir / "secret_keys.json"
-    files = [p for p in (key_file, _dkim_path(settings)) if p is not None and p.is_file()]
+    address_file = settings.state_dir / "address_key.json"
+    files = [p for p in (key_file, address_file, _dkim_path(settings)) if p is not None and p.is_file()]
     for path in files:
         if path.stat().st_mode & 0o077:
             problems.append((f"{path} is readable by other users", f"chmod 600 {path}"))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+import pytest
 
 from sqlalchemy import JSON, String, Text, cast, func, select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 from bulletin.cli import app
-from bulletin.db import session_scope
+from bulletin.audience import staff, subscribers
+from bulletin.audience.importer import import_csv
+from bulletin.db import make_engine, session_scope
 from bulletin.delivery import service
-from bulletin.models import Bounce, Delivery
+from bulletin.errors import ConfigError
+from bulletin.models import Bounce, Delivery, Suppression
 from bulletin.render.build import compile_issue
 from tests.bad_smtp import bad_relay
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled
@@ -60,6 +66,8 @@ def test_erase_leaves_no_trace_of_the_address_or_name(settings, engine) -> None:
         assert any(gone in b.diagnostic for b in session.exec(select(Bounce)).scalars())
     assert _files_holding(settings.outbox_path, gone.encode())
     assert "subscriber.email" in _tables_holding(engine, gone)
+    plain = hashlib.sha256(gone.encode()).hexdigest()
+    assert _tables_holding(engine, plain) == ["subscriber.email_hash"], "the live row's lookup key"
 
     result = CliRunner().invoke(app, ["-w", str(settings.workspace), "subscribers", "erase", gone, "--yes"],
                                 env={"BULLETIN_DATABASE_URL": settings.effective_database_url,
@@ -68,6 +76,9 @@ def test_erase_leaves_no_trace_of_the_address_or_name(settings, engine) -> None:
     assert result.exit_code == 0, result.output
 
     assert _tables_holding(engine, gone) == [] and _tables_holding(engine, name) == []
+    # Nor its plain sha256, which anyone with a dump and a guess could compute and look up.
+    assert _tables_holding(engine, plain) == []
+    assert _files_holding(settings.workspace, plain.encode()) == []
     assert _files_holding(settings.workspace, gone.encode()) == []
     assert _files_holding(settings.outbox_path, name.encode()) == []
     assert _files_holding(settings.outbox_path, people[0].encode()), "other people's messages stay"
@@ -77,3 +88,43 @@ def test_erase_leaves_no_trace_of_the_address_or_name(settings, engine) -> None:
         for path in [db, *db.parent.glob(db.name + "-*")]:
             data = path.read_bytes()
             assert gone.encode() not in data and name.encode() not in data, path
+            assert plain.encode() not in data, path
+
+
+def test_an_erased_address_stays_suppressed_only_under_the_workspace_key(settings, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The suppression outlives the person, but is a keyed hash: the same database with another key
+    (a thief with the dump and a guess) finds nothing, while the workspace's own import still refuses."""
+    gone = add_subscribers(engine, add_list(engine), 2)[0]
+    with session_scope(engine) as session:
+        staff.erase_address(session, gone, actor="test")
+    with session_scope(engine) as session:
+        assert subscribers.is_suppressed(session, gone.upper())
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)), upgrade=False,
+                        address_key="a-different-key-entirely-0123456789")
+    try:
+        with session_scope(other) as session:
+            assert not subscribers.is_suppressed(session, gone)
+    finally:
+        other.dispose()
+    csv = tmp_path / "back.csv"
+    csv.write_text(f"email,name,lists\n{gone},Back Again,shared-services\n", encoding="utf-8")
+    report = import_csv(engine, csv, actor="test")
+    assert [r.line for r in report.refused] == [2] and report.created == 0
+
+
+def test_a_plain_hash_suppression_from_an_older_database_still_refuses(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    """Rows written before keyed hashes hold sha256 hex; they must keep blocking until rewritten."""
+    add_list(engine)
+    with session_scope(engine) as session:
+        session.add(Suppression(email_hash=hashlib.sha256(b"old@example.org").hexdigest(), reason="erased"))
+    with session_scope(engine) as session:
+        assert subscribers.is_suppressed(session, "Old@Example.org")
+
+
+def test_an_engine_without_the_key_refuses_suppressions_with_a_clear_error(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    bare = make_engine(str(engine.url.render_as_string(hide_password=False)), upgrade=False)
+    try:
+        with pytest.raises(ConfigError, match="address key"), session_scope(bare) as session:
+            subscribers.is_suppressed(session, "x@example.org")
+    finally:
+        bare.dispose()

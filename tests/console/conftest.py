@@ -45,7 +45,7 @@ def email_of(role: str) -> str:
 @pytest.fixture
 def accounts(synced: Settings) -> Settings:  # noqa: F811
     """Settings whose database has the sample subscribers and one account per role."""
-    engine = make_engine(synced.effective_database_url)
+    engine = make_engine(synced.effective_database_url, address_key=synced.address_key)
     importer.import_csv(engine, synced.path(synced.subscribers_dir) / "sample.csv", actor="test")
     with session_scope(engine) as session:
         for role in ROLES:
@@ -112,7 +112,7 @@ def _mail(*, to: str, frm: str, subject: str, body: str, message_id: str, header
 
 @pytest.fixture
 def sample(accounts: Settings) -> Sample:
-    engine = make_engine(accounts.effective_database_url)
+    engine = make_engine(accounts.effective_database_url, address_key=accounts.address_key)
     links = Links.for_settings(accounts)
     text = Template(chunks=("Hello",), slots=(), escape=False)
     compiled = Compiled(slug="2016-06", title="June 2016", subject=ISSUE_SUBJECT, preheader="",

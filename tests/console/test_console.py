@@ -110,7 +110,7 @@ def test_every_post_without_a_csrf_token_is_refused(sample: Sample,
         assert r.status_code == 403, (path, r.status_code)
         r = c.post(path, data={**form, "csrf_token": "forged" * 8})
         assert r.status_code == 403, (path, r.status_code)
-    engine = make_engine(sample.settings.effective_database_url)
+    engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
     with session_scope(engine) as session:
         _total, audit = list_audit(session)
         events = session.exec(select(SubscriberEvent).where(SubscriberEvent.source == "console")).all()
@@ -138,7 +138,7 @@ def test_session_id_changes_at_sign_in(accounts, signed_in) -> None:  # type: ig
     assert issued and issued != planted
     again = sign_in(c, "staff")
     assert again.status_code == 303 and again.cookies.get(COOKIE) not in (issued, planted)
-    engine = make_engine(accounts.effective_database_url)
+    engine = make_engine(accounts.effective_database_url, address_key=accounts.address_key)
     with session_scope(engine) as session:
         assert len(session.exec(select(StaffSession)).all()) == 1  # the earlier one ended at the new sign-in
     engine.dispose()
@@ -175,7 +175,7 @@ def test_logout_deletes_the_session_row(accounts, signed_in) -> None:  # type: i
     token = c.cookies.get(COOKIE)
     r = c.post("/admin/logout", data={"csrf_token": _token(c)})
     assert r.status_code == 303
-    engine = make_engine(accounts.effective_database_url)
+    engine = make_engine(accounts.effective_database_url, address_key=accounts.address_key)
     with session_scope(engine) as session:
         assert session.exec(select(StaffSession)).all() == []
     engine.dispose()
@@ -185,7 +185,7 @@ def test_logout_deletes_the_session_row(accounts, signed_in) -> None:  # type: i
 def test_a_disabled_accounts_open_session_stops_working(accounts, signed_in) -> None:  # type: ignore[no-untyped-def]
     c = signed_in("staff")
     assert c.get("/admin/subscribers").status_code == 200
-    engine = make_engine(accounts.effective_database_url)
+    engine = make_engine(accounts.effective_database_url, address_key=accounts.address_key)
     with session_scope(engine) as session:
         disable_account(session, "staff@council.example", actor="test")
     engine.dispose()
@@ -231,7 +231,7 @@ def test_staff_actions_are_attributed_in_consent_and_audit_logs(sample: Sample, 
     assert r.status_code == 303
     page = c.get(f"/admin/subscribers/{sample.amina_id}")
     assert "staff:staff@council.example" in page.text
-    engine = make_engine(sample.settings.effective_database_url)
+    engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
     with session_scope(engine) as session:
         _total, audit = list_audit(session)
         ev = session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "unsubscribe")).one()

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from bulletin.audience.lists import load_lists, sync_lists
 from bulletin.config import Settings
-from bulletin.db import make_engine, session_scope
+from bulletin.db import make_engine, session_scope, use_address_key
 from bulletin.models import MailingList
 from bulletin.web.app import create_app
 from bulletin.web.options import WebOptions
@@ -29,7 +29,7 @@ LINK_RE = re.compile(r"(https?://\S+/(?:my-data|erase|preferences)/\S+)")
 @pytest.fixture
 def synced(settings: Settings) -> Settings:
     """Settings whose database holds the lists of subscribers/lists.toml."""
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     with session_scope(engine) as session:
         sync_lists(session, load_lists(settings.path(settings.subscribers_dir) / "lists.toml"))
     engine.dispose()
@@ -62,8 +62,9 @@ def db(synced: Settings) -> Iterator[Session]:
         # pysqlite's own transactions begin only at the first write, so reads here never hold
         # the lock the app needs and always see its latest commit (make_engine begins IMMEDIATE).
         engine = create_engine(url, connect_args={"timeout": 30})
+        use_address_key(engine, synced.address_key or "")
     else:
-        engine = make_engine(url)
+        engine = make_engine(url, address_key=synced.address_key)
     with Session(engine, expire_on_commit=False) as session:
         yield session
     engine.dispose()
@@ -102,7 +103,7 @@ def send_notices(settings: Settings) -> None:
     """What the notice sender does in the background: send every queued notice now."""
     from bulletin.audience.notices import send_due
 
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
     try:
         while send_due(engine, settings).total:
             pass

@@ -52,7 +52,7 @@ def test_signup_makes_a_pending_subscription_and_mails_a_confirmation(client: Te
 
 
 def test_the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed(client: TestClient, synced: Settings) -> None:
-    engine = make_engine(synced.effective_database_url)
+    engine = make_engine(synced.effective_database_url, address_key=synced.address_key)
     from bulletin.audience.lifecycle import subscribe
 
     with session_scope(engine) as s:
@@ -230,7 +230,7 @@ def test_mail_failure_keeps_the_same_page_and_the_notice_waits_for_a_retry(synce
         resp = signup(c, "nomail@example.org")
     assert resp.status_code == 200 and "Check your inbox" in resp.text
     assert state_of(db, "nomail@example.org", "shared-services") == "pending"
-    engine = make_engine(broken.effective_database_url)
+    engine = make_engine(broken.effective_database_url, address_key=broken.address_key)
     report = send_due(engine, broken)
     engine.dispose()
     assert (report.sent, report.deferred) == (0, 1)
