@@ -68,7 +68,9 @@ def workspace(folder: Path, port: int) -> Path:
     (ws / "bulletin.toml").write_text(
         f'database_url = "{db_url()}"\nsending_domain = "news.example.org"\n'
         f'public_base_url = "https://news.example.org"\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
-        f"smtp_port = {port}\nsmtp_connections = 2\n")
+        f"smtp_port = {port}\nsmtp_connections = 2\n"
+        # smtp-sink stands in for a relay that signs (SES-like): the preflight alignment check is not measured here.
+        "relay_signs_dkim = true\n")
     return ws
 
 
