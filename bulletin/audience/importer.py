@@ -251,18 +251,30 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
             report.refused.append(RowError(row.line, "the address is suppressed; not imported", row.email))
             del batch[digest]
     ids = _insert_new(conn, [r for d, r in batch.items() if d not in existing], now, report)
-    ids.update({d: int(r.id) for d, r in existing.items() if d in batch})
+    known = {d: int(r.id) for d, r in existing.items() if d in batch}
+    ids.update(known)
     changed = _update_profiles(conn, [(r, existing[d]) for d, r in batch.items() if d in existing], now, report)
-    changed |= _subscribe(conn, batch, ids, names, confirmed, source, actor, now, report)
+    changed |= _subscribe(conn, batch, ids, list(known.values()), names, confirmed, source, actor, now, report)
     report.unchanged += sum(1 for d in batch if d in existing and d not in changed)
 
 
+SMALL_BLOCKLIST = 20_000
+
+
 def _blocked(conn: Connection, batch: dict[str, Row]) -> set[str]:
-    """The batch's lookup digests that are suppressed, under the keyed hash or an older plain one."""
+    """The batch's lookup digests that are suppressed, under the keyed hash or an older plain one.
+
+    A blocklist is usually far smaller than an import: then reading it whole each batch
+    (nothing, on a new workspace) is cheaper than sending the database two arrays of hashes.
+    """
     key = address_key_of(conn)
     keyed = {keyed_hash(row.email, key): digest for digest, row in batch.items()}
-    found = {h for (h,) in conn.execute(
-        select(SUPPRESSION.c.email_hash).where(member(conn, SUPPRESSION.c.email_hash, [*keyed, *batch])))}
+    few = [h for (h,) in conn.execute(select(SUPPRESSION.c.email_hash).limit(SMALL_BLOCKLIST + 1))]
+    if len(few) <= SMALL_BLOCKLIST:
+        found: set[str] = {h for h in few if h in keyed or h in batch}
+    else:
+        found = {h for (h,) in conn.execute(
+            select(SUPPRESSION.c.email_hash).where(member(conn, SUPPRESSION.c.email_hash, [*keyed, *batch])))}
     return {keyed.get(h, h) for h in found}
 
 
@@ -270,13 +282,20 @@ def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportRepor
     if not rows:
         return {}
     when = stamp(conn, now)
-    bulk_insert(conn, SUB, [
-        {"email": r.email, "email_hash": r.digest, "name": r.name, "organisation": r.organisation,
-         "attributes": dumps(r.attributes) if r.attributes else "{}", "suppressed": False,
-         "created_at": when, "updated_at": when}
-        for r in rows
-    ])
+    values = [{"email": r.email, "email_hash": r.digest, "name": r.name, "organisation": r.organisation,
+               "attributes": dumps(r.attributes) if r.attributes else "{}", "suppressed": False,
+               "created_at": when, "updated_at": when} for r in rows]
     report.created += len(rows)
+    if conn.dialect.name == "postgresql":
+        # COPY returns no ids: take them from the sequence first, so no lookup by hash follows.
+        new_ids = [int(i) for (i,) in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('subscriber', 'id')) FROM generate_series(1, %(n)s)",
+            {"n": len(rows)})]
+        for value, new_id in zip(values, new_ids, strict=True):
+            value["id"] = new_id
+        bulk_insert(conn, SUB, values)
+        return {r.digest: i for r, i in zip(rows, new_ids, strict=True)}
+    bulk_insert(conn, SUB, values)
     found = conn.execute(select(SUB.c.email_hash, SUB.c.id).where(member(conn, SUB.c.email_hash, [r.digest for r in rows])))
     return {h: int(i) for h, i in found}
 
@@ -312,12 +331,16 @@ def _update_profiles(conn: Connection, pairs: list[tuple[Row, Any]], now: Any,
     return changed
 
 
-def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], names: dict[int, str],
-               confirmed: bool, source: str, actor: str, now: Any, report: ImportReport) -> set[str]:
-    """Add the rows' subscriptions; returns the hashes of subscribers that gained one."""
+def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], known: list[int],
+               names: dict[int, str], confirmed: bool, source: str, actor: str, now: Any,
+               report: ImportReport) -> set[str]:
+    """Add the rows' subscriptions; returns the hashes of subscribers that gained one.
+
+    Only `known` (subscribers that existed before this batch) can hold subscriptions yet.
+    """
     current = {(int(s), int(li)): st for s, li, st in conn.execute(
         select(SUBSCRIPTION.c.subscriber_id, SUBSCRIPTION.c.list_id, SUBSCRIPTION.c.state)
-        .where(member(conn, SUBSCRIPTION.c.subscriber_id, list(ids.values()))))}
+        .where(member(conn, SUBSCRIPTION.c.subscriber_id, known)))} if known else {}
     target = S.CONFIRMED if confirmed else S.PENDING
     inserts: list[dict[str, Any]] = []
     confirms: list[dict[str, Any]] = []
