@@ -87,7 +87,7 @@ class Subscription(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("subscriber_id", "list_id", name="uq_subscription"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")  # uq_subscription leads with it
     list_id: int = Field(foreign_key="mailing_list.id", index=True)
     state: str = Field(default=SubscriptionState.PENDING, index=True, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
@@ -165,9 +165,9 @@ class Delivery(SQLModel, table=True):
     send_id: int = Field(foreign_key="send.id", index=True)
     segment: str | None = Field(default=None, max_length=64)  # the segment that chose this recipient, if any
     state: str = Field(default=DeliveryState.QUEUED, max_length=16)
-    message_id: str = Field(index=True, max_length=255)
+    message_id: str = Field(max_length=255)  # never searched by value: replies carry signed tokens
     attempts: int = 0
-    next_attempt_at: datetime | None = Field(default=None, index=True)
+    next_attempt_at: datetime | None = None  # read only with send_id and a state ix_delivery_open narrows to
     deadline: datetime | None = None
     claimed_by: str | None = None
     claimed_at: datetime | None = None
