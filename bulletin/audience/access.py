@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bulletin.audience.subscribers import events_of, get_subscriber, subscriptions_of
-from bulletin.models import Bounce, Delivery, Feedback, IssueRecord, MailingList
+from bulletin.models import Bounce, Delivery, Evidence, Feedback, IssueRecord, MailingList
 
 
 def _iso(value: Any) -> Any:
@@ -19,7 +20,8 @@ def _iso(value: Any) -> Any:
 
 
 def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
-    """Everything held about one person: profile, subscriptions, consent log, mail sent, replies, bounces."""
+    """Everything held about one person: profile, subscriptions, consent log, mail sent, replies, bounces,
+    and every bounce or complaint signal naming them, trusted or not (staff see the untrusted ones too)."""
     sub = get_subscriber(session, subscriber_id)
     slugs = {m.id: m.slug for m in session.exec(select(MailingList)).all()}
     issues = {i.id: i.slug for i in session.exec(select(IssueRecord)).all()}
@@ -55,4 +57,19 @@ def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
              "diagnostic": b.diagnostic, "at": _iso(b.at)}
             for b in session.exec(select(Bounce).where(Bounce.subscriber_id == subscriber_id)).all()
         ],
+        "evidence": _evidence(session, subscriber_id, sub.email, issues),
     }
+
+
+def _evidence(session: Session, subscriber_id: int, email: str | None,
+              issues: dict[int | None, str]) -> list[dict[str, Any]]:
+    """Signals matched to the person, and unverified ones that only name their address."""
+    naming = Evidence.subscriber_id == subscriber_id
+    if email:
+        naming = or_(naming, func.lower(Evidence.address) == email.lower())
+    return [
+        {"kind": e.kind, "issue": issues.get(e.issue_id), "address": e.address, "permanent": e.permanent,
+         "status": e.status_code, "diagnostic": e.diagnostic, "verified": e.verified, "auth": e.auth,
+         "source": e.source, "at": _iso(e.at)}
+        for e in session.exec(select(Evidence).where(naming).order_by(Evidence.id)).all()
+    ]

@@ -175,3 +175,18 @@ def test_unreadable_sns_certificate_setting_is_a_clear_error(world: World, tmp_p
     settings = world.settings.model_copy(update={"ses_sns_certificates": [tmp_path / "missing.pem"]})
     with pytest.raises(ConfigError, match="missing.pem"):
         ingest(world.engine, settings, _ses_mail(None, envelope_id="e9"), source="test")
+
+
+def test_a_persons_data_export_shows_the_signals_naming_them_trusted_or_not(world: World) -> None:
+    """Subject access: a forged report that changed nothing is still data held about the person."""
+    from bulletin.audience.access import subject_access
+
+    sid = world.subscribers["ben@example.org"]
+    forged = ingest(world.engine, world.settings, dsn(to="postmaster@news.example.org", recipient="ben@example.org",
+                                                      status="5.1.1"), source="test")
+    with session_scope(world.engine) as session:
+        held = subject_access(session, sid)["evidence"]
+        others = subject_access(session, world.subscribers["amina@example.gov.uk"])["evidence"]
+    assert [(e["kind"], e["verified"], e["auth"], e["address"]) for e in held] == [
+        ("bounce", False, "nothing-of-ours-in-report", "ben@example.org")]
+    assert forged.verified is False and others == []
