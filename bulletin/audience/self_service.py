@@ -11,15 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import and_, literal
 from sqlmodel import Session, select
 
 from bulletin.audience.access import subject_access
-from bulletin.audience.lifecycle import erase, record_event, set_state, unsubscribe
+from bulletin.audience.lifecycle import ACTIVE, erase, record_event, set_state, unsubscribe
 from bulletin.audience.links import Links
 from bulletin.audience.optin import ACTOR, SOURCE
 from bulletin.audience.subscribers import is_suppressed, subscriptions_of
 from bulletin.errors import TokenError
-from bulletin.models import IssueRecord, MailingList, Subscriber, utcnow
+from bulletin.models import IssueRecord, MailingList, Subscriber, Subscription, utcnow
 from bulletin.statuses import SubscriptionState as S
 
 ONE_CLICK = "one-click"
@@ -55,24 +56,38 @@ class Preferences:
 # Unsubscribe -----------------------------------------------------------------------------------------
 def unsubscribe_target(session: Session, links: Links, token: str) -> UnsubscribeTarget | None:
     """What an unsubscribe link points at; None when the person or list is already gone."""
+    found = _target(session, links, token)
+    return found[0] if found else None
+
+
+def _target(session: Session, links: Links, token: str) -> tuple[UnsubscribeTarget, str | None] | None:
+    """The link's target and the subscription's state, in one query: mailbox providers' one-click
+    POSTs arrive in bursts, mostly repeats, and a repeat should cost one round trip."""
     try:
         sid, lid, iid = links.parse_unsubscribe_token(token)
     except TokenError:
         raise TokenError("this link is not valid") from None
-    sub = session.get(Subscriber, sid)
-    ml = session.get(MailingList, lid)
-    if sub is None or ml is None or sub.erased_at is not None:
+    issue = select(IssueRecord.id).where(IssueRecord.id == iid).scalar_subquery() if iid is not None else None
+    stmt = (select(MailingList.name, Subscription.state, issue if issue is not None else literal(None))
+            .select_from(Subscriber)
+            .join(MailingList, MailingList.id == lid)
+            .outerjoin(Subscription, and_(Subscription.subscriber_id == Subscriber.id, Subscription.list_id == lid))
+            .where(Subscriber.id == sid, Subscriber.erased_at.is_(None)))  # type: ignore[union-attr]
+    row = session.exec(stmt).first()
+    if row is None:
         return None
-    if iid is not None and session.get(IssueRecord, iid) is None:
-        iid = None
-    return UnsubscribeTarget(sid, lid, iid, ml.name)
+    name, state, issue_id = row
+    return UnsubscribeTarget(sid, lid, issue_id, name), state
 
 
 def unsubscribe_by_token(session: Session, links: Links, token: str, *, one_click: bool,
                          ip: str | None, user_agent: str | None) -> UnsubscribeTarget | None:
     """Leave the list the link names; repeating it changes nothing and still succeeds."""
-    target = unsubscribe_target(session, links, token)
-    if target is not None:
+    found = _target(session, links, token)
+    if found is None:
+        return None
+    target, state = found
+    if state in ACTIVE:
         unsubscribe(session, target.subscriber_id, target.list_id, source=SOURCE,
                     actor=ONE_CLICK if one_click else ACTOR, issue_id=target.issue_id, ip=ip,
                     user_agent=user_agent)
