@@ -291,6 +291,8 @@ def main() -> None:
     print(f"{'workers':>8}  {'endpoint':<18} {'req/s':>9}  {'non-2xx':>7}")
     for workers in args.workers:
         for name, r in out[f"workers={workers}"].items():  # type: ignore[union-attr]
+            if "median_rps" not in r:  # the signup timing, printed below
+                continue
             print(f"{workers:>8}  {name:<18} {r['median_rps']:>9.1f}  {r['non_2xx']:>7}")
         res = out[f"workers={workers}"]  # type: ignore[index]
         if "signup-timing" in res:  # type: ignore[operator]
