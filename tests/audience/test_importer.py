@@ -254,3 +254,34 @@ def test_import_applies_the_same_character_rule_as_the_web_forms(engine, lists, 
     assert all("control or invisible formatting" in e.reason for e in report.errors)
     with session_scope(engine) as s:
         assert find_subscriber(s, "zwnj@example.org").name == "\u0645\u06cc\u200c\u062e\u0648"  # type: ignore[union-attr]
+
+
+def test_batches_parsed_ahead_arrive_in_order_and_an_error_after_them() -> None:
+    """The parse thread hands batches over in file order; an error in the file reaches the caller after
+    the batches before it, and a caller that stops early does not leave the thread hanging."""
+    import threading
+
+    from bulletin.audience.importer import prefetched
+
+    def batches():  # type: ignore[no-untyped-def]
+        yield {"a": 1}
+        yield {"b": 2}
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    got = []
+    with pytest.raises(UnicodeDecodeError):
+        for batch in prefetched(batches()):
+            got.append(batch)
+    assert got == [{"a": 1}, {"b": 2}]
+
+    def endless():  # type: ignore[no-untyped-def]
+        n = 0
+        while True:
+            n += 1
+            yield {str(n): n}
+
+    before = threading.active_count()
+    stream = prefetched(endless())
+    assert next(stream) == {"1": 1} and next(stream) == {"2": 2}
+    stream.close()
+    assert threading.active_count() == before
