@@ -61,6 +61,9 @@ class Settings(BaseSettings):
                                       description="Consecutive relay refusals that pause a send")
     relay_signs_dkim: bool = Field(default=False, description="The relay DKIM-signs for us (SES, Mailgun...)")
     dns_server: str | None = Field(default=None, description="DNS server (host or host:port) for mail checks")
+    ledger_flush_wait: bool = Field(default=False, description="PostgreSQL: wait for the WAL flush of every "
+                                    "group of sent marks (synchronous_commit); off, a database-server or OS crash "
+                                    "can lose the last fraction of a second of marks and resend those messages")
     send_processes: int = Field(default_factory=lambda: default_send_processes(), ge=1, le=32,
                                 description="Sending processes on this machine (default: its cores, at most 4)")
     sending_domain: str = "bulletin.localhost"

@@ -100,7 +100,8 @@ class _Recorder:
         self._busy = False
         self._started = 0  # commits begun
         self._finished = 0  # commits ended (they run one at a time, in order)
-        self._sent = ledger.SentWriter(engine)  # one connection, used by one leader at a time
+        # One connection, used by one leader at a time.
+        self._sent = ledger.SentWriter(engine, flush_wait=settings.ledger_flush_wait)
 
     def record(self, outcome: Outcome) -> None:
         with self._cond:

@@ -271,3 +271,46 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
         rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
     assert [(d.state, d.sent_at, d.smtp_code) for d in rows] == [(DeliveryState.SENT, at, 250),
                                                                  (DeliveryState.SENT, at, 251)]
+
+
+@pytest.mark.parametrize("flush_wait", [True, False])
+def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engine, flush_wait: bool) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: by default the sent marks' connection does not wait for the flush (the setting
+    `ledger_flush_wait` turns it on); other connections keep the server's durable default."""
+    from bulletin.delivery import ledger
+    from bulletin.models import utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's WAL mode already commits without an fsync (synchronous=NORMAL)")
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 1)
+    service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        (row,) = session.exec(select(Delivery.id)).all()
+    seen: list[str] = []
+    writer = ledger.SentWriter(engine, flush_wait=flush_wait)
+    try:
+        cursor = writer._cursor
+
+        class Spy:
+            """The writer's cursor, asking the server its setting inside the transaction of each UPDATE."""
+
+            def execute(self, sql, *args, **kw):  # type: ignore[no-untyped-def]
+                out = cursor.execute(sql, *args, **kw)
+                if sql.startswith("UPDATE delivery"):
+                    cursor.execute("SHOW synchronous_commit")
+                    seen.append(cursor.fetchone()[0])
+                return out
+
+            def close(self) -> None:
+                cursor.close()
+
+        writer._cursor = Spy()  # type: ignore[assignment]
+        writer.write([(row, 250)], utcnow())
+    finally:
+        writer.close()
+    assert seen == ["on" if flush_wait else "off"]
+    with engine.connect() as conn:  # the writer's connection went back to the pool durable
+        assert {conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() for _ in range(3)} == {"on"}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
