@@ -59,29 +59,30 @@ _FAMILY_OPENINGS = [
     r"an error occurred while trying to deliver the mail to the following recipients",  # WorkMail
     r"each of the following recipients was rejected by a remote mail server",
 ]
-FAMILY_RE = re.compile("|".join(_FAMILY_OPENINGS), re.I)
+# The patterns below that read words are compiled without re.I and matched against text lowercased once:
+# re.I makes the engine try both cases at every position of a long notice, several times slower.
+FAMILY_RE = re.compile("|".join(_FAMILY_OPENINGS))  # for lowercased text
 
 # Lines that introduce the list of failed addresses (the addresses follow on the next lines).
 _LEAD_RE = re.compile(
     r"following (?:address(?:\(es\)|es)?|recipients?(?:\(s\))?)(?: had [\w -]+ errors| failed| failed permanently"
     r"| has been delayed| or groups| or distribution lists)?\s*[.:-]*\s*$|to the following\s*:\s*$"
     r"|fehlgeschlagen:?\s*$|a échoué\s*:?\s*$|grupos:?\s*$|groepen:?\s*$|gruppi seguenti:?\s*$"
-    r"|nie powiodło się:?\s*$|misslyckades:?\s*$|failure reasons|recipients?:?\s*$|list of recipients:?\s*$",
-    re.I)
+    r"|nie powiodło się:?\s*$|misslyckades:?\s*$|failure reasons|recipients?:?\s*$|list of recipients:?\s*$")
 _ADDR_RE = re.compile(r"[A-Za-z0-9._%+=/'!#$&*?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_RCPT_RE = re.compile(r"RCPT TO:\s*<?([^\s<>]+@[^\s<>]+)>?", re.I)
+_RCPT_RE = re.compile(r"rcpt to:\s*<?([^\s<>]+@[^\s<>]+)>?")
 # qmail / Postfix "<addr>: host said ...", Sendmail "550 <addr>... User unknown".
 _SAID_RE = re.compile(r"^\s*(?:<([^\s<>]+@[^\s<>]+)>\s*:|[45]\d\d <([^\s<>]+@[^\s<>]+)>\.\.\.)")
 _INLINE_RE = re.compile(r"(?:could not be delivered to|error delivering your mail to|recipient address)"
-                        r"\s*:?\s*<?([^\s<>]+@[^\s<>]+?)>?[.,]?(?:\s|$)", re.I)
+                        r"\s*:?\s*<?([^\s<>]+@[^\s<>]+?)>?[.,]?(?:\s|$)")
 _END_RE = re.compile(r"^\s*-{2,}.*(?:copy of|below this line|returned message|unsent message|original message)"
-                     r"|^-+ ?original message|^\s*original message:?\s*$", re.I)
+                     r"|^-+ ?original message|^\s*original message:?\s*$")
 
 _TRANSIENT_RE = re.compile(
     r"\bdelayed\b|will (?:continue to )?(?:be )?retr(?:y|ied)|still (?:trying|being retried)|has not yet been delivered"
     r"|warning message only|do not need to re-?send|only a temporary failure|temporary (?:failure|error|problem)"
     r"|temporarily|transient non-fatal|\bdeferred\b|try again later|please try later|essayer plus tard"
-    r"|vorübergehend|temporairement|temporalmente|tijdelijk", re.I)
+    r"|vorübergehend|temporairement|temporalmente|tijdelijk")
 _PERMANENT_RE = re.compile(
     r"permanent(?:ly)?\b|fatal error|giving up|given up|gave up|will not (?:try|retry|be retried)|won't be retried"
     r"|mailbox (?:is )?full|over quota|quota exceeded|failure reasons|no mx record|(?:doesn't|does not) have an? \S+ account"
@@ -91,7 +92,7 @@ _PERMANENT_RE = re.compile(
     r"|(?:user|recipient|address|mailbox) not found"
     r"|not (?:listed|found) in|name is not recognized|mailbox unavailable|account (?:is )?disabled"
     r"|rejected by|was rejected|\brejected\b|refused|unrouteable|host not found|domain not found"
-    r"|existiert nicht|unbekannt|n'existe pas|inconnu|no existe|bestaat niet|nie istnieje|finns inte", re.I)
+    r"|existiert nicht|unbekannt|n'existe pas|inconnu|no existe|bestaat niet|nie istnieje|finns inte")
 
 
 def report_text(msg: Message) -> str:
@@ -132,6 +133,8 @@ def _html_free(markup: str) -> str:
 def text_dsn_recipients(text: str) -> list[BounceRecipient]:
     """RFC 3464 per-recipient fields written into plain text (broken MIME, or a server that inlines them)."""
     out: list[BounceRecipient] = []
+    if "final-recipient" not in text.lower():  # most notices: no block to split and look at
+        return out
     lines = [ln for ln in text.split("\n") if not ln.lstrip().startswith(">")]
     for block in re.split(r"\n\s*\n", "\n".join(lines)):
         if not re.search(r"^final-recipient\s*:", block, re.I | re.M):
@@ -152,7 +155,11 @@ def text_dsn_recipients(text: str) -> list[BounceRecipient]:
 
 
 def family_recipients(text: str) -> list[str]:
-    """Failed addresses where the families put them: after a lead-in, in `<addr>:` lines, in `RCPT TO:`."""
+    """Failed addresses where the families put them: after a lead-in, in `<addr>:` lines, in `RCPT TO:`.
+
+    Read in lowercase throughout (addresses come out lowercased anyway).
+    """
+    text = text.lower()
     found: list[str] = []
     lines = text.split("\n")
     listing = 0
@@ -170,10 +177,10 @@ def family_recipients(text: str) -> list[str]:
             found.append(inline.group(1))
         elif listing and stripped:
             first = _ADDR_RE.search(stripped.split()[0]) if stripped.split() else None
-            if first and (stripped.split()[0].strip("<>[]:;,").lower() == first.group(0).lower()
-                          or stripped.lower().startswith(("mailto:", "<"))):
+            if first and (stripped.split()[0].strip("<>[]:;,") == first.group(0)
+                          or stripped.startswith(("mailto:", "<"))):
                 found.append(first.group(0))
-            elif "<mailto:" in stripped.lower():
+            elif "<mailto:" in stripped:
                 found.append(_ADDR_RE.search(stripped.split("mailto:", 1)[1]).group(0))  # type: ignore[union-attr]
         if _LEAD_RE.search(line):
             listing = 12
@@ -188,11 +195,14 @@ def family_recipients(text: str) -> list[str]:
 
 
 def _returned_to(lines: list[str]) -> list[str]:
-    """The To: of an original a server pasted as text below "Unsent message follows" or "Original message"."""
+    """The To: of an original a server pasted as text below "Unsent message follows" or "Original message".
+
+    `lines` are lowercased.
+    """
     for i, line in enumerate(lines):
         if _END_RE.search(line):
             for below in lines[i + 1: i + 40]:
-                if re.match(r"\s*to:", below, re.I):
+                if re.match(r"\s*to:", below):
                     return _ADDR_RE.findall(below)
             return []
     return []
@@ -206,6 +216,7 @@ def failure_code(text: str) -> str:
 
 def wording_permanence(text: str) -> bool | None:
     """True for wording that says the server gave up, False for a retry notice, None when it says neither."""
+    text = text.lower()
     transient = _TRANSIENT_RE.search(text)
     permanent = _PERMANENT_RE.search(text)
     if transient and not permanent:
@@ -213,7 +224,7 @@ def wording_permanence(text: str) -> bool | None:
     if permanent and not transient:
         return True
     if transient and permanent:
-        return permanent.start() < transient.start() if "giv" in permanent.group(0).lower() else None
+        return permanent.start() < transient.start() if "giv" in permanent.group(0) else None
     return None
 
 
