@@ -46,13 +46,15 @@ def decode_value(value: object) -> str:
         # compat32 wraps raw 8-bit headers in a Header with the unknown-8bit charset.
         value = "".join(_decode_chunk(b, c) for b, c in decode_header(value))
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
         # Raw 8-bit header (SMTPUTF8 or a sloppy client): the parser kept the bytes as surrogates.
         raw = text.encode("ascii", "surrogateescape")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
+    if "=?" not in text:  # no encoded word (they all start so): decode_header would hand the text back
+        return " ".join(text.split())
     try:
         decoded = str(make_header(decode_header(text)))
     except Exception:  # noqa: BLE001 - any broken encoded-word: keep the raw text
