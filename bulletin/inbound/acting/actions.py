@@ -25,12 +25,13 @@ from bulletin.inbound.acting.evidence import (
     name_subscribers,
 )
 from bulletin.inbound.acting.match import Match
-from bulletin.models import Bounce, Evidence, InboundMessage
+from bulletin.inbound.acting.rows import InboundRow
+from bulletin.models import Bounce, Evidence
 
 SOURCE = "inbound"
 
 
-def actor_of(row: InboundMessage) -> str:
+def actor_of(row: InboundRow) -> str:
     return f"inbound #{row.id} {row.message_id}"[:200]
 
 
@@ -51,7 +52,7 @@ class EvidenceRecord:
     auth: str
 
 
-def _values(row: InboundMessage, s: Signal) -> dict[str, object]:
+def _values(row: InboundRow, s: Signal) -> dict[str, object]:
     return {"inbound_id": row.id, "kind": s.kind, "address": s.address[:320], "subscriber_id": s.subscriber_id,
             "issue_id": s.issue_id, "list_id": s.list_id, "permanent": s.permanent, "status_code": s.status[:32],
             "diagnostic": s.diagnostic[:1000], "verified": s.verified, "auth": s.auth[:64], "source": SOURCE,
@@ -64,7 +65,7 @@ def _record(evidence_id: int, v: dict[str, object]) -> EvidenceRecord:
         "verified", "auth")))
 
 
-def store_evidence(session: Session, row: InboundMessage, signals: list[Signal]) -> list[EvidenceRecord]:
+def store_evidence(session: Session, row: InboundRow, signals: list[Signal]) -> list[EvidenceRecord]:
     """One Evidence row per signal (one INSERT for all); a reprocess updates the rows it made last time."""
     values = [_values(row, s) for s in signals]
     if row.processed_at is None:
@@ -97,7 +98,7 @@ class DeferredEvidence:
         self.values: list[dict[str, object]] = []
         self.views: list[dict[str, object]] = []
 
-    def add(self, row: InboundMessage, signals: list[Signal]) -> list[dict[str, object]]:
+    def add(self, row: InboundRow, signals: list[Signal]) -> list[dict[str, object]]:
         views = []
         for s in signals:
             self.values.append(_values(row, s))
@@ -119,7 +120,7 @@ class DeferredEvidence:
         self.values, self.views = [], []
 
 
-def act_on(session: Session, settings: Settings, row: InboundMessage,
+def act_on(session: Session, settings: Settings, row: InboundRow,
            evidence: list[EvidenceRecord]) -> Match | None:
     """Apply the verified evidence; returns the subscriber (and issue) it was about, if any."""
     found: Match | None = None

@@ -34,6 +34,7 @@ from bulletin.inbound.acting.pipeline import (
     log_processed,
     sns_certificates,
 )
+from bulletin.inbound.acting.rows import load_rows, save_outcomes
 from bulletin.inbound.acting.store import _clean, message_id_from_raw
 from bulletin.models import InboundMessage, utcnow
 from bulletin.statuses import InboundStatus
@@ -123,13 +124,13 @@ def _process(session: Session, settings: Settings, links: Links, ids: list[int])
     if not ids:
         return {}
     sns_certificates(settings)  # a configuration error stops the batch (all stored), not as a quarantine
-    rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()  # type: ignore[union-attr]
     try:
         results = {}
         deferred = DeferredEvidence()
-        with session.no_autoflush:  # the row updates go out together, as one executemany, at the commit
-            for row in sorted(rows, key=lambda r: r.id or 0):
-                results[row.id] = _handle(session, settings, links, row, flush=False, deferred=deferred)
+        rows = load_rows(session, ids)
+        for row in rows:
+            results[row.id] = _handle(session, settings, links, row, deferred=deferred)
+        save_outcomes(session, rows)  # one executemany UPDATE for the whole batch
         deferred.write(session)
         session.commit()
     except Exception:  # noqa: BLE001 - one bad message must not stop the batch: redo one by one, quarantine it
