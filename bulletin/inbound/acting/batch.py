@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -29,14 +30,13 @@ from bulletin.inbound.acting.pipeline import (
     IngestResult,
     _handle,
     _process_row,
-    describe,
     ingest,
     log_processed,
     sns_certificates,
 )
 from bulletin.inbound.acting.rows import load_rows, save_outcomes
 from bulletin.inbound.acting.store import _clean, message_id_from_raw
-from bulletin.models import InboundMessage, utcnow
+from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 from bulletin.statuses import InboundStatus
 
 
@@ -67,18 +67,36 @@ def ingest_batch(engine: Engine, settings: Settings, mails: Sequence[RawMail], *
                            envelope_to=list(m.envelope_to), links=links) for m in mails]
         todo = sorted({inbound_id for inbound_id, new, _ in slots if new})
         results = _process(session, settings, links, todo)
+        stored = _stored_outcomes(session, [i for i, new, _ in slots if not (new and i in results)])
         out = []
         for inbound_id, new, reused in slots:
             if new and inbound_id in results:
                 result = results[inbound_id]
                 result.message_id_reused = reused
-                out.append(result)
             else:
-                dup = describe(session, session.get(InboundMessage, inbound_id))
-                dup.duplicate = True
-                out.append(dup)
+                result = IngestResult(**stored[inbound_id])  # what `describe` says, read for all at once
+                result.duplicate = True
+            out.append(result)
         session.rollback()
         return out
+
+
+def _stored_outcomes(session: Session, ids: list[int]) -> dict[int, dict[str, object]]:
+    """`describe` of already processed messages (duplicates) with one query per 500, not four per message."""
+    m, f = InboundMessage.__table__, Feedback.__table__  # type: ignore[attr-defined]
+    s, i = Subscriber.__table__, IssueRecord.__table__  # type: ignore[attr-defined]
+    out: dict[int, dict[str, object]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        stmt = (sa_select(m.c.id, m.c.message_id, m.c.status, m.c.classification, m.c.error, m.c.subscriber_id,
+                          m.c.issue_id, s.c.email, i.c.slug, f.c.id, f.c.visible_text, f.c.block_anchor)
+                .select_from(m).outerjoin(s, s.c.id == m.c.subscriber_id).outerjoin(i, i.c.id == m.c.issue_id)
+                .outerjoin(f, f.c.inbound_id == m.c.id).where(m.c.id.in_(wanted[start:start + 500])))
+        for row in session.connection().execute(stmt):
+            out[row[0]] = dict(zip(("inbound_id", "message_id", "status", "classification", "error", "subscriber_id",
+                                    "issue_id", "subscriber", "issue", "feedback_id", "visible_text", "block"),
+                                   row, strict=True))
+    return out
 
 
 def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, bool]]:
