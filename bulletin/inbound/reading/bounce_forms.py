@@ -230,24 +230,33 @@ def wording_permanence(text: str) -> bool | None:
 
 def reply_code_permanence(text: str) -> bool | None:
     """The class of the first SMTP reply code on an error line: 5xx permanent, 4xx temporary."""
-    for line in text.split("\n"):
+    for candidate in _CODE_LINE_RE.finditer(text):  # only lines holding a 4xx/5xx can say; most lines do not
+        line = candidate.group(0)
         lead = _LEADING_CODE_RE.match(line)
         if lead:
             return lead.group(1) == "5"
-        found = re.search(r"(?:^|[\s(:#])([45])[0-9]{2}(?:[\s-]|$)", line)
+        found = _ANY_CODE_RE.search(line)
         if found and _CODE_CONTEXT_RE.search(line):
             return found.group(1) == "5"
     return None
 
 
+_CODE_LINE_RE = re.compile(r"^[^\n]*[45][0-9]{2}[^\n]*", re.M)
 _LEADING_CODE_RE = re.compile(r"^\s*(?:<<<\s*)?([45])[0-9]{2}(?:[ -]|$)")
+_ANY_CODE_RE = re.compile(r"(?:^|[\s(:#])([45])[0-9]{2}(?:[\s-]|$)")
 _CODE_CONTEXT_RE = re.compile(r"said|reply|error|reject|refus|unknown|deferred|remote|\b[45]\d\d[ -][45]\.", re.I)
 
 
 def message_id_addresses(msg: Message, text: str) -> set[str]:
     """Message-IDs look like addresses; heuristics must not take them for recipients."""
-    ids = set(re.findall(r"message-id:\s*<([^<>\s]+@[^<>\s]+)>", text, re.I))
+    ids = set(_TEXT_MID_RE.findall(text.lower()))
     for part in msg.walk():
         for name in ("Message-ID", "In-Reply-To", "References"):
-            ids.update(re.findall(r"<([^<>\s]+@[^<>\s]+)>", str(part.get(name) or "")))
+            value = part.get(name)
+            if value is not None:
+                ids.update(_ANGLE_ID_RE.findall(str(value)))
     return {i.lower() for i in ids}
+
+
+_TEXT_MID_RE = re.compile(r"message-id:\s*<([^<>\s]+@[^<>\s]+)>")  # for lowercased text
+_ANGLE_ID_RE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
