@@ -45,3 +45,27 @@ def test_duplicates_in_a_batch_are_described_like_one_by_one(world: World) -> No
             want.duplicate = True
             assert result.as_dict() == want.as_dict()
     assert [r.inbound_id for r in again] == [r.inbound_id for r in first] + [first[0].inbound_id]
+
+
+def test_insert_ids_gives_each_row_its_own_id_in_order(world: World) -> None:
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from bulletin.inbound.acting.actions import EVIDENCE_KEY
+    from bulletin.inbound.acting.rows import insert_ids
+    from bulletin.models import Evidence, utcnow
+
+    first = ingest_batch(world.engine, world.settings, [RawMail(raw, "test") for raw in _mix(world)])[0]
+    base = {"inbound_id": first.inbound_id, "kind": "bounce", "subscriber_id": None, "issue_id": None,
+            "list_id": None, "status_code": "", "diagnostic": "", "verified": False, "auth": "x", "source": "inbound",
+            "at": utcnow()}
+    values = [base | {"address": f"{name}@example.org", "permanent": perm}
+              for name, perm in [("z", True), ("a", False), ("z", True), ("m", True), ("a", True), ("z", True)]]
+    table = Evidence.__table__  # type: ignore[attr-defined]
+    with Session(world.engine) as session:
+        ids = insert_ids(session, table, values, EVIDENCE_KEY)
+        rows = {r.id: (r.address, r.permanent) for r in session.connection().execute(select(table))}
+        session.commit()
+    assert len(set(ids)) == len(values)
+    assert [rows[i] for i in ids] == [(v["address"], v["permanent"]) for v in values]
+    assert ids[0] < ids[2] < ids[5]  # alike rows take their ids in the order given

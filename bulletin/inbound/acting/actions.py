@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bulletin.audience.bounces import BouncePolicy, record_bounce
@@ -25,7 +25,7 @@ from bulletin.inbound.acting.evidence import (
     name_subscribers,
 )
 from bulletin.inbound.acting.match import Match
-from bulletin.inbound.acting.rows import InboundRow
+from bulletin.inbound.acting.rows import InboundRow, insert_ids
 from bulletin.models import Bounce, Evidence
 
 SOURCE = "inbound"
@@ -59,6 +59,11 @@ def _values(row: InboundRow, s: Signal) -> dict[str, object]:
             "at": row.received_at}
 
 
+# Every column of an evidence row but `at` and `source`, which follow from `inbound_id` (receipt time, "inbound").
+EVIDENCE_KEY = ("inbound_id", "kind", "address", "subscriber_id", "issue_id", "list_id", "permanent", "status_code",
+                "diagnostic", "verified", "auth")
+
+
 def _record(evidence_id: int, v: dict[str, object]) -> EvidenceRecord:
     return EvidenceRecord(evidence_id, *(v[k] for k in (  # type: ignore[arg-type]
         "kind", "address", "subscriber_id", "issue_id", "list_id", "permanent", "status_code", "diagnostic",
@@ -71,8 +76,7 @@ def store_evidence(session: Session, row: InboundRow, signals: list[Signal]) -> 
     if row.processed_at is None:
         if not values:
             return []
-        table = Evidence.__table__  # type: ignore[attr-defined]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars().all()
+        ids = insert_ids(session, Evidence.__table__, values, EVIDENCE_KEY)  # type: ignore[attr-defined]
         return [_record(i, v) for i, v in zip(ids, values, strict=True)]
     old = {(e.kind, e.address.lower()): e for e in session.exec(select(Evidence).where(Evidence.inbound_id == row.id)).all()}
     out = []
@@ -112,9 +116,7 @@ class DeferredEvidence:
         named = name_subscribers(session, [Signal(str(v["kind"]), str(v["address"]), False, "") for v in self.values])
         for value, view, signal in zip(self.values, self.views, named, strict=True):
             value["subscriber_id"] = view["subscriber_id"] = signal.subscriber_id
-        table = Evidence.__table__  # type: ignore[attr-defined]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                              self.values).scalars().all()
+        ids = insert_ids(session, Evidence.__table__, self.values, EVIDENCE_KEY)  # type: ignore[attr-defined]
         for view, evidence_id in zip(self.views, ids, strict=True):
             view["evidence_id"] = evidence_id
         self.values, self.views = [], []

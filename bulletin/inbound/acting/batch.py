@@ -17,7 +17,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +33,7 @@ from bulletin.inbound.acting.pipeline import (
     log_processed,
     sns_certificates,
 )
-from bulletin.inbound.acting.rows import load_rows, save_outcomes
+from bulletin.inbound.acting.rows import insert_ids, load_rows, save_outcomes
 from bulletin.inbound.acting.store import _clean, message_id_from_raw
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 from bulletin.statuses import InboundStatus
@@ -122,7 +121,7 @@ def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, 
                      "received_at": utcnow(), "status": InboundStatus.STORED})
     if rows:
         table = InboundMessage.__table__  # type: ignore[attr-defined]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids = insert_ids(session, table, rows, ("message_id", "sha256"))  # unique together
         for row, new_id in zip(rows, ids, strict=True):
             known[(row["message_id"], row["sha256"])] = (new_id, "new")
     out = []

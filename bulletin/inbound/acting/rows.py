@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlmodel import Session
 
 from bulletin.models import InboundMessage
@@ -77,3 +77,24 @@ def save_outcomes(session: Session, rows: Sequence[BatchRow]) -> None:
     table = InboundMessage.__table__  # type: ignore[attr-defined]
     stmt = update(table).where(table.c.id == bindparam("row_id"))
     session.connection().execute(stmt, [{"row_id": r.id, **{k: getattr(r, k) for k in OUTCOME}} for r in rows])
+
+
+def insert_ids(session: Session, table: Table, values: Sequence[dict[str, object]], key: Sequence[str]) -> list[int]:
+    """Insert the rows in one multi-row INSERT and return their new ids in the order given.
+
+    `returning(..., sort_by_parameter_order=True)` would keep the order, but SQLite
+    offers SQLAlchemy nothing to sort by, so it sends one INSERT per row (600
+    statements for a batch's evidence). Here each new id comes back with the `key`
+    columns and is matched to its row on them. Rows alike in every key column are
+    alike to anyone who reads them, so which of their ids each one gets is moot
+    (the lowest goes to the first).
+    """
+    if not values:
+        return []
+    stmt = insert(table).returning(table.c.id, *(table.c[k] for k in key))
+    ids: dict[tuple[object, ...], list[int]] = {}
+    for new_id, *found in session.connection().execute(stmt, list(values)):
+        ids.setdefault(tuple(found), []).append(new_id)
+    for same in ids.values():
+        same.sort(reverse=True)
+    return [ids[tuple(v[k] for k in key)].pop() for v in values]
