@@ -17,7 +17,7 @@ DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/
 ARF_TYPE = "message/feedback-report"
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _PLAIN_ADDR_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~.-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
-_STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_STATUS_RE = re.compile(r"([245])(?<=\b[245])\.(\d{1,3})\.(\d{1,3})\b")  # \b after the digit: see bounce_forms
 
 
 @dataclass(frozen=True)
