@@ -166,13 +166,14 @@ def family_recipients(text: str) -> list[str]:
     lines = text.split("\n")
     listing = 0
     for line in lines:
-        if _END_RE.search(line):
+        if _END_RE.match(line):  # every alternative starts at ^
             break
         stripped = line.strip()
         if stripped.startswith(">"):
             continue
-        said = _SAID_RE.match(line)
-        inline = _INLINE_RE.search(line)
+        has_at = "@" in line  # both patterns hold an address: most lines need neither
+        said = _SAID_RE.match(line) if has_at else None
+        inline = _INLINE_RE.search(line) if has_at else None
         if said:
             found.append(said.group(1) or said.group(2))
         elif inline:
@@ -202,7 +203,7 @@ def _returned_to(lines: list[str]) -> list[str]:
     `lines` are lowercased.
     """
     for i, line in enumerate(lines):
-        if _END_RE.search(line):
+        if _END_RE.match(line):
             for below in lines[i + 1: i + 40]:
                 if re.match(r"\s*to:", below):
                     return _ADDR_RE.findall(below)
