@@ -17,10 +17,10 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select as sa_select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
@@ -87,7 +87,7 @@ def _stored_outcomes(session: Session, ids: list[int]) -> dict[int, dict[str, ob
     out: dict[int, dict[str, object]] = {}
     wanted = sorted(set(ids))
     for start in range(0, len(wanted), 500):
-        stmt = (sa_select(m.c.id, m.c.message_id, m.c.status, m.c.classification, m.c.error, m.c.subscriber_id,
+        stmt = (select(m.c.id, m.c.message_id, m.c.status, m.c.classification, m.c.error, m.c.subscriber_id,
                           m.c.issue_id, s.c.email, i.c.slug, f.c.id, f.c.visible_text, f.c.block_anchor)
                 .select_from(m).outerjoin(s, s.c.id == m.c.subscriber_id).outerjoin(i, i.c.id == m.c.issue_id)
                 .outerjoin(f, f.c.inbound_id == m.c.id).where(m.c.id.in_(wanted[start:start + 500])))
@@ -104,10 +104,11 @@ def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, 
     known: dict[tuple[str, str], tuple[int, str]] = {}
     seen_ids: set[str] = set()
     mids = sorted({k[0] for k in keys})
+    table = InboundMessage.__table__  # type: ignore[attr-defined]
     for start in range(0, len(mids), 500):
-        stmt = select(InboundMessage.id, InboundMessage.message_id, InboundMessage.sha256, InboundMessage.status).where(
-            InboundMessage.message_id.in_(mids[start:start + 500]))  # type: ignore[attr-defined]
-        for row_id, mid, digest, status in session.exec(stmt).all():
+        stmt = select(table.c.id, table.c.message_id, table.c.sha256, table.c.status).where(
+            table.c.message_id.in_(mids[start:start + 500]))
+        for row_id, mid, digest, status in session.connection().execute(stmt):
             known[(mid, digest)] = (row_id, status)
             seen_ids.add(mid)
     rows, where = [], {}
@@ -120,7 +121,6 @@ def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, 
                      "envelope_to": _clean(", ".join(m.envelope_to)) or None,
                      "received_at": utcnow(), "status": InboundStatus.STORED})
     if rows:
-        table = InboundMessage.__table__  # type: ignore[attr-defined]
         ids = insert_ids(session, table, rows, ("message_id", "sha256"))  # unique together
         for row, new_id in zip(rows, ids, strict=True):
             known[(row["message_id"], row["sha256"])] = (new_id, "new")
