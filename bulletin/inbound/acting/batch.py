@@ -33,7 +33,7 @@ from bulletin.inbound.acting.pipeline import (
     log_processed,
     sns_certificates,
 )
-from bulletin.inbound.acting.rows import insert_ids, load_rows, save_outcomes
+from bulletin.inbound.acting.rows import BatchRow, insert_ids, load_rows, save_outcomes
 from bulletin.inbound.acting.store import _clean, message_id_from_raw
 from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
 from bulletin.statuses import InboundStatus
@@ -57,7 +57,7 @@ def ingest_batch(engine: Engine, settings: Settings, mails: Sequence[RawMail], *
     links = links or Links.for_settings(settings)
     with Session(engine, expire_on_commit=False) as session:
         try:
-            slots = _store(session, mails)
+            slots, fresh = _store(session, mails)
             session.commit()
         except IntegrityError:
             # Another process stored some of these meanwhile: fall back to the careful one-by-one path.
@@ -65,7 +65,7 @@ def ingest_batch(engine: Engine, settings: Settings, mails: Sequence[RawMail], *
             return [ingest(engine, settings, m.raw, source=m.source, envelope_from=m.envelope_from,
                            envelope_to=list(m.envelope_to), links=links) for m in mails]
         todo = sorted({inbound_id for inbound_id, new, _ in slots if new})
-        results = _process(session, settings, links, todo)
+        results = _process(session, settings, links, todo, fresh)
         stored = _stored_outcomes(session, [i for i, new, _ in slots if not (new and i in results)])
         out = []
         for inbound_id, new, reused in slots:
@@ -98,8 +98,9 @@ def _stored_outcomes(session: Session, ids: list[int]) -> dict[int, dict[str, ob
     return out
 
 
-def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, bool]]:
-    """(inbound_id, stored now or never processed, Message-ID reused) per message, with one look-up query."""
+def _store(session: Session, mails: Sequence[RawMail]) -> tuple[list[tuple[int, bool, bool]], dict[int, BatchRow]]:
+    """(inbound_id, stored now or never processed, Message-ID reused) per message, with one look-up query;
+    and the rows stored now, as processing reads them (no need to read back what was just written)."""
     keys = [(message_id_from_raw(m.raw), hashlib.sha256(m.raw).hexdigest()) for m in mails]
     known: dict[tuple[str, str], tuple[int, str]] = {}
     seen_ids: set[str] = set()
@@ -120,31 +121,39 @@ def _store(session: Session, mails: Sequence[RawMail]) -> list[tuple[int, bool, 
                      "envelope_from": _clean(m.envelope_from),
                      "envelope_to": _clean(", ".join(m.envelope_to)) or None,
                      "received_at": utcnow(), "status": InboundStatus.STORED})
+    fresh: dict[int, BatchRow] = {}
     if rows:
         ids = insert_ids(session, table, rows, ("message_id", "sha256"))  # unique together
         for row, new_id in zip(rows, ids, strict=True):
             known[(row["message_id"], row["sha256"])] = (new_id, "new")
+            fresh[new_id] = BatchRow(new_id, row["message_id"], row["raw"], row["envelope_to"], row["received_at"],
+                                     InboundStatus.STORED, None)
     out = []
     claimed: set[int] = set()
     first_of: dict[str, int] = {}
     for key in keys:
         inbound_id, status = known[key]
-        fresh = status in ("new", InboundStatus.STORED) and inbound_id not in claimed
+        todo = status in ("new", InboundStatus.STORED) and inbound_id not in claimed
         claimed.add(inbound_id)
         reused = key[0] in seen_ids or first_of.setdefault(key[0], inbound_id) != inbound_id
-        out.append((inbound_id, fresh, reused and fresh))
-    return out
+        out.append((inbound_id, todo, reused and todo))
+    return out, fresh
 
 
-def _process(session: Session, settings: Settings, links: Links, ids: list[int]) -> dict[int, IngestResult]:
-    """Process the stored rows in one transaction; if one raises, redo them one at a time."""
+def _process(session: Session, settings: Settings, links: Links, ids: list[int],
+             fresh: dict[int, BatchRow]) -> dict[int, IngestResult]:
+    """Process the stored rows in one transaction; if one raises, redo them one at a time.
+
+    Rows stored by this batch come from `fresh`; others (stored once, never processed) are read.
+    """
     if not ids:
         return {}
     sns_certificates(settings)  # a configuration error stops the batch (all stored), not as a quarantine
     try:
         results = {}
         deferred = DeferredEvidence()
-        rows = load_rows(session, ids)
+        rows = [fresh[i] for i in ids if i in fresh] + load_rows(session, [i for i in ids if i not in fresh])
+        rows.sort(key=lambda r: r.id)
         for row in rows:
             results[row.id] = _handle(session, settings, links, row, deferred=deferred)
         save_outcomes(session, rows)  # one executemany UPDATE for the whole batch
