@@ -21,6 +21,7 @@ from bulletin.inbound.reading.reports import (
     BounceRecipient,
     bare_address,
     status_code,
+    typed_parts,
 )
 
 # Opening sentences that only a mail server writes, by family.
@@ -256,7 +257,7 @@ _CODE_CONTEXT_RE = re.compile(r"said|reply|error|reject|refus|unknown|deferred|r
 def message_id_addresses(msg: Message, text: str) -> set[str]:
     """Message-IDs look like addresses; heuristics must not take them for recipients."""
     ids = set(_TEXT_MID_RE.findall(text.lower()))
-    for part in msg.walk():
+    for part, _ in typed_parts(msg):
         for name in ("Message-ID", "In-Reply-To", "References"):
             value = part.get(name)
             if value is not None:

@@ -25,6 +25,7 @@ from bulletin.inbound.reading.reports import (
     BounceRecipient,
     original_headers,
     status_code,
+    typed_parts,
 )
 
 _DAEMONS = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon", "mdaemon",
@@ -75,7 +76,7 @@ def looks_like_bounce(msg: Message) -> bool:
     if not _SUBJECT_RE.search(header(msg, "Subject")) and not _family_wording(msg):
         return False
     machine = (auto_reply_reason(msg) is not None or msg.get_content_type() == "multipart/report"
-               or any(p.get_content_type() in ORIGINAL_TYPES for p in msg.walk()))
+               or any(ctype in ORIGINAL_TYPES for _, ctype in typed_parts(msg)))
     return machine
 
 

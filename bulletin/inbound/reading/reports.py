@@ -10,6 +10,7 @@ import email
 import re
 from dataclasses import dataclass
 from email.message import Message
+from weakref import WeakKeyDictionary
 
 from bulletin.inbound.reading.parse import decode_value, header, part_text
 
@@ -44,19 +45,46 @@ def field_blocks(part: Message) -> list[Message]:
     return [email.message_from_string(b.strip() + "\n") for b in blocks if b.strip()]
 
 
+TypedParts = tuple[tuple[Message, str], ...]
+_PARTS: WeakKeyDictionary[Message, tuple[TypedParts, TypedParts]] = WeakKeyDictionary()
+
+
+def typed_parts(msg: Message) -> TypedParts:
+    """Every part in `walk()` order, with its content type."""
+    return _typed(msg)[0]
+
+
 def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
-    return [p for p in msg.walk() if p.get_content_type() in types]
+    return [part for part, ctype in _typed(msg)[0] if ctype in types]
 
 
 def report_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
     """Parts of the report itself: a returned original may be a report too (a bounce of a bounce), not ours."""
-    out: list[Message] = []
+    return [part for part, ctype in _typed(msg)[1] if ctype in types]
+
+
+def _typed(msg: Message) -> tuple[TypedParts, TypedParts]:
+    """(every part, the report's own parts), each with its content type, worked out once per message.
+
+    Reading one message asks for its parts a dozen ways (ARF, DSN, returned
+    originals, the bounce heuristics, the report's identity), and each ask used to
+    walk the tree and work out every content type again. The readers never modify
+    a message, so the answer holds for as long as the message object lives.
+    """
+    found = _PARTS.get(msg)
+    if found is None:
+        found = _PARTS[msg] = (tuple((p, p.get_content_type()) for p in msg.walk()), tuple(_report_walk(msg)))
+    return found
+
+
+def _report_walk(msg: Message) -> list[tuple[Message, str]]:
+    """Breadth first, not into a returned original (other than the message itself) nor into report fields."""
+    out: list[tuple[Message, str]] = []
     stack = [msg]
     while stack:
         part = stack.pop(0)
         ctype = part.get_content_type()
-        if ctype in types:
-            out.append(part)
+        out.append((part, ctype))
         if ctype in ORIGINAL_TYPES and part is not msg:
             continue
         payload = part.get_payload()
