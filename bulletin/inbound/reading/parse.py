@@ -76,14 +76,26 @@ def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
 def addresses(msg: Message, *names: str) -> list[str]:
     """Bare addresses from address headers, lowercased, in header order."""
     values = []
+    present = header_names(msg)
     for name in names:
-        values.extend(decode_value(v) for v in msg.get_all(name, []))
+        if name.lower() in present:
+            values.extend(decode_value(v) for v in msg.get_all(name, []))
     out = []
     for _, addr in plain_address_list(values) or getaddresses(values):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr:
             out.append(addr)
     return out
+
+
+def header_names(msg: Message) -> set[str]:
+    """The lowercased names of the headers a message has.
+
+    `Message.get` and `get_all` lowercase and compare every header name on each
+    call, so asking for six or ten headers most messages lack costs six or ten
+    scans; one pass first tells which are worth asking for.
+    """
+    return {name.lower() for name in msg.keys()}
 
 
 def sender(msg: Message) -> tuple[str, str]:

@@ -73,17 +73,18 @@ def _typed(msg: Message) -> tuple[TypedParts, TypedParts]:
     """
     found = _PARTS.get(msg)
     if found is None:
-        found = _PARTS[msg] = (tuple((p, p.get_content_type()) for p in msg.walk()), tuple(_report_walk(msg)))
+        every = tuple((p, p.get_content_type()) for p in msg.walk())
+        found = _PARTS[msg] = (every, tuple(_report_walk(msg, {id(p): ctype for p, ctype in every})))
     return found
 
 
-def _report_walk(msg: Message) -> list[tuple[Message, str]]:
+def _report_walk(msg: Message, ctypes: dict[int, str]) -> list[tuple[Message, str]]:
     """Breadth first, not into a returned original (other than the message itself) nor into report fields."""
     out: list[tuple[Message, str]] = []
     stack = [msg]
     while stack:
         part = stack.pop(0)
-        ctype = part.get_content_type()
+        ctype = ctypes.get(id(part)) or part.get_content_type()
         out.append((part, ctype))
         if ctype in ORIGINAL_TYPES and part is not msg:
             continue
