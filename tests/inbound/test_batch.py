@@ -69,3 +69,21 @@ def test_insert_ids_gives_each_row_its_own_id_in_order(world: World) -> None:
     assert len(set(ids)) == len(values)
     assert [rows[i] for i in ids] == [(v["address"], v["permanent"]) for v in values]
     assert ids[0] < ids[2] < ids[5]  # alike rows take their ids in the order given
+
+
+def test_each_processed_message_is_logged_when_logging_is_on(world: World) -> None:
+    import io
+    import json
+    import logging
+
+    from bulletin.logs import configure_logging
+
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream)
+    try:
+        results = ingest_batch(world.engine, world.settings, [RawMail(raw, "test") for raw in _mix(world)])
+    finally:
+        logging.getLogger("bulletin").removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    logged = [(x["inbound_id"], x["classification"]) for x in lines if x["event"] == "inbound.processed"]
+    assert sorted(logged) == sorted((r.inbound_id, r.classification) for r in results)

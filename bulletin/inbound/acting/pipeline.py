@@ -127,6 +127,9 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
 
 
 def log_processed(result: IngestResult) -> None:
+    """One `inbound.processed` line per message; nothing is built when no handler takes INFO (a batch logs 200)."""
+    if not logging.getLogger("bulletin.inbound").isEnabledFor(logging.INFO):
+        return
     log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
               classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
