@@ -99,3 +99,19 @@ def test_plain_address_list_agrees_with_the_stdlib_parser() -> None:
     for pair in pairs:  # several header instances are read as one list
         plain = plain_address_list(pair)
         assert plain is None or plain == getaddresses(pair), pair
+
+
+def test_the_parts_cache_lets_a_message_go() -> None:
+    import gc
+    import weakref
+
+    from bulletin.inbound.reading.reports import DSN_TYPES, find_parts, report_parts, typed_parts
+
+    msg = parse_bytes(b"Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n"
+                      b"--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@b.c\n--b--\n")
+    assert [c for _, c in typed_parts(msg)][:2] == ["multipart/report", "text/plain"]
+    assert len(report_parts(msg, DSN_TYPES)) == 1 and find_parts(msg, ("multipart/report",)) == [msg]
+    gone = weakref.ref(msg)
+    del msg
+    gc.collect()
+    assert gone() is None

@@ -46,25 +46,30 @@ def field_blocks(part: Message) -> list[Message]:
 
 
 TypedParts = tuple[tuple[Message, str], ...]
-_PARTS: WeakKeyDictionary[Message, tuple[TypedParts, TypedParts]] = WeakKeyDictionary()
+# message -> (its content type, every part below it, the report's own parts below it), each with its content
+# type. The message itself is kept out of the value: a value that refers to its key keeps it alive for ever.
+_PARTS: WeakKeyDictionary[Message, tuple[str, TypedParts, TypedParts]] = WeakKeyDictionary()
 
 
 def typed_parts(msg: Message) -> TypedParts:
     """Every part in `walk()` order, with its content type."""
-    return _typed(msg)[0]
+    ctype, below, _ = _typed(msg)
+    return ((msg, ctype), *below)
 
 
 def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
-    return [part for part, ctype in _typed(msg)[0] if ctype in types]
+    ctype, below, _ = _typed(msg)
+    return [msg] * (ctype in types) + [part for part, c in below if c in types]
 
 
 def report_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
     """Parts of the report itself: a returned original may be a report too (a bounce of a bounce), not ours."""
-    return [part for part, ctype in _typed(msg)[1] if ctype in types]
+    ctype, _, below = _typed(msg)
+    return [msg] * (ctype in types) + [part for part, c in below if c in types]
 
 
-def _typed(msg: Message) -> tuple[TypedParts, TypedParts]:
-    """(every part, the report's own parts), each with its content type, worked out once per message.
+def _typed(msg: Message) -> tuple[str, TypedParts, TypedParts]:
+    """The parts of a message and their content types, worked out once per message object.
 
     Reading one message asks for its parts a dozen ways (ARF, DSN, returned
     originals, the bounce heuristics, the report's identity), and each ask used to
@@ -73,8 +78,9 @@ def _typed(msg: Message) -> tuple[TypedParts, TypedParts]:
     """
     found = _PARTS.get(msg)
     if found is None:
-        every = tuple((p, p.get_content_type()) for p in msg.walk())
-        found = _PARTS[msg] = (every, tuple(_report_walk(msg, {id(p): ctype for p, ctype in every})))
+        every = [(p, p.get_content_type()) for p in msg.walk()]
+        report = _report_walk(msg, {id(p): ctype for p, ctype in every})
+        found = _PARTS[msg] = (every[0][1], tuple(every[1:]), tuple(report[1:]))  # both walks start at msg
     return found
 
 
