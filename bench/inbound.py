@@ -38,7 +38,9 @@ from bulletin.inbound.reading.clean import visible_text  # noqa: E402
 from bulletin.inbound.reading.parse import parse_bytes  # noqa: E402
 from bulletin.models import MailingList, Subscriber, Subscription  # noqa: E402
 
-CORPORA = ROOT.parent / "shared" / "corpora"
+# ../shared/corpora beside the checkout; a git worktree (e.g. wt/<branch>) finds it one level further up.
+CORPORA = next((p / "shared" / "corpora" for p in ROOT.parents if (p / "shared" / "corpora").is_dir()),
+               ROOT.parent / "shared" / "corpora")
 SISIMAI = CORPORA / "sisimai"
 
 

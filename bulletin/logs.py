@@ -36,8 +36,10 @@ def log_event(logger_name: str, event: str, *, level: int = logging.INFO, **fiel
     """
     record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "logger": logger_name, "event": event}
     record.update({key: _clean(key, value) for key, value in fields.items() if key not in record})
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-    logging.getLogger(logger_name).log(level, line, extra={"bulletin_event": record})
+    logger = logging.getLogger(logger_name)
+    if logger.isEnabledFor(level):  # the JSON line is written only where a handler will see it
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+        logger.log(level, line, extra={"bulletin_event": record})
     return record
 
 

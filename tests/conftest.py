@@ -20,7 +20,9 @@ from bulletin.config import Settings, load_settings
 from bulletin.db import make_engine, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPORA = ROOT.parent / "shared" / "corpora"
+# ../shared/corpora beside the checkout; a git worktree (e.g. wt/<branch>) finds it one level further up.
+CORPORA = next((p / "shared" / "corpora" for p in ROOT.parents if (p / "shared" / "corpora").is_dir()),
+               ROOT.parent / "shared" / "corpora")
 PG_URL = os.environ.get("BULLETIN_TEST_DATABASE_URL")
 
 

@@ -64,3 +64,54 @@ def test_message_id_is_read_from_folded_header_and_cr_line_ends() -> None:
 def test_truncated_multipart_does_not_raise() -> None:
     raw = BASE + b'Content-Type: multipart/mixed; boundary="X"\n\n--X\nContent-Type: text/plain\n\nhalf'
     assert body_text(parse_bytes(raw)).startswith("half")
+
+
+def _address_values(count: int, seed: int) -> list[str]:
+    """Header values built from the pieces that make address parsing hard, everyday shapes among them."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["a", "Bob", "x.y", "ü", "@", ".", ",", " ", "\t", "<", ">", '"', "\\", "(", ")", ":", ";", "[", "]",
+              "ex.org", "a@b.c", "<a@b.c>", "Jo Ann", '"Doe, J"', "!#$%&'*+/=?^_`{|}~-", "\u00a0", "=?utf-8?q?x?="]
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(count)]
+
+
+def test_plain_address_list_agrees_with_the_stdlib_parser() -> None:
+    from email.utils import getaddresses, parseaddr
+
+    from bulletin.inbound.reading.parse import plain_address_list
+
+    everyday = ["a@b.c", "<a@b.c>", "Jo Ann <a.b@c.d>", '"Doe, J" <x@y.z>, q@r.s', "  a@b.c ,\t<d@e.f>  ",
+                "Zoë <zoe@example.org>", '"" <a@b.c>', "x!y@z_w.org"]
+    values = everyday + _address_values(20000, 11)
+    taken = 0
+    for value in values:
+        plain = plain_address_list([value])
+        if plain is None:
+            assert value not in everyday
+            continue
+        taken += 1
+        assert plain == getaddresses([value]), value
+        if len(plain) == 1:
+            assert plain[0] == parseaddr(value), value
+    assert taken > 100
+    pairs = [values[i:i + 2] for i in range(0, 4000, 2)]
+    for pair in pairs:  # several header instances are read as one list
+        plain = plain_address_list(pair)
+        assert plain is None or plain == getaddresses(pair), pair
+
+
+def test_the_parts_cache_lets_a_message_go() -> None:
+    import gc
+    import weakref
+
+    from bulletin.inbound.reading.reports import DSN_TYPES, find_parts, report_parts, typed_parts
+
+    msg = parse_bytes(b"Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n"
+                      b"--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@b.c\n--b--\n")
+    assert [c for _, c in typed_parts(msg)][:2] == ["multipart/report", "text/plain"]
+    assert len(report_parts(msg, DSN_TYPES)) == 1 and find_parts(msg, ("multipart/report",)) == [msg]
+    gone = weakref.ref(msg)
+    del msg
+    gc.collect()
+    assert gone() is None

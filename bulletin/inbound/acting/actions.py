@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bulletin.audience.bounces import BouncePolicy, record_bounce
@@ -25,12 +25,13 @@ from bulletin.inbound.acting.evidence import (
     name_subscribers,
 )
 from bulletin.inbound.acting.match import Match
-from bulletin.models import Bounce, Evidence, InboundMessage
+from bulletin.inbound.acting.rows import InboundRow, insert_ids
+from bulletin.models import Bounce, Evidence
 
 SOURCE = "inbound"
 
 
-def actor_of(row: InboundMessage) -> str:
+def actor_of(row: InboundRow) -> str:
     return f"inbound #{row.id} {row.message_id}"[:200]
 
 
@@ -51,11 +52,16 @@ class EvidenceRecord:
     auth: str
 
 
-def _values(row: InboundMessage, s: Signal) -> dict[str, object]:
+def _values(row: InboundRow, s: Signal) -> dict[str, object]:
     return {"inbound_id": row.id, "kind": s.kind, "address": s.address[:320], "subscriber_id": s.subscriber_id,
             "issue_id": s.issue_id, "list_id": s.list_id, "permanent": s.permanent, "status_code": s.status[:32],
             "diagnostic": s.diagnostic[:1000], "verified": s.verified, "auth": s.auth[:64], "source": SOURCE,
             "at": row.received_at}
+
+
+# Every column of an evidence row but `at` and `source`, which follow from `inbound_id` (receipt time, "inbound").
+EVIDENCE_KEY = ("inbound_id", "kind", "address", "subscriber_id", "issue_id", "list_id", "permanent", "status_code",
+                "diagnostic", "verified", "auth")
 
 
 def _record(evidence_id: int, v: dict[str, object]) -> EvidenceRecord:
@@ -64,14 +70,13 @@ def _record(evidence_id: int, v: dict[str, object]) -> EvidenceRecord:
         "verified", "auth")))
 
 
-def store_evidence(session: Session, row: InboundMessage, signals: list[Signal]) -> list[EvidenceRecord]:
+def store_evidence(session: Session, row: InboundRow, signals: list[Signal]) -> list[EvidenceRecord]:
     """One Evidence row per signal (one INSERT for all); a reprocess updates the rows it made last time."""
     values = [_values(row, s) for s in signals]
     if row.processed_at is None:
         if not values:
             return []
-        table = Evidence.__table__  # type: ignore[attr-defined]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars().all()
+        ids = insert_ids(session, Evidence.__table__, values, EVIDENCE_KEY)  # type: ignore[attr-defined]
         return [_record(i, v) for i, v in zip(ids, values, strict=True)]
     old = {(e.kind, e.address.lower()): e for e in session.exec(select(Evidence).where(Evidence.inbound_id == row.id)).all()}
     out = []
@@ -97,7 +102,7 @@ class DeferredEvidence:
         self.values: list[dict[str, object]] = []
         self.views: list[dict[str, object]] = []
 
-    def add(self, row: InboundMessage, signals: list[Signal]) -> list[dict[str, object]]:
+    def add(self, row: InboundRow, signals: list[Signal]) -> list[dict[str, object]]:
         views = []
         for s in signals:
             self.values.append(_values(row, s))
@@ -111,15 +116,13 @@ class DeferredEvidence:
         named = name_subscribers(session, [Signal(str(v["kind"]), str(v["address"]), False, "") for v in self.values])
         for value, view, signal in zip(self.values, self.views, named, strict=True):
             value["subscriber_id"] = view["subscriber_id"] = signal.subscriber_id
-        table = Evidence.__table__  # type: ignore[attr-defined]
-        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                              self.values).scalars().all()
+        ids = insert_ids(session, Evidence.__table__, self.values, EVIDENCE_KEY)  # type: ignore[attr-defined]
         for view, evidence_id in zip(self.views, ids, strict=True):
             view["evidence_id"] = evidence_id
         self.values, self.views = [], []
 
 
-def act_on(session: Session, settings: Settings, row: InboundMessage,
+def act_on(session: Session, settings: Settings, row: InboundRow,
            evidence: list[EvidenceRecord]) -> Match | None:
     """Apply the verified evidence; returns the subscriber (and issue) it was about, if any."""
     found: Match | None = None

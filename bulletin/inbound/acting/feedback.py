@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from bulletin.config import Settings
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.match import Match, block_anchor
+from bulletin.inbound.acting.rows import InboundRow
 from bulletin.inbound.reading.clean import visible_text
 from bulletin.inbound.reading.parse import (
     attachments,
@@ -32,7 +33,7 @@ from bulletin.statuses import FeedbackStatus
 STATUSES = FeedbackStatus.ALL
 
 
-def record_feedback(session: Session, row: InboundMessage, msg: Message, found: Match) -> Feedback:
+def record_feedback(session: Session, row: InboundRow, msg: Message, found: Match) -> Feedback:
     """Create or refresh the feedback record of a matched reply."""
     assert row.id is not None
     full = body_text(msg)

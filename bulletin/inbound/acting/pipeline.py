@@ -25,6 +25,7 @@ from bulletin.inbound.acting import actions
 from bulletin.inbound.acting.evidence import gather
 from bulletin.inbound.acting.feedback import record_feedback
 from bulletin.inbound.acting.match import Match, match_sender
+from bulletin.inbound.acting.rows import InboundRow
 from bulletin.inbound.acting.store import store_raw
 from bulletin.inbound.reading.addresses import read_tokens
 from bulletin.inbound.reading.classify import (
@@ -126,14 +127,17 @@ def _process_row(session: Session, settings: Settings, links: Links, row: Inboun
 
 
 def log_processed(result: IngestResult) -> None:
+    """One `inbound.processed` line per message; nothing is built when no handler takes INFO (a batch logs 200)."""
+    if not logging.getLogger("bulletin.inbound").isEnabledFor(logging.INFO):
+        return
     log_event("bulletin.inbound", "inbound.processed", inbound_id=result.inbound_id, status=result.status,
               classification=result.classification, reason=result.reason, subscriber_id=result.subscriber_id,
               issue_id=result.issue_id, error=result.error, level=logging.INFO)
 
 
-def _handle(session: Session, settings: Settings, links: Links, row: InboundMessage, *,
-            flush: bool = True, deferred: actions.DeferredEvidence | None = None) -> IngestResult:
-    """Classify, match and act on one row; `flush=False` lets a batch write all its row updates at once."""
+def _handle(session: Session, settings: Settings, links: Links, row: InboundRow, *,
+            deferred: actions.DeferredEvidence | None = None) -> IngestResult:
+    """Classify, match and act on one row; a batch's `BatchRow` is written back by the batch, all at once."""
     msg = parse_bytes(row.raw)
     envelope_to = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
     tokens = read_tokens(msg, links, envelope_to)
@@ -173,8 +177,8 @@ def _handle(session: Session, settings: Settings, links: Links, row: InboundMess
     row.subscriber_id = found.subscriber_id if found else None
     row.issue_id = found.issue_id if found else None
     row.status, row.error, row.processed_at = InboundStatus.PROCESSED, None, utcnow()
-    session.add(row)
-    if flush:
+    if isinstance(row, InboundMessage):
+        session.add(row)
         session.flush()
     if found is not None:
         result.match = found.method
@@ -215,7 +219,7 @@ def _read_pem(path: str) -> bytes:
         raise ConfigError(f"setting 'ses_sns_certificates': cannot read {path}: {exc.strerror}") from None
 
 
-def _attached_by_staff(session: Session, row: InboundMessage) -> Match | None:
+def _attached_by_staff(session: Session, row: InboundRow) -> Match | None:
     """A message staff attached by hand (`inbound attach`) stays attached when it is reprocessed."""
     if row.processed_at is None:
         return None
@@ -225,7 +229,7 @@ def _attached_by_staff(session: Session, row: InboundMessage) -> Match | None:
     return Match(fb.subscriber_id, fb.issue_id, "staff")
 
 
-def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:
+def _drop_stale_feedback(session: Session, row: InboundRow) -> None:
     """After a reprocess reclassifies a former reply, its feedback record would be a lie."""
     if row.processed_at is None:
         return
@@ -233,7 +237,7 @@ def _drop_stale_feedback(session: Session, row: InboundMessage) -> None:
         session.delete(fb)
 
 
-def _names(session: Session, result: IngestResult, row: InboundMessage) -> None:
+def _names(session: Session, result: IngestResult, row: InboundRow) -> None:
     result.subscriber_id, result.issue_id = row.subscriber_id, row.issue_id
     sub = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
     issue = session.get(IssueRecord, row.issue_id) if row.issue_id else None

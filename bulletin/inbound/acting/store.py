@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from bulletin.inbound.reading.parse import message_ids, normalise_line_ends
 from bulletin.models import InboundMessage
 
-_MID_HEADER_RE = re.compile(rb"^message-id[ \t]*:(.*(?:\n[ \t].*)*)", re.I | re.M)
+_MID_HEADER_RE = re.compile(rb"^message-id[ \t]*:(.*(?:\n[ \t].*)*)", re.M)  # for lowercased bytes
 SOURCES = ("stdin", "maildir", "mbox", "imap", "lmtp", "smtp", "demo", "test", "bench")
 
 
@@ -82,9 +82,12 @@ def _find(session: Session, message_id: str, digest: str) -> int | None:
 
 def message_id_from_raw(raw: bytes) -> str:
     """The Message-ID read straight from the header block: the full MIME parse comes later."""
-    head = normalise_line_ends(raw[:262144]).split(b"\n\n", 1)[0]
-    found = _MID_HEADER_RE.search(head)
-    value = found.group(1).decode("latin-1") if found else ""
+    head = normalise_line_ends(raw[:262144])
+    end = head.find(b"\n\n")
+    head = head if end < 0 else head[:end]
+    # Searched in lowercased bytes (same length, ASCII only): re.I would try both cases at every position.
+    found = _MID_HEADER_RE.search(head.lower())
+    value = head[found.start(1):found.end(1)].decode("latin-1") if found else ""
     ids = message_ids(" ".join(value.split()))
     if ids and len(ids[0]) <= 900:
         return ids[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from bulletin.inbound.reading.parse import header
+from bulletin.inbound.reading.parse import header, header_names
 
 _SUBJECT_RE = re.compile(
     r"^\s*(?:"
@@ -44,14 +44,15 @@ def auto_reply_reason(msg: Message, *, subject_only: bool = False) -> str | None
 
 
 def _header_reason(msg: Message) -> str | None:
-    auto = header(msg, "Auto-Submitted").lower()
+    present = header_names(msg)
+    auto = header(msg, "Auto-Submitted").lower() if "auto-submitted" in present else ""
     if auto and not auto.startswith("no"):
         return "auto-submitted"
     for name in _VENDOR_HEADERS:
-        if msg.get(name) is not None:
+        if name.lower() in present:
             return name.lower()
-    if header(msg, "Precedence").lower() in ("auto_reply", "auto-reply", "bulk", "junk"):
+    if "precedence" in present and header(msg, "Precedence").lower() in ("auto_reply", "auto-reply", "bulk", "junk"):
         return "precedence"
-    if msg.get("Return-Path") is not None and header(msg, "Return-Path").strip() in ("<>", ""):
+    if "return-path" in present and header(msg, "Return-Path").strip() in ("<>", ""):
         return "empty-return-path"
     return None

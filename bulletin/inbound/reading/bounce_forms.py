@@ -21,6 +21,7 @@ from bulletin.inbound.reading.reports import (
     BounceRecipient,
     bare_address,
     status_code,
+    typed_parts,
 )
 
 # Opening sentences that only a mail server writes, by family.
@@ -59,29 +60,32 @@ _FAMILY_OPENINGS = [
     r"an error occurred while trying to deliver the mail to the following recipients",  # WorkMail
     r"each of the following recipients was rejected by a remote mail server",
 ]
-FAMILY_RE = re.compile("|".join(_FAMILY_OPENINGS), re.I)
+# The patterns below that read words are compiled without re.I and matched against text lowercased once:
+# re.I makes the engine try both cases at every position of a long notice, several times slower.
+FAMILY_RE = re.compile("|".join(_FAMILY_OPENINGS))  # for lowercased text
 
 # Lines that introduce the list of failed addresses (the addresses follow on the next lines).
 _LEAD_RE = re.compile(
     r"following (?:address(?:\(es\)|es)?|recipients?(?:\(s\))?)(?: had [\w -]+ errors| failed| failed permanently"
     r"| has been delayed| or groups| or distribution lists)?\s*[.:-]*\s*$|to the following\s*:\s*$"
     r"|fehlgeschlagen:?\s*$|a échoué\s*:?\s*$|grupos:?\s*$|groepen:?\s*$|gruppi seguenti:?\s*$"
-    r"|nie powiodło się:?\s*$|misslyckades:?\s*$|failure reasons|recipients?:?\s*$|list of recipients:?\s*$",
-    re.I)
+    r"|nie powiodło się:?\s*$|misslyckades:?\s*$|failure reasons|recipients?:?\s*$|list of recipients:?\s*$")
 _ADDR_RE = re.compile(r"[A-Za-z0-9._%+=/'!#$&*?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_RCPT_RE = re.compile(r"RCPT TO:\s*<?([^\s<>]+@[^\s<>]+)>?", re.I)
+_RCPT_RE = re.compile(r"rcpt to:\s*<?([^\s<>]+@[^\s<>]+)>?")
 # qmail / Postfix "<addr>: host said ...", Sendmail "550 <addr>... User unknown".
 _SAID_RE = re.compile(r"^\s*(?:<([^\s<>]+@[^\s<>]+)>\s*:|[45]\d\d <([^\s<>]+@[^\s<>]+)>\.\.\.)")
 _INLINE_RE = re.compile(r"(?:could not be delivered to|error delivering your mail to|recipient address)"
-                        r"\s*:?\s*<?([^\s<>]+@[^\s<>]+?)>?[.,]?(?:\s|$)", re.I)
+                        r"\s*:?\s*<?([^\s<>]+@[^\s<>]+?)>?[.,]?(?:\s|$)")
 _END_RE = re.compile(r"^\s*-{2,}.*(?:copy of|below this line|returned message|unsent message|original message)"
-                     r"|^-+ ?original message|^\s*original message:?\s*$", re.I)
+                     r"|^-+ ?original message|^\s*original message:?\s*$")
 
+# A word boundary is checked after the word (`delayed(?<=\bdelayed)`): an alternative that starts with \b
+# stops the engine from skipping ahead to the letters the alternatives start with, 4x slower on a long notice.
 _TRANSIENT_RE = re.compile(
-    r"\bdelayed\b|will (?:continue to )?(?:be )?retr(?:y|ied)|still (?:trying|being retried)|has not yet been delivered"
+    r"delayed(?<=\bdelayed)\b|will (?:continue to )?(?:be )?retr(?:y|ied)|still (?:trying|being retried)|has not yet been delivered"
     r"|warning message only|do not need to re-?send|only a temporary failure|temporary (?:failure|error|problem)"
-    r"|temporarily|transient non-fatal|\bdeferred\b|try again later|please try later|essayer plus tard"
-    r"|vorübergehend|temporairement|temporalmente|tijdelijk", re.I)
+    r"|temporarily|transient non-fatal|deferred(?<=\bdeferred)\b|try again later|please try later|essayer plus tard"
+    r"|vorübergehend|temporairement|temporalmente|tijdelijk")
 _PERMANENT_RE = re.compile(
     r"permanent(?:ly)?\b|fatal error|giving up|given up|gave up|will not (?:try|retry|be retried)|won't be retried"
     r"|mailbox (?:is )?full|over quota|quota exceeded|failure reasons|no mx record|(?:doesn't|does not) have an? \S+ account"
@@ -90,8 +94,8 @@ _PERMANENT_RE = re.compile(
     r"|invalid (?:user|recipient|address|mailbox)|address rejected|not a valid"
     r"|(?:user|recipient|address|mailbox) not found"
     r"|not (?:listed|found) in|name is not recognized|mailbox unavailable|account (?:is )?disabled"
-    r"|rejected by|was rejected|\brejected\b|refused|unrouteable|host not found|domain not found"
-    r"|existiert nicht|unbekannt|n'existe pas|inconnu|no existe|bestaat niet|nie istnieje|finns inte", re.I)
+    r"|rejected by|was rejected|rejected(?<=\brejected)\b|refused|unrouteable|host not found|domain not found"
+    r"|existiert nicht|unbekannt|n'existe pas|inconnu|no existe|bestaat niet|nie istnieje|finns inte")
 
 
 def report_text(msg: Message) -> str:
@@ -132,6 +136,8 @@ def _html_free(markup: str) -> str:
 def text_dsn_recipients(text: str) -> list[BounceRecipient]:
     """RFC 3464 per-recipient fields written into plain text (broken MIME, or a server that inlines them)."""
     out: list[BounceRecipient] = []
+    if "final-recipient" not in text.lower():  # most notices: no block to split and look at
+        return out
     lines = [ln for ln in text.split("\n") if not ln.lstrip().startswith(">")]
     for block in re.split(r"\n\s*\n", "\n".join(lines)):
         if not re.search(r"^final-recipient\s*:", block, re.I | re.M):
@@ -152,28 +158,33 @@ def text_dsn_recipients(text: str) -> list[BounceRecipient]:
 
 
 def family_recipients(text: str) -> list[str]:
-    """Failed addresses where the families put them: after a lead-in, in `<addr>:` lines, in `RCPT TO:`."""
+    """Failed addresses where the families put them: after a lead-in, in `<addr>:` lines, in `RCPT TO:`.
+
+    Read in lowercase throughout (addresses come out lowercased anyway).
+    """
+    text = text.lower()
     found: list[str] = []
     lines = text.split("\n")
     listing = 0
     for line in lines:
-        if _END_RE.search(line):
+        if _END_RE.match(line):  # every alternative starts at ^
             break
         stripped = line.strip()
         if stripped.startswith(">"):
             continue
-        said = _SAID_RE.match(line)
-        inline = _INLINE_RE.search(line)
+        has_at = "@" in line  # both patterns hold an address: most lines need neither
+        said = _SAID_RE.match(line) if has_at else None
+        inline = _INLINE_RE.search(line) if has_at else None
         if said:
             found.append(said.group(1) or said.group(2))
         elif inline:
             found.append(inline.group(1))
         elif listing and stripped:
             first = _ADDR_RE.search(stripped.split()[0]) if stripped.split() else None
-            if first and (stripped.split()[0].strip("<>[]:;,").lower() == first.group(0).lower()
-                          or stripped.lower().startswith(("mailto:", "<"))):
+            if first and (stripped.split()[0].strip("<>[]:;,") == first.group(0)
+                          or stripped.startswith(("mailto:", "<"))):
                 found.append(first.group(0))
-            elif "<mailto:" in stripped.lower():
+            elif "<mailto:" in stripped:
                 found.append(_ADDR_RE.search(stripped.split("mailto:", 1)[1]).group(0))  # type: ignore[union-attr]
         if _LEAD_RE.search(line):
             listing = 12
@@ -188,11 +199,14 @@ def family_recipients(text: str) -> list[str]:
 
 
 def _returned_to(lines: list[str]) -> list[str]:
-    """The To: of an original a server pasted as text below "Unsent message follows" or "Original message"."""
+    """The To: of an original a server pasted as text below "Unsent message follows" or "Original message".
+
+    `lines` are lowercased.
+    """
     for i, line in enumerate(lines):
-        if _END_RE.search(line):
+        if _END_RE.match(line):
             for below in lines[i + 1: i + 40]:
-                if re.match(r"\s*to:", below, re.I):
+                if re.match(r"\s*to:", below):
                     return _ADDR_RE.findall(below)
             return []
     return []
@@ -200,12 +214,16 @@ def _returned_to(lines: list[str]) -> list[str]:
 
 def failure_code(text: str) -> str:
     """The first 4.x.x or 5.x.x status code in free text (a 2.x.x there is more likely a version number)."""
-    found = re.search(r"\b[45]\.\d{1,3}\.\d{1,3}\b", text)
+    found = _FAILURE_CODE_RE.search(text)
     return found.group(0) if found else ""
+
+
+_FAILURE_CODE_RE = re.compile(r"[45](?<=\b[45])\.\d{1,3}\.\d{1,3}\b")
 
 
 def wording_permanence(text: str) -> bool | None:
     """True for wording that says the server gave up, False for a retry notice, None when it says neither."""
+    text = text.lower()
     transient = _TRANSIENT_RE.search(text)
     permanent = _PERMANENT_RE.search(text)
     if transient and not permanent:
@@ -213,30 +231,39 @@ def wording_permanence(text: str) -> bool | None:
     if permanent and not transient:
         return True
     if transient and permanent:
-        return permanent.start() < transient.start() if "giv" in permanent.group(0).lower() else None
+        return permanent.start() < transient.start() if "giv" in permanent.group(0) else None
     return None
 
 
 def reply_code_permanence(text: str) -> bool | None:
     """The class of the first SMTP reply code on an error line: 5xx permanent, 4xx temporary."""
-    for line in text.split("\n"):
+    for candidate in _CODE_LINE_RE.finditer(text):  # only lines holding a 4xx/5xx can say; most lines do not
+        line = candidate.group(0)
         lead = _LEADING_CODE_RE.match(line)
         if lead:
             return lead.group(1) == "5"
-        found = re.search(r"(?:^|[\s(:#])([45])[0-9]{2}(?:[\s-]|$)", line)
+        found = _ANY_CODE_RE.search(line)
         if found and _CODE_CONTEXT_RE.search(line):
             return found.group(1) == "5"
     return None
 
 
+_CODE_LINE_RE = re.compile(r"^[^\n]*[45][0-9]{2}[^\n]*", re.M)
 _LEADING_CODE_RE = re.compile(r"^\s*(?:<<<\s*)?([45])[0-9]{2}(?:[ -]|$)")
+_ANY_CODE_RE = re.compile(r"(?:^|[\s(:#])([45])[0-9]{2}(?:[\s-]|$)")
 _CODE_CONTEXT_RE = re.compile(r"said|reply|error|reject|refus|unknown|deferred|remote|\b[45]\d\d[ -][45]\.", re.I)
 
 
 def message_id_addresses(msg: Message, text: str) -> set[str]:
     """Message-IDs look like addresses; heuristics must not take them for recipients."""
-    ids = set(re.findall(r"message-id:\s*<([^<>\s]+@[^<>\s]+)>", text, re.I))
-    for part in msg.walk():
+    ids = set(_TEXT_MID_RE.findall(text.lower()))
+    for part, _ in typed_parts(msg):
         for name in ("Message-ID", "In-Reply-To", "References"):
-            ids.update(re.findall(r"<([^<>\s]+@[^<>\s]+)>", str(part.get(name) or "")))
+            value = part.get(name)
+            if value is not None:
+                ids.update(_ANGLE_ID_RE.findall(str(value)))
     return {i.lower() for i in ids}
+
+
+_TEXT_MID_RE = re.compile(r"message-id:\s*<([^<>\s]+@[^<>\s]+)>")  # for lowercased text
+_ANGLE_ID_RE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")

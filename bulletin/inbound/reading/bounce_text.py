@@ -25,6 +25,7 @@ from bulletin.inbound.reading.reports import (
     BounceRecipient,
     original_headers,
     status_code,
+    typed_parts,
 )
 
 _DAEMONS = ("mailer-daemon", "postmaster", "post_master", "mail-daemon", "mailerdaemon", "mdaemon",
@@ -75,13 +76,13 @@ def looks_like_bounce(msg: Message) -> bool:
     if not _SUBJECT_RE.search(header(msg, "Subject")) and not _family_wording(msg):
         return False
     machine = (auto_reply_reason(msg) is not None or msg.get_content_type() == "multipart/report"
-               or any(p.get_content_type() in ORIGINAL_TYPES for p in msg.walk()))
+               or any(ctype in ORIGINAL_TYPES for _, ctype in typed_parts(msg)))
     return machine
 
 
 def _family_wording(msg: Message) -> bool:
     """An MTA family's opening sentence near the top of the notice, outside quoted lines."""
-    head = "\n".join(ln for ln in report_text(msg)[:6000].split("\n") if not ln.lstrip().startswith(">"))
+    head = "\n".join(ln for ln in report_text(msg)[:6000].lower().split("\n") if not ln.lstrip().startswith(">"))
     return FAMILY_RE.search(head) is not None
 
 
@@ -103,7 +104,8 @@ def text_recipients(msg: Message, text: str) -> list[BounceRecipient]:
     if not found:
         return []
     code = status_code(text)
-    return [BounceRecipient(a, text_permanence(code, text), code, "") for a in found[:5]]
+    permanent = text_permanence(code, text)
+    return [BounceRecipient(a, permanent, code, "") for a in found[:5]]
 
 
 def text_permanence(code: str, text: str, default: bool = False) -> bool:
@@ -113,7 +115,14 @@ def text_permanence(code: str, text: str, default: bool = False) -> bool:
     """
     if code:
         return code.startswith("5")
-    for verdict in (reply_code_permanence(text), wording_permanence(text)):
-        if verdict is not None:
-            return verdict
-    return default
+    verdict = text_verdict(text)
+    return default if verdict is None else verdict
+
+
+def text_verdict(text: str) -> bool | None:
+    """The SMTP reply code's class, else the wording's; None when the text says neither.
+
+    It depends on the text alone: callers work it out once per notice, not once per recipient.
+    """
+    verdict = reply_code_permanence(text)
+    return wording_permanence(text) if verdict is None else verdict

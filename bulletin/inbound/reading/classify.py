@@ -23,7 +23,12 @@ from bulletin.inbound.reading.bounce_forms import (
     report_text,
     text_dsn_recipients,
 )
-from bulletin.inbound.reading.bounce_text import looks_like_bounce, text_permanence, text_recipients
+from bulletin.inbound.reading.bounce_text import (
+    looks_like_bounce,
+    text_permanence,
+    text_recipients,
+    text_verdict,
+)
 from bulletin.inbound.reading.parse import addresses, body_text
 from bulletin.inbound.reading.reports import (
     BounceRecipient,
@@ -115,16 +120,18 @@ def _heuristic_bounces(msg: Message, shaped: bool) -> list[BounceRecipient]:
         named = family_recipients(text)
         if named:
             code = failure_code(text)
-            found = [BounceRecipient(a, text_permanence(code, text), code, "") for a in named[:20]]
+            permanent = text_permanence(code, text)
+            found = [BounceRecipient(a, permanent, code, "") for a in named[:20]]
             return _plausible(msg, found, text, named=True)
     temporary, permanent = all_failures(msg)
     code = status_code(text)
+    verdict = text_verdict(text) if (temporary or permanent) and not code else None
     out: list[BounceRecipient] = []
     for raw, perm in [(a, True) for a in sorted(permanent)] + [(a, False) for a in sorted(temporary)]:
         addr = bare_address(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
         if addr and addr not in {b.address for b in out}:
-            out.append(BounceRecipient(addr, text_permanence(code, text, perm) if not code else code[:1] != "4",
-                                       code, ""))
+            kept = code[:1] != "4" if code else perm if verdict is None else verdict
+            out.append(BounceRecipient(addr, kept, code, ""))
     if not out and shaped:
         out = text_recipients(msg, text)
     return _plausible(msg, out, text)

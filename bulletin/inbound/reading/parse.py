@@ -46,13 +46,15 @@ def decode_value(value: object) -> str:
         # compat32 wraps raw 8-bit headers in a Header with the unknown-8bit charset.
         value = "".join(_decode_chunk(b, c) for b, c in decode_header(value))
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
         # Raw 8-bit header (SMTPUTF8 or a sloppy client): the parser kept the bytes as surrogates.
         raw = text.encode("ascii", "surrogateescape")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
+    if "=?" not in text:  # no encoded word (they all start so): decode_header would hand the text back
+        return " ".join(text.split())
     try:
         decoded = str(make_header(decode_header(text)))
     except Exception:  # noqa: BLE001 - any broken encoded-word: keep the raw text
@@ -74,20 +76,62 @@ def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
 def addresses(msg: Message, *names: str) -> list[str]:
     """Bare addresses from address headers, lowercased, in header order."""
     values = []
+    present = header_names(msg)
     for name in names:
-        values.extend(decode_value(v) for v in msg.get_all(name, []))
+        if name.lower() in present:
+            values.extend(decode_value(v) for v in msg.get_all(name, []))
     out = []
-    for _, addr in getaddresses(values):
+    for _, addr in plain_address_list(values) or getaddresses(values):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr:
             out.append(addr)
     return out
 
 
+def header_names(msg: Message) -> set[str]:
+    """The lowercased names of the headers a message has.
+
+    `Message.get` and `get_all` lowercase and compare every header name on each
+    call, so asking for six or ten headers most messages lack costs six or ten
+    scans; one pass first tells which are worth asking for.
+    """
+    return {name.lower() for name in msg.keys()}
+
+
 def sender(msg: Message) -> tuple[str, str]:
     """(display name, address) of From:, address lowercased."""
-    name, addr = parseaddr(header(msg, "From"))
+    value = header(msg, "From")
+    plain = plain_address_list([value])
+    name, addr = plain[0] if plain is not None and len(plain) == 1 else parseaddr(value)
     return name, addr.strip().lower()
+
+
+# The everyday shapes of an address header: `a@b`, `<a@b>`, `Name <a@b>`, `"Name, Inc." <a@b>`, comma-separated.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ADDR = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_ATEXT}+(?:\.{_ATEXT}+)*"
+_WORD = r'[^\s()<>@,;:\\".\[\]]+'
+_ITEM = rf'[ \t]*(?:(?:({_WORD}(?:[ \t]+{_WORD})*)|"([^"\\\r\n]*)")?[ \t]*<({_ADDR})>|({_ADDR}))[ \t]*'
+_ITEM_RE = re.compile(_ITEM)
+_LIST_RE = re.compile(rf"{_ITEM}(?:,{_ITEM})*")
+
+
+def plain_address_list(values: list[str]) -> list[tuple[str, str]] | None:
+    """`getaddresses(values)` for values in the everyday shapes, None for anything else.
+
+    The stdlib parser walks a value one character at a time, and classifying one
+    message reads its address headers several times. Only values with no
+    comment, group, route, quoted local part or escape take this path; the
+    result is the stdlib's own (tests compare the two on generated values).
+    """
+    if not values or not all(_LIST_RE.fullmatch(v) for v in values):
+        return None
+    out = []
+    for value in values:
+        for m in _ITEM_RE.finditer(value):
+            words, quoted, routed, bare = m.groups()
+            name = " ".join(words.split()) if words else quoted or ""
+            out.append((name, routed or bare))
+    return out
 
 
 def message_ids(value: str) -> list[str]:

@@ -144,7 +144,10 @@ def header_marks(headers: Message, links: Links, where: str) -> list[OurMark]:
     marks: list[OurMark] = []
     for name in _ID_HEADERS:
         for value in headers.get_all(name, []):
-            for mid in _ANGLE_RE.findall(decode_value(value)):
+            text = decode_value(value)
+            if not _may_hold_ours(text, links):
+                continue
+            for mid in _ANGLE_RE.findall(text):
                 mark = message_id_mark(mid, links, f"{where}:{name}")
                 if mark:
                     marks.append(mark)
@@ -162,6 +165,8 @@ def report_field_marks(msg: Message, links: Links) -> list[OurMark]:
             for block in field_blocks(part):
                 for name, value in block.items():
                     text = decode_value(value)
+                    if not _may_hold_ours(text, links):
+                        continue
                     marks += address_marks(text, links, f"{label}:{name}")
                     for mid in _ANGLE_RE.findall(text) + ([text.strip()] if "@" in text and " " not in text else []):
                         mark = message_id_mark(mid, links, f"{label}:{name}")
@@ -191,6 +196,8 @@ def ses_marks(msg: Message, links: Links) -> list[OurMark]:
 def text_marks(text: str, links: Links, where: str) -> list[OurMark]:
     """Our values anywhere in free text: a server that pastes the original's headers into its notice."""
     marks: list[OurMark] = []
+    if not _may_hold_ours(text, links):
+        return marks
     for mid in _ANGLE_RE.findall(text):
         mark = message_id_mark(mid, links, where)
         if mark:
@@ -214,6 +221,8 @@ def message_id_mark(message_id: str, links: Links, where: str) -> OurMark | None
 def address_marks(text: str, links: Links, where: str) -> list[OurMark]:
     """Every reply, VERP bounce or unsubscribe token address at our sending domain in a text."""
     marks: list[OurMark] = []
+    if not _may_hold_ours(text, links):
+        return marks
     domain = "@" + links.settings.sending_domain.lower()
     for addr in _ADDR_RE.findall(text):
         addr = addr.lower()
@@ -223,6 +232,14 @@ def address_marks(text: str, links: Links, where: str) -> list[OurMark]:
         if mark:
             marks.append(mark)
     return marks
+
+
+def _may_hold_ours(text: str, links: Links) -> bool:
+    """Each value of ours (Message-ID or token address) ends in the sending domain: text without it holds none.
+
+    One substring test instead of the address and Message-ID patterns over every header and notice.
+    """
+    return links.settings.sending_domain.lower() in text.lower()
 
 
 def _token_mark(addr: str, links: Links, where: str) -> OurMark | None:

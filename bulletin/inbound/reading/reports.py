@@ -10,6 +10,7 @@ import email
 import re
 from dataclasses import dataclass
 from email.message import Message
+from weakref import WeakKeyDictionary
 
 from bulletin.inbound.reading.parse import decode_value, header, part_text
 
@@ -17,7 +18,7 @@ DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/
 ARF_TYPE = "message/feedback-report"
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _PLAIN_ADDR_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~.-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.I)
-_STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_STATUS_RE = re.compile(r"([245])(?<=\b[245])\.(\d{1,3})\.(\d{1,3})\b")  # \b after the digit: see bounce_forms
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,53 @@ def field_blocks(part: Message) -> list[Message]:
     return [email.message_from_string(b.strip() + "\n") for b in blocks if b.strip()]
 
 
+TypedParts = tuple[tuple[Message, str], ...]
+# message -> (its content type, every part below it, the report's own parts below it), each with its content
+# type. The message itself is kept out of the value: a value that refers to its key keeps it alive for ever.
+_PARTS: WeakKeyDictionary[Message, tuple[str, TypedParts, TypedParts]] = WeakKeyDictionary()
+
+
+def typed_parts(msg: Message) -> TypedParts:
+    """Every part in `walk()` order, with its content type."""
+    ctype, below, _ = _typed(msg)
+    return ((msg, ctype), *below)
+
+
 def find_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
-    return [p for p in msg.walk() if p.get_content_type() in types]
+    ctype, below, _ = _typed(msg)
+    return [msg] * (ctype in types) + [part for part, c in below if c in types]
 
 
 def report_parts(msg: Message, types: tuple[str, ...]) -> list[Message]:
     """Parts of the report itself: a returned original may be a report too (a bounce of a bounce), not ours."""
-    out: list[Message] = []
+    ctype, _, below = _typed(msg)
+    return [msg] * (ctype in types) + [part for part, c in below if c in types]
+
+
+def _typed(msg: Message) -> tuple[str, TypedParts, TypedParts]:
+    """The parts of a message and their content types, worked out once per message object.
+
+    Reading one message asks for its parts a dozen ways (ARF, DSN, returned
+    originals, the bounce heuristics, the report's identity), and each ask used to
+    walk the tree and work out every content type again. The readers never modify
+    a message, so the answer holds for as long as the message object lives.
+    """
+    found = _PARTS.get(msg)
+    if found is None:
+        every = [(p, p.get_content_type()) for p in msg.walk()]
+        report = _report_walk(msg, {id(p): ctype for p, ctype in every})
+        found = _PARTS[msg] = (every[0][1], tuple(every[1:]), tuple(report[1:]))  # both walks start at msg
+    return found
+
+
+def _report_walk(msg: Message, ctypes: dict[int, str]) -> list[tuple[Message, str]]:
+    """Breadth first, not into a returned original (other than the message itself) nor into report fields."""
+    out: list[tuple[Message, str]] = []
     stack = [msg]
     while stack:
         part = stack.pop(0)
-        ctype = part.get_content_type()
-        if ctype in types:
-            out.append(part)
+        ctype = ctypes.get(id(part)) or part.get_content_type()
+        out.append((part, ctype))
         if ctype in ORIGINAL_TYPES and part is not msg:
             continue
         payload = part.get_payload()
