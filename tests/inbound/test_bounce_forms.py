@@ -345,3 +345,13 @@ To:<gone@example.org>
 """)
     c = _classify(raw, links)
     assert "1a2b3c.4d5e@news.example.org" not in [b.address for b in c.bounces]
+
+
+def test_a_mailto_with_no_address_in_a_failure_list_is_text_not_a_crash() -> None:
+    """A signature line like "Contact us <mailto:...>" broken over the list must not raise while reading."""
+    from bulletin.inbound.reading.bounce_forms import family_recipients
+
+    body = ("----- The following addresses had permanent fatal errors -----\n"
+            "Help desk <mailto:\n"
+            "<ann@example.org>\n")
+    assert family_recipients(body) == ["ann@example.org"]

@@ -185,7 +185,9 @@ def family_recipients(text: str) -> list[str]:
                           or stripped.startswith(("mailto:", "<"))):
                 found.append(first.group(0))
             elif "<mailto:" in stripped:
-                found.append(_ADDR_RE.search(stripped.split("mailto:", 1)[1]).group(0))  # type: ignore[union-attr]
+                after = _ADDR_RE.search(stripped.split("mailto:", 1)[1])
+                if after:  # "<mailto:" with no address after it is just text
+                    found.append(after.group(0))
         if _LEAD_RE.search(line):
             listing = 12
         elif listing and stripped:
