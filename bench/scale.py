@@ -14,8 +14,8 @@ the queries. While the workers send, a probe runs the ledger's own `claim`
 (200 rows, then gives them back) five times near 1 % and near 99 % of the send:
 the claim should cost the same on a full ledger and an almost-drained one.
 smtp-sink logs every RCPT TO, so duplicates and missing recipients are counted
-at the sink. Needs PostgreSQL at $BULLETIN_BENCH_PG (database bulletin_scale is
-created and dropped) and /usr/sbin/smtp-sink.
+at the sink. Needs PostgreSQL at $BULLETIN_BENCH_PG (database bulletin_scale, or
+$BULLETIN_BENCH_DB, is created and dropped) and /usr/sbin/smtp-sink.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_URL = os.environ.get("BULLETIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB = "bulletin_scale"
+DB = os.environ.get("BULLETIN_BENCH_DB", "bulletin_scale")  # another name lets two benches share a server
 ISSUE = "2016-shared-service-map"
 LIST = "shared-services"
 SINK = "/usr/sbin/smtp-sink"
