@@ -229,13 +229,15 @@ def test_the_timeline_buckets_from_minutes_equal_those_from_the_ledger(settings,
 
 def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None:  # type: ignore[no-untyped-def]
     """Two senders share one send whose rows alternate between two segments, so a group of outcomes
-    touches several counter rows in several statements: no deadlock, no lost update."""
+    touches several counter rows in several statements, in no one order: no deadlock, no lost update."""
     if engine.dialect.name != "postgresql":
         pytest.skip("concurrent senders share a ledger on PostgreSQL")
     list_id = add_list(engine)
-    emails = add_subscribers(engine, list_id, 240)
-    refused = {e: "550 5.1.1 user unknown" for e in emails[::9]}
-    refused.update({e: "450 4.2.1 mailbox busy" for e in emails[4::11]})
+    emails = add_subscribers(engine, list_id, 600)
+    # Mostly refusals, so many groups of outcomes are several statements: without the triggers'
+    # per-issue lock this deadlocked about one run in two.
+    refused = {e: "550 5.1.1 user unknown" for e in emails[::2]}
+    refused.update({e: "450 4.2.1 mailbox busy" for e in emails[1::3]})
     with session_scope(engine) as session:
         ids = session.exec(select(Subscriber.id).order_by(Subscriber.id)).all()
     queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
@@ -246,14 +248,14 @@ def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None
         for i, sid in enumerate(ids):
             ledger.enqueue_chosen(session, send, [(sid, f"<c.{sid}@news.example.org>")], deadline,
                                   "north" if i % 2 else "south")
-    assert_counts_match(engine, expect={"queued": 240})
+    assert_counts_match(engine, expect={"queued": 600})
     errors: list[BaseException] = []
     with bad_relay(rcpt_replies=refused, dot_delay=0.002) as relay:
         s = _smtp(settings, relay)
 
         def sender(name: str) -> None:
             try:
-                opts = SendOptions(retry_base=0.01, retry_max=0.02, linger=1.0, batch=10, worker=name)
+                opts = SendOptions(retry_base=3600.0, retry_max=3600.0, linger=0.0, batch=10, worker=name)
                 service.send_queued(engine, s, [queued.send_id], options=opts)
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
                 errors.append(exc)
@@ -269,4 +271,4 @@ def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None
         claimed_by = set(session.exec(select(Delivery.claimed_by).where(Delivery.state == "sent")).all())
     assert claimed_by == {"w0:0", "w1:1"}, "both senders took a share"
     states = {k[3] for k in kept_counts(engine)}
-    assert {"sent", "failed"} <= states
+    assert {"sent", "failed", "deferred"} <= states
