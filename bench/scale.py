@@ -239,11 +239,21 @@ def query_phase(ws: Path) -> dict[str, object]:
 
 
 EXPLAINS = {
-    "status: counts by state": "SELECT state, count(*) FROM delivery WHERE issue_id = :issue GROUP BY state",
+    # What status and report run since migration 0019: the running counts, and the ledger only
+    # through index ranges that hold the rows counted (the last minute, the rows with an error).
+    "status: counts by state": "SELECT state, sum(n) FROM delivery_count WHERE issue_id = :issue GROUP BY state",
     "status: sent in the last minute": "SELECT count(*) FROM delivery WHERE issue_id = :issue AND state = 'sent' "
                                        "AND sent_at >= now() - interval '1 minute'",
-    "report: timeline": "SELECT CAST(EXTRACT(EPOCH FROM sent_at) AS BIGINT) / 60, count(*) FROM delivery "
-                        "WHERE issue_id = :issue AND state = 'sent' AND sent_at IS NOT NULL GROUP BY 1",
+    "status: errors": "SELECT smtp_code, last_error, count(*) FROM delivery WHERE issue_id = :issue "
+                      "AND last_error IS NOT NULL GROUP BY smtp_code, last_error ORDER BY count(*) DESC LIMIT 10",
+    "report: first and last sent": "SELECT CAST(EXTRACT(EPOCH FROM min(sent_at)) AS BIGINT), "
+                                   "CAST(EXTRACT(EPOCH FROM max(sent_at)) AS BIGINT) FROM delivery "
+                                   "WHERE issue_id = :issue AND state = 'sent' AND sent_at IS NOT NULL",
+    "report: timeline": "SELECT minute - minute % 60, sum(n) FROM delivery_minute WHERE issue_id = :issue "
+                        "GROUP BY 1",
+    "report: by segment": "SELECT segment, sum(n), sum(CASE WHEN state = 'sent' THEN n ELSE 0 END), "
+                          "sum(CASE WHEN state = 'failed' THEN n ELSE 0 END) FROM delivery_count "
+                          "WHERE issue_id = :issue GROUP BY segment HAVING sum(n) > 0",
 }
 
 
