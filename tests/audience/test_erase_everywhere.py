@@ -6,14 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import JSON, String, Text, cast, func, select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from bulletin.cli import app
 from bulletin.audience import staff, subscribers
 from bulletin.audience.importer import import_csv
+from bulletin.cli import app
 from bulletin.db import make_engine, session_scope
 from bulletin.delivery import service
 from bulletin.errors import ConfigError
