@@ -152,7 +152,8 @@ class Delivery(SQLModel, table=True):
     """The ledger: one row per (issue, subscriber); committed before and after each SMTP transaction."""
 
     # Indexes sized for millions of rows (migration 0018): uq_delivery also serves "by issue";
-    # ix_delivery_issue_state_sent answers status and report from the index alone; the partial
+    # ix_delivery_issue_state_sent answers "sent in the last minute" and the first and last sent
+    # from its ends (the counts themselves are DeliveryCount and DeliveryMinute); the partial
     # ix_delivery_open holds only rows still to send, so a claim costs the same at 1 % and 99 %.
     # ix_delivery_errors (0019) holds only rows with an error, for the errors list of `status`.
     # Triggers (0019) keep DeliveryCount and DeliveryMinute in step with every change of a row.
