@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from bulletin.statuses import (
@@ -185,7 +195,9 @@ class Delivery(SQLModel, table=True):
 class DeliveryCount(SQLModel, table=True):
     """Ledger rows per (issue, send, segment, state), kept by triggers on `delivery` (migration 0019),
     so `status` and `report` read a handful of rows instead of counting a million. `segment` is ''
-    for rows no segment chose. Rows folded into DeliveryTally by compaction are not counted here."""
+    for rows no segment chose. A count is the sum over `shard`s: each transaction writes its own
+    shard, so concurrent workers do not queue on one row. Rows folded into DeliveryTally by
+    compaction are not counted here."""
 
     __tablename__ = "delivery_count"
 
@@ -193,6 +205,7 @@ class DeliveryCount(SQLModel, table=True):
     send_id: int = Field(foreign_key="send.id", primary_key=True)
     segment: str = Field(default="", max_length=64, primary_key=True)
     state: str = Field(max_length=16, primary_key=True)
+    shard: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
     n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
@@ -204,6 +217,7 @@ class DeliveryMinute(SQLModel, table=True):
 
     issue_id: int = Field(foreign_key="issue.id", primary_key=True)
     minute: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    shard: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
     n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 

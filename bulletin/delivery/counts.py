@@ -8,8 +8,11 @@ reads them, plus the one case where a writer counts for itself: the streamed
 queueing on PostgreSQL, which would otherwise hold the issue's counter lock
 for the whole of a long COPY while workers sending the same issue wait on it.
 
-Rows folded into `delivery_tally` by `bulletin db compact` leave these counts
-with the rows (the delete trigger); readers add the tallies back as before.
+Each transaction writes its own shard of the counter rows (its transaction id
+modulo 32), so two workers never wait for each other's commit; every reader
+here adds the shards up. Rows folded into `delivery_tally` by `bulletin db
+compact` leave these counts with the rows (the delete trigger); readers add
+the tallies back as before.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from bulletin.models import DeliveryCount, DeliveryMinute
 from bulletin.statuses import DeliveryState
 
 D = DeliveryState
-LOCK_CLASS = 7301  # pg_advisory_xact_lock(LOCK_CLASS, issue_id): the triggers of migration 0019 take the same
+LOCK_CLASS = 7301  # pg_advisory_xact_lock(LOCK_CLASS + shard, issue_id): the triggers of migration 0019 take the same
 NO_SEGMENT = ""  # delivery_count.segment of rows that no segment chose (Delivery.segment is NULL)
 
 
@@ -95,8 +98,10 @@ def add(session: Session, issue_id: int, send_id: int, state: str, n: int, *, se
     conn.exec_driver_sql("SET LOCAL bulletin.count_later = off")
     if not n:
         return
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k, :issue)"), {"k": LOCK_CLASS, "issue": issue_id})
-    conn.execute(text("INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, n) "
-                      "VALUES (:issue, :send, :segment, :state, :n) ON CONFLICT (issue_id, send_id, segment, state) "
-                      "DO UPDATE SET n = t.n + excluded.n"),
-                 {"issue": issue_id, "send": send_id, "segment": segment or NO_SEGMENT, "state": state, "n": n})
+    shard = conn.execute(text("SELECT delivery_counts_shard()")).scalar_one()  # the triggers' own
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k, :issue)"), {"k": LOCK_CLASS + shard, "issue": issue_id})
+    conn.execute(text("INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, shard, n) "
+                      "VALUES (:issue, :send, :segment, :state, :shard, :n) "
+                      "ON CONFLICT (issue_id, send_id, segment, state, shard) DO UPDATE SET n = t.n + excluded.n"),
+                 {"issue": issue_id, "send": send_id, "segment": segment or NO_SEGMENT, "state": state, "shard": shard,
+                  "n": n})

@@ -38,9 +38,13 @@ def ledger_counts(engine) -> dict[tuple[int, int, str, str], int]:  # type: igno
 
 
 def kept_counts(engine) -> dict[tuple[int, int, str, str], int]:  # type: ignore[no-untyped-def]
+    """The kept counts, their shards added up."""
+    out: dict[tuple[int, int, str, str], int] = {}
     with session_scope(engine) as session:
-        rows = session.exec(select(DeliveryCount)).all()
-    return {(r.issue_id, r.send_id, r.segment, r.state): r.n for r in rows if r.n}
+        for r in session.exec(select(DeliveryCount)).all():
+            key = (r.issue_id, r.send_id, r.segment, r.state)
+            out[key] = out.get(key, 0) + r.n
+    return {k: n for k, n in out.items() if n}
 
 
 def ledger_minutes(engine) -> dict[tuple[int, int], int]:  # type: ignore[no-untyped-def]
@@ -54,8 +58,11 @@ def ledger_minutes(engine) -> dict[tuple[int, int], int]:  # type: ignore[no-unt
 
 
 def kept_minutes(engine) -> dict[tuple[int, int], int]:  # type: ignore[no-untyped-def]
+    out: dict[tuple[int, int], int] = {}
     with session_scope(engine) as session:
-        return {(r.issue_id, r.minute): r.n for r in session.exec(select(DeliveryMinute)).all() if r.n}
+        for r in session.exec(select(DeliveryMinute)).all():
+            out[(r.issue_id, r.minute)] = out.get((r.issue_id, r.minute), 0) + r.n
+    return {k: n for k, n in out.items() if n}
 
 
 def assert_counts_match(engine, *, expect: dict[str, int] | None = None) -> None:  # type: ignore[no-untyped-def]

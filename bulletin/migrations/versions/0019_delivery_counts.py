@@ -14,15 +14,20 @@ buckets, all whole minutes, add up exactly as before).
 Triggers on delivery keep them, in the statement that changes the ledger, so
 no writer (the driver-SQL hot path, COPY, the ORM, a hand-run UPDATE) can
 forget them. PostgreSQL: one statement-level trigger per operation reads the
-transition tables and applies one upsert of deltas per table, in key order,
-after taking a transaction-level advisory lock per issue (7301, issue_id) in
-issue order: every counter row of an issue is only ever touched under that
-lock, so transactions that change the ledger in several statements (a claim
-that cancels the unsubscribed, a group of outcomes) cannot deadlock on them.
+transition tables and applies one upsert of deltas per table, in key order.
+Each transaction writes to one of SHARDS copies of the counter rows (its
+transaction id modulo SHARDS; readers add them up): a counter row stays locked
+until commit, so with one copy two workers could never share a WAL flush, and
+every group commit of one waited for the other's. Before touching its shard
+a trigger takes a transaction-level advisory lock (7301 + shard, issue_id) per
+issue, in issue order: every counter row of an issue's shard is only ever
+touched under that lock, so transactions that change the ledger in several
+statements (a claim that cancels the unsubscribed, a group of outcomes) cannot
+deadlock on them (tests/delivery/test_counts.py deadlocked without it).
 A transaction that set `bulletin.count_later = on` (the streamed queueing,
 which would otherwise hold the lock for its whole COPY) skips the insert
 trigger and adds its own count at the end (delivery/counts.py). SQLite: row
-triggers, since a SQLite database has one writer at a time anyway.
+triggers and one shard (0), since a SQLite database has one writer at a time.
 
 Also a partial index of the rows that carry an error, for the errors list of
 `status`. Existing rows are counted here, inside the migration's transaction.
@@ -37,7 +42,8 @@ down_revision = '0016'
 branch_labels = None
 depends_on = None
 
-LOCK_CLASS = 7301  # pg_advisory_xact_lock(LOCK_CLASS, issue_id); delivery/counts.py uses the same
+LOCK_CLASS = 7301  # pg_advisory_xact_lock(LOCK_CLASS + shard, issue_id); delivery/counts.py uses the same
+SHARDS = 32  # copies of each counter row; delivery/counts.py uses the same
 COUNTED = ('issue_id', 'send_id', 'segment', 'state', 'sent_at')
 PG_EPOCH = "CAST(EXTRACT(EPOCH FROM {0}) AS BIGINT)"
 SQLITE_EPOCH = "CAST(strftime('%s', {0}) AS INTEGER)"
@@ -49,17 +55,19 @@ def upgrade() -> None:
     sa.Column('send_id', sa.Integer(), nullable=False),
     sa.Column('segment', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('shard', sa.SmallInteger(), nullable=False),
     sa.Column('n', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], ),
     sa.ForeignKeyConstraint(['send_id'], ['send.id'], ),
-    sa.PrimaryKeyConstraint('issue_id', 'send_id', 'segment', 'state')
+    sa.PrimaryKeyConstraint('issue_id', 'send_id', 'segment', 'state', 'shard')
     )
     op.create_table('delivery_minute',
     sa.Column('issue_id', sa.Integer(), nullable=False),
     sa.Column('minute', sa.BigInteger(), nullable=False),
+    sa.Column('shard', sa.SmallInteger(), nullable=False),
     sa.Column('n', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], ),
-    sa.PrimaryKeyConstraint('issue_id', 'minute')
+    sa.PrimaryKeyConstraint('issue_id', 'minute', 'shard')
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index('ix_delivery_errors', ['issue_id'], unique=False,
@@ -73,10 +81,10 @@ def upgrade() -> None:
         for sql in _sqlite_triggers():
             op.execute(sql)
         epoch = SQLITE_EPOCH
-    op.execute("INSERT INTO delivery_count (issue_id, send_id, segment, state, n) "
-               "SELECT issue_id, send_id, coalesce(segment, ''), state, count(*) FROM delivery "
+    op.execute("INSERT INTO delivery_count (issue_id, send_id, segment, state, shard, n) "
+               "SELECT issue_id, send_id, coalesce(segment, ''), state, 0, count(*) FROM delivery "
                "GROUP BY issue_id, send_id, coalesce(segment, ''), state")
-    op.execute("INSERT INTO delivery_minute (issue_id, minute, n) SELECT issue_id, e - e % 60, count(*) "
+    op.execute("INSERT INTO delivery_minute (issue_id, minute, shard, n) SELECT issue_id, e - e % 60, 0, count(*) "
                f"FROM (SELECT issue_id, {epoch.format('sent_at')} AS e FROM delivery "
                "WHERE state = 'sent' AND sent_at IS NOT NULL) s GROUP BY issue_id, e - e % 60")
 
@@ -86,6 +94,7 @@ def downgrade() -> None:
         for op_name in ('insert', 'update', 'delete'):
             op.execute(f"DROP TRIGGER IF EXISTS delivery_counts_{op_name} ON delivery")
             op.execute(f"DROP FUNCTION IF EXISTS delivery_counts_after_{op_name}()")
+        op.execute("DROP FUNCTION IF EXISTS delivery_counts_shard()")
     else:
         for name in ('count_insert', 'count_update', 'count_delete', 'minute_insert', 'minute_update',
                      'minute_delete'):
@@ -99,28 +108,30 @@ def downgrade() -> None:
 # PostgreSQL -----------------------------------------------------------------------------------------
 
 def _pg_apply(changes: str) -> str:
-    """Lock the issues, then one upsert of deltas per table; `changes` yields (issue_id, send_id,
-    segment, state, sent_at, d) with d = +1 or -1."""
+    """Lock the issues' shard, then one upsert of deltas per table; `changes` yields (issue_id,
+    send_id, segment, state, sent_at, d) with d = +1 or -1."""
     minute = PG_EPOCH.format('sent_at')
     return f"""
-    PERFORM pg_advisory_xact_lock({LOCK_CLASS}, l.issue_id)
+    PERFORM pg_advisory_xact_lock({LOCK_CLASS} + my_shard, l.issue_id)
        FROM (SELECT DISTINCT issue_id FROM ({changes}) c ORDER BY issue_id) l;
-    INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, n)
-    SELECT issue_id, send_id, coalesce(segment, ''), state, sum(d) FROM ({changes}) c
+    INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, shard, n)
+    SELECT issue_id, send_id, coalesce(segment, ''), state, my_shard, sum(d) FROM ({changes}) c
      GROUP BY issue_id, send_id, coalesce(segment, ''), state HAVING sum(d) <> 0
      ORDER BY issue_id, send_id, coalesce(segment, ''), state
-        ON CONFLICT (issue_id, send_id, segment, state) DO UPDATE SET n = t.n + excluded.n;
-    INSERT INTO delivery_minute AS t (issue_id, minute, n)
-    SELECT issue_id, e - e % 60, sum(d)
+        ON CONFLICT (issue_id, send_id, segment, state, shard) DO UPDATE SET n = t.n + excluded.n;
+    INSERT INTO delivery_minute AS t (issue_id, minute, shard, n)
+    SELECT issue_id, e - e % 60, my_shard, sum(d)
       FROM (SELECT issue_id, {minute} AS e, d FROM ({changes}) c
              WHERE state = 'sent' AND sent_at IS NOT NULL) s
      GROUP BY issue_id, e - e % 60 HAVING sum(d) <> 0 ORDER BY issue_id, e - e % 60
-        ON CONFLICT (issue_id, minute) DO UPDATE SET n = t.n + excluded.n;"""
+        ON CONFLICT (issue_id, minute, shard) DO UPDATE SET n = t.n + excluded.n;"""
 
 
 def _pg_function(name: str, body: str) -> str:
     return f"""
 CREATE FUNCTION delivery_counts_after_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard smallint := delivery_counts_shard();
 BEGIN{body}
     RETURN NULL;
 END $$"""
@@ -138,6 +149,9 @@ def _pg_triggers() -> list[str]:
              f"ON n.id = o.id WHERE {differs}")
     skip = "\n    IF current_setting('bulletin.count_later', true) = 'on' THEN RETURN NULL; END IF;"
     return [
+        # The transaction's shard: every statement of one transaction writes the same one.
+        f"CREATE FUNCTION delivery_counts_shard() RETURNS smallint LANGUAGE sql VOLATILE AS "
+        f"$$ SELECT (txid_current() % {SHARDS})::smallint $$",
         _pg_function('insert', skip + _pg_apply(inserted)),
         _pg_function('update', _pg_apply(moved)),
         _pg_function('delete', _pg_apply(deleted)),
@@ -154,16 +168,16 @@ def _pg_triggers() -> list[str]:
 # SQLite ---------------------------------------------------------------------------------------------
 
 def _sqlite_count(row: str, d: int) -> str:
-    return (f"INSERT INTO delivery_count (issue_id, send_id, segment, state, n) VALUES ({row}.issue_id, "
-            f"{row}.send_id, coalesce({row}.segment, ''), {row}.state, {d}) "
-            "ON CONFLICT (issue_id, send_id, segment, state) DO UPDATE SET n = n + excluded.n;")
+    return (f"INSERT INTO delivery_count (issue_id, send_id, segment, state, shard, n) VALUES ({row}.issue_id, "
+            f"{row}.send_id, coalesce({row}.segment, ''), {row}.state, 0, {d}) "
+            "ON CONFLICT (issue_id, send_id, segment, state, shard) DO UPDATE SET n = n + excluded.n;")
 
 
 def _sqlite_minute(row: str, d: int) -> str:
-    return (f"INSERT INTO delivery_minute (issue_id, minute, n) SELECT {row}.issue_id, e - e % 60, {d} "
+    return (f"INSERT INTO delivery_minute (issue_id, minute, shard, n) SELECT {row}.issue_id, e - e % 60, 0, {d} "
             f"FROM (SELECT {SQLITE_EPOCH.format(row + '.sent_at')} AS e) "
             f"WHERE {row}.state = 'sent' AND {row}.sent_at IS NOT NULL "
-            "ON CONFLICT (issue_id, minute) DO UPDATE SET n = n + excluded.n;")
+            "ON CONFLICT (issue_id, minute, shard) DO UPDATE SET n = n + excluded.n;")
 
 
 def _sqlite_triggers() -> list[str]:
