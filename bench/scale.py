@@ -228,7 +228,8 @@ def query_phase(ws: Path) -> dict[str, object]:
         issue_id = conn.execute(text("SELECT id FROM issue WHERE slug = :s"), {"s": ISSUE}).scalar_one()
         plans = {}
         for name, sql in EXPLAINS.items():
-            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + sql.replace(":issue", str(issue_id)))
+            sql = sql.replace(":issue", str(issue_id)).replace("%", "%%")  # driver SQL: % is a placeholder
+            rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + sql)
             plans[name] = [r[0] for r in rows]
         sizes = conn.exec_driver_sql(
             "SELECT c.relname, c.relkind, pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n "
