@@ -30,7 +30,10 @@ trigger and adds its own count at the end (delivery/counts.py). SQLite: row
 triggers and one shard (0), since a SQLite database has one writer at a time.
 
 Also a partial index of the rows that carry an error, for the errors list of
-`status`. Existing rows are counted here, inside the migration's transaction.
+`status`, and one of the consent-log events an issue caused, for the report's
+unsubscribes and complaints (the log holds an event per imported person, and
+counting an issue's read all of it). Existing rows are counted here, inside
+the migration's transaction.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -73,6 +76,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_delivery_errors', ['issue_id'], unique=False,
                               postgresql_where=sa.text('last_error IS NOT NULL'),
                               sqlite_where=sa.text('last_error IS NOT NULL'))
+    with op.batch_alter_table('subscriber_event', schema=None) as batch_op:
+        batch_op.create_index('ix_subscriber_event_issue', ['issue_id', 'kind'], unique=False,
+                              postgresql_where=sa.text('issue_id IS NOT NULL'),
+                              sqlite_where=sa.text('issue_id IS NOT NULL'))
     if op.get_bind().dialect.name == 'postgresql':
         for sql in _pg_triggers():
             op.execute(sql)
@@ -99,6 +106,8 @@ def downgrade() -> None:
         for name in ('count_insert', 'count_update', 'count_delete', 'minute_insert', 'minute_update',
                      'minute_delete'):
             op.execute(f"DROP TRIGGER IF EXISTS delivery_{name}")
+    with op.batch_alter_table('subscriber_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_subscriber_event_issue')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index('ix_delivery_errors')
     op.drop_table('delivery_minute')
