@@ -279,3 +279,24 @@ def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None
     assert claimed_by == {"w0:0", "w1:1"}, "both senders took a share"
     states = {k[3] for k in kept_counts(engine)}
     assert {"sent", "failed", "deferred"} <= states
+
+
+def test_the_migration_counts_the_rows_already_in_the_ledger(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+
+    from bulletin.db import alembic_config
+
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 20)
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    service.send_queued(engine, settings, [queued.send_id])
+    command.downgrade(alembic_config(engine), "0016")  # the ledger as it was before the counts
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE delivery SET state = 'failed', last_error = 'refused' WHERE id % 4 = 0"))
+        conn.execute(text("UPDATE delivery SET segment = 'councils' WHERE id % 3 = 0"))
+    command.upgrade(alembic_config(engine), "head")
+    assert_counts_match(engine)
+    assert _states(engine) == {"sent": 15, "failed": 5}
+    with session_scope(engine) as session:  # and the triggers count from there on
+        session.execute(text("UPDATE delivery SET state = 'sent' WHERE state = 'failed'"))
+    assert_counts_match(engine, expect={"sent": 20})
