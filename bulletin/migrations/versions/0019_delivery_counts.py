@@ -117,21 +117,28 @@ def downgrade() -> None:
 # PostgreSQL -----------------------------------------------------------------------------------------
 
 def _pg_apply(changes: str) -> str:
-    """Lock the issues' shard, then one upsert of deltas per table; `changes` yields (issue_id,
-    send_id, segment, state, sent_at, d) with d = +1 or -1."""
+    """One statement: lock the issues' shard, then one upsert of deltas per table; `changes` yields
+    (issue_id, send_id, segment, state, sent_at, d) with d = +1 or -1.
+
+    Both upserts read `locked`, and each aggregates all its input before inserting a row, so the
+    advisory locks are held before the first counter row is touched.
+    """
     minute = PG_EPOCH.format('sent_at')
     return f"""
-    PERFORM pg_advisory_xact_lock({LOCK_CLASS} + my_shard, l.issue_id)
-       FROM (SELECT DISTINCT issue_id FROM ({changes}) c ORDER BY issue_id) l;
-    INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, shard, n)
-    SELECT issue_id, send_id, coalesce(segment, ''), state, my_shard, sum(d) FROM ({changes}) c
-     GROUP BY issue_id, send_id, coalesce(segment, ''), state HAVING sum(d) <> 0
-     ORDER BY issue_id, send_id, coalesce(segment, ''), state
-        ON CONFLICT (issue_id, send_id, segment, state, shard) DO UPDATE SET n = t.n + excluded.n;
+    WITH c AS MATERIALIZED ({changes}),
+    locked AS MATERIALIZED (
+        SELECT count(*) AS issues FROM (
+            SELECT pg_advisory_xact_lock({LOCK_CLASS} + my_shard, i.issue_id)
+              FROM (SELECT DISTINCT issue_id FROM c ORDER BY issue_id) i) l),
+    counted AS (
+        INSERT INTO delivery_count AS t (issue_id, send_id, segment, state, shard, n)
+        SELECT issue_id, send_id, coalesce(segment, ''), state, my_shard, sum(d) FROM c, locked
+         GROUP BY issue_id, send_id, coalesce(segment, ''), state HAVING sum(d) <> 0
+         ORDER BY issue_id, send_id, coalesce(segment, ''), state
+            ON CONFLICT (issue_id, send_id, segment, state, shard) DO UPDATE SET n = t.n + excluded.n)
     INSERT INTO delivery_minute AS t (issue_id, minute, shard, n)
     SELECT issue_id, e - e % 60, my_shard, sum(d)
-      FROM (SELECT issue_id, {minute} AS e, d FROM ({changes}) c
-             WHERE state = 'sent' AND sent_at IS NOT NULL) s
+      FROM (SELECT issue_id, {minute} AS e, d FROM c WHERE state = 'sent' AND sent_at IS NOT NULL) s, locked
      GROUP BY issue_id, e - e % 60 HAVING sum(d) <> 0 ORDER BY issue_id, e - e % 60
         ON CONFLICT (issue_id, minute, shard) DO UPDATE SET n = t.n + excluded.n;"""
 
