@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from bulletin.statuses import (
@@ -36,6 +46,8 @@ def id_of(row: Any) -> int:
 
 
 OPEN_ROWS = "state IN ('queued', 'deferred')"  # the rows a claim looks at
+WITH_ERROR = "last_error IS NOT NULL"  # the rows `status` lists errors from
+WITH_ISSUE = "issue_id IS NOT NULL"  # consent-log events an issue caused
 
 
 class MailingList(SQLModel, table=True):
@@ -100,6 +112,12 @@ class SubscriberEvent(SQLModel, table=True):
     """The consent log: every change of a subscriber, with when, why and who."""
 
     __tablename__ = "subscriber_event"
+    # The report counts an issue's unsubscribes and complaints; only events an issue caused carry
+    # one, a sliver of the log (every import writes an event per person), so the index is partial.
+    __table_args__ = (
+        Index("ix_subscriber_event_issue", "issue_id", "kind", postgresql_where=text(WITH_ISSUE),
+              sqlite_where=text(WITH_ISSUE)),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
@@ -151,12 +169,16 @@ class Delivery(SQLModel, table=True):
     """The ledger: one row per (issue, subscriber); committed before and after each SMTP transaction."""
 
     # Indexes sized for millions of rows (migration 0018): uq_delivery also serves "by issue";
-    # ix_delivery_issue_state_sent answers status and report from the index alone; the partial
+    # ix_delivery_issue_state_sent answers "sent in the last minute" and the first and last sent
+    # from its ends (the counts themselves are DeliveryCount and DeliveryMinute); the partial
     # ix_delivery_open holds only rows still to send, so a claim costs the same at 1 % and 99 %.
+    # ix_delivery_errors (0019) holds only rows with an error, for the errors list of `status`.
+    # Triggers (0019) keep DeliveryCount and DeliveryMinute in step with every change of a row.
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),
         Index("ix_delivery_issue_state_sent", "issue_id", "state", "sent_at"),
         Index("ix_delivery_open", "send_id", "id", postgresql_where=text(OPEN_ROWS), sqlite_where=text(OPEN_ROWS)),
+        Index("ix_delivery_errors", "issue_id", postgresql_where=text(WITH_ERROR), sqlite_where=text(WITH_ERROR)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -175,6 +197,35 @@ class Delivery(SQLModel, table=True):
     smtp_code: int | None = None
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryCount(SQLModel, table=True):
+    """Ledger rows per (issue, send, segment, state), kept by triggers on `delivery` (migration 0019),
+    so `status` and `report` read a handful of rows instead of counting a million. `segment` is ''
+    for rows no segment chose. A count is the sum over `shard`s: each transaction writes its own
+    shard, so concurrent workers do not queue on one row. Rows folded into DeliveryTally by
+    compaction are not counted here."""
+
+    __tablename__ = "delivery_count"
+
+    issue_id: int = Field(foreign_key="issue.id", primary_key=True)
+    send_id: int = Field(foreign_key="send.id", primary_key=True)
+    segment: str = Field(default="", max_length=64, primary_key=True)
+    state: str = Field(max_length=16, primary_key=True)
+    shard: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class DeliveryMinute(SQLModel, table=True):
+    """Sent ledger rows per minute of `sent_at` (epoch seconds of the minute's start), kept by the
+    same triggers: every bucket of the report's timeline is a whole number of minutes."""
+
+    __tablename__ = "delivery_minute"
+
+    issue_id: int = Field(foreign_key="issue.id", primary_key=True)
+    minute: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    shard: int = Field(default=0, sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class DeliveryTally(SQLModel, table=True):

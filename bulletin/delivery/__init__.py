@@ -1,7 +1,7 @@
 """Delivery stage: per-recipient messages, the ledger, the send engine, the public archive.
 
 Front door: `service` (send, test proofs, dry run, pause, resume, cancel, status,
-worker), `archive` (the public archive's queries), `feed` (Atom feeds of public lists), `retention` (`db compact`), `outbox` (a person's copies in the Maildir outbox), `preflight` (what `send` checks before queueing), `SendOptions` and `Tally`.
+worker), `archive` (the public archive's queries), `feed` (Atom feeds of public lists), `retention` (`db compact`), `outbox` (a person's copies in the Maildir outbox), `preflight` (what `send` checks before queueing), `counts` (the ledger's running counts, for status and report), `SendOptions` and `Tally`.
 Internal: `ledger` (every SQL statement on sends and deliveries), `engine`,
 `processes`, `message` (skeleton filling), `issues`. Transports, DKIM and single
 notices live below the stages in `bulletin.messenger`.
@@ -9,4 +9,4 @@ notices live below the stages in `bulletin.messenger`.
 
 from bulletin.delivery.engine import SendOptions, Tally
 
-__all__ = ["SendOptions", "Tally", "archive", "feed", "outbox", "preflight", "retention", "service"]
+__all__ = ["SendOptions", "Tally", "archive", "counts", "feed", "outbox", "preflight", "retention", "service"]

@@ -251,13 +251,10 @@ def next_retry_at(session: Session, send_id: int) -> datetime | None:
 
 
 def state_counts(session: Session, issue_id: int, send_id: int | None = None) -> dict[str, int]:
-    stmt = select(Delivery.state, func.count()).where(Delivery.issue_id == issue_id)
-    if send_id is not None:
-        stmt = stmt.where(Delivery.send_id == send_id)
-    counts = {s: 0 for s in D.ALL}
-    for state, n in session.exec(stmt.group_by(Delivery.state)).all():
-        counts[state] = int(n)
-    return counts
+    """Ledger rows per state (every state, 0 when none), from the running counts, not a scan."""
+    from bulletin.delivery import counts
+
+    return counts.state_counts(session, issue_id, send_id)
 
 
 def require_send(session: Session, issue_id: int) -> list[Send]:

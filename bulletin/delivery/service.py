@@ -255,6 +255,8 @@ def issue_status(session: Session, slug: str) -> IssueStatus:
     counts = ledger.state_counts(session, issue_id)
     for state, n in tally_counts(session, issue_id).items():
         counts[state] = counts.get(state, 0) + n
+    # Both read only the rows they count: the last minute's end of ix_delivery_issue_state_sent, and
+    # the rows with an error through the partial ix_delivery_errors.
     since = utcnow() - timedelta(minutes=1)
     recent = session.exec(select(func.count()).select_from(Delivery).where(
         Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,

@@ -3,6 +3,8 @@
 The report owns no state: the ledger (Delivery), bounces, the consent log
 (SubscriberEvent), feedback and raw inbound mail already hold every fact, so
 the figures are recomputable at any time and cannot drift from what happened.
+Ledger figures are read from its running counts (delivery.counts), which the
+database's own triggers keep in the statement that changes a row.
 People are counted once per figure (a complaint unsubscribes someone from every
 list, which writes one event per list, but it is one complaint).
 """
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bulletin.delivery import counts
 from bulletin.errors import NotFound
 from bulletin.models import (
     Bounce,
@@ -193,13 +196,10 @@ def _count(session: Session, column: Any, *where: Any) -> int:
 
 
 def _delivery_states(session: Session, issue_id: int) -> Counter[str]:
-    rows = session.exec(
-        select(Delivery.state, func.count(col(Delivery.id))).where(Delivery.issue_id == issue_id)
-        .group_by(Delivery.state)
-    ).all()
+    """Rows per state from the ledger's running counts (a handful of rows, whatever the list's size)."""
     from bulletin.delivery.retention import tally_counts
 
-    return Counter({state: int(n) for state, n in rows}) + Counter(tally_counts(session, issue_id))
+    return Counter(counts.state_counts(session, issue_id)) + Counter(tally_counts(session, issue_id))
 
 
 def _bounces(session: Session, issue_id: int) -> tuple[int, int]:
@@ -255,18 +255,21 @@ def pick_bucket(span: timedelta) -> tuple[str, int]:
 
 
 def _timeline(session: Session, issue_id: int) -> tuple[str, int, tuple[TimePoint, ...]]:
-    """Sent and replies per bucket, counted by the database: a 100k ledger never crosses the wire."""
-    sent = (Delivery.sent_at, Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT)
+    """Sent and replies per bucket: sent from the ledger's per-minute counts, replies counted by the database.
+
+    The first and last second sent come from the ends of ix_delivery_issue_state_sent
+    (two index probes), so the bucket is picked from the exact span as before.
+    """
     replies = (Feedback.received_at, Feedback.issue_id == issue_id)
     compacted = _compacted_seconds(session, issue_id)
-    spans = [_span(session, *sent), _span(session, *replies),
+    spans = [_sent_span(session, issue_id), _span(session, *replies),
              (min(compacted), max(compacted)) if compacted else None]
     known = [s for s in spans if s is not None]
     if not known:
         return "hour", 3600, ()
     start, end = min(s[0] for s in known), max(s[1] for s in known)
     label, seconds = pick_bucket(timedelta(seconds=end - start))
-    sent_n, reply_n = _per_bucket(session, seconds, *sent), _per_bucket(session, seconds, *replies)
+    sent_n, reply_n = counts.sent_per_bucket(session, issue_id, seconds), _per_bucket(session, seconds, *replies)
     for at, n in compacted.items():
         sent_n[at - at % seconds] = sent_n.get(at - at % seconds, 0) + n
     points = [TimePoint(datetime.fromtimestamp(at, UTC), sent_n.get(at, 0), reply_n.get(at, 0))
@@ -282,6 +285,15 @@ def _compacted_seconds(session: Session, issue_id: int) -> dict[int, int]:
     for second, n in tally_sent_seconds(session, issue_id):
         out[second] = out.get(second, 0) + n
     return out
+
+
+def _sent_span(session: Session, issue_id: int) -> tuple[int, int] | None:
+    """epoch() of the first and last sent_at: epoch of min/max, which equals min/max of epoch
+    (epoch never decreases) and lets the database read just the two ends of the index."""
+    at = Delivery.sent_at
+    first, last = session.exec(select(epoch(func.min(at)), epoch(func.max(at))).where(
+        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT, at.is_not(None))).one()
+    return None if first is None else (int(first), int(last))
 
 
 def _span(session: Session, column: Any, *where: Any) -> tuple[int, int] | None:

@@ -2,7 +2,8 @@
 
 The ledger row of each recipient names the segment that queued it (None for a
 send to a whole list), and every response joins back to that row by
-(issue, subscriber), so the split is as recomputable as the totals.
+(issue, subscriber), so the split is as recomputable as the totals. Rows and
+states per segment come from the ledger's running counts (delivery.counts).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
-from bulletin.models import Bounce, Delivery, DeliveryState, Feedback, SubscriberEvent
+from bulletin.delivery import counts
+from bulletin.models import Bounce, Delivery, Feedback, SubscriberEvent
 
 WHOLE_LIST = "(whole list)"
 
@@ -41,10 +43,8 @@ def _by_segment(session: Session, stmt: Any) -> dict[str | None, int]:
 def figures_by_segment(session: Session, issue_id: int) -> tuple[SegmentFigures, ...]:
     """One row per segment that chose anyone for this issue; empty when no send used a segment."""
     seg = Delivery.segment
-    states = session.exec(select(seg, func.count(), func.sum(case((Delivery.state == DeliveryState.SENT, 1), else_=0)),
-                                 func.sum(case((Delivery.state == DeliveryState.FAILED, 1), else_=0)))
-                          .where(Delivery.issue_id == issue_id).group_by(seg)).all()
-    if all(s is None for s, *_ in states):
+    states = counts.segment_states(session, issue_id)  # running counts: no pass over the ledger
+    if all(s.segment is None for s in states):
         return ()
     joined = and_(Delivery.issue_id == issue_id)
 
@@ -58,6 +58,6 @@ def figures_by_segment(session: Session, issue_id: int) -> tuple[SegmentFigures,
     replies = _by_segment(session, select(seg, func.count(Feedback.id))
                           .join(Delivery, and_(Delivery.subscriber_id == Feedback.subscriber_id, joined))
                           .where(Feedback.issue_id == issue_id).group_by(seg))
-    rows = [SegmentFigures(s or WHOLE_LIST, int(total), int(sent or 0), int(failed or 0), bounced.get(s, 0),
-                           unsubscribed.get(s, 0), replies.get(s, 0)) for s, total, sent, failed in states]
+    rows = [SegmentFigures(s.segment or WHOLE_LIST, s.rows, s.sent, s.failed, bounced.get(s.segment, 0),
+                           unsubscribed.get(s.segment, 0), replies.get(s.segment, 0)) for s in states]
     return tuple(sorted(rows, key=lambda r: (r.segment == WHOLE_LIST, r.segment)))
