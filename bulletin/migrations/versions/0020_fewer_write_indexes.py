@@ -1,7 +1,7 @@
 """fewer indexes on the hot tables: each one is paid on every queued, claimed and sent row
 
-Revision ID: 0019
-Revises: 0016
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-28 05:20:00
 
 delivery.message_id is never looked up by value (replies are matched by their
@@ -14,8 +14,8 @@ column of uq_subscription, which serves the same lookups.
 from alembic import op
 
 
-revision = '0019'
-down_revision = '0016'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
