@@ -7,6 +7,8 @@ later change of defaults rehashes at the next sign-in instead of breaking logins
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -52,5 +54,10 @@ def needs_rehash(stored: str) -> bool:
     return _HASHER.check_needs_rehash(stored)
 
 
-# A hash of nothing anyone knows: unknown accounts are checked against it, so they take as long.
-DUMMY_HASH = _HASHER.hash("no account has this password: 6c0a1f")
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of nothing anyone knows: unknown accounts are checked against it, so they take as long.
+
+    Made on first sign-in, not at import: an Argon2id hash costs ~0.1 s, which every CLI command paid.
+    """
+    return _HASHER.hash("no account has this password: 6c0a1f")

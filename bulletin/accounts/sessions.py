@@ -18,7 +18,7 @@ from sqlmodel import Session, delete, select
 
 from bulletin.accounts.accounts import Account, find_account, view
 from bulletin.accounts.audit import record_audit
-from bulletin.accounts.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from bulletin.accounts.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from bulletin.errors import BulletinError
 from bulletin.models import SignInAttempt, StaffAccount, StaffSession, id_of, utcnow
 
@@ -63,7 +63,7 @@ def sign_in(session: Session, email: str, password: str, *, ip: str,
     throttled = (_failures(session, account_key, policy) >= policy.per_account
                  or _failures(session, ip_key, policy) >= policy.per_ip)
     row = find_account(session, email)
-    ok = verify_password(row.password_hash if row else DUMMY_HASH, password)
+    ok = verify_password(row.password_hash if row else dummy_hash(), password)
     if throttled or row is None or row.disabled or not ok:
         session.add(SignInAttempt(key=account_key))
         session.add(SignInAttempt(key=ip_key))
