@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -110,21 +110,44 @@ def import_csv(
         slugs = {slug: int(i) for i, slug in conn.execute(select(MailingList.id, MailingList.slug))}
     extra = _extra_lists(lists or [], slugs)
     report = ImportReport(file=path.name)
+    parsed = ImportReport(file=path.name)  # the parse thread's own counts, ahead of what is written
     with open_csv(path, encoding) as fh:
         try:
-            for batch in prefetched(_batches(fh, path, slugs, extra, report, batch_size)):
+            for batch, read in prefetched(_read_marks(_batches(fh, path, slugs, extra, parsed, batch_size),
+                                                      parsed)):
                 with engine.begin() as conn:
                     lock_for_batch(conn)
                     _apply(conn, batch, report, slugs, confirmed, source, actor)
                 report.batches += 1
+                _catch_up(report, parsed, read)
                 if on_batch is not None:
                     on_batch(report)
         except UnicodeDecodeError as exc:  # only with an explicit --encoding that does not fit
             raise decode_error(path, exc) from None
+        finally:
+            _catch_up(report, parsed, (parsed.rows, parsed.merged, len(parsed.errors)))
     return report
 
 
-def prefetched(batches: Iterator[dict[str, Row]]) -> Iterator[dict[str, Row]]:
+Marks = tuple[int, int, int]
+
+
+def _read_marks(batches: Iterator[dict[str, Row]], parsed: ImportReport) -> Iterator[tuple[dict[str, Row], Marks]]:
+    """Each batch with how far the file had been read when it was cut (rows, merged, bad rows)."""
+    for batch in batches:
+        yield batch, (parsed.rows, parsed.merged, len(parsed.errors))
+
+
+def _catch_up(report: ImportReport, parsed: ImportReport, read: Marks) -> None:
+    """Progress counts only what was written: the parse thread may be a batch ahead."""
+    report.rows, report.merged = read[0], read[1]
+    report.errors = parsed.errors[:read[2]]
+
+
+T = TypeVar("T")
+
+
+def prefetched(batches: Iterator[T]) -> Iterator[T]:
     """Parse the next batch in a thread while the database writes this one.
 
     On PostgreSQL about half an import's wall time is the server indexing a COPY,
@@ -136,20 +159,24 @@ def prefetched(batches: Iterator[dict[str, Row]]) -> Iterator[dict[str, Row]]:
     ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def hand(kind: str, item: Any) -> bool:
+        """Put one item in the queue unless the caller stopped listening (then it never would be taken)."""
+        while not stop.is_set():
+            try:
+                ahead.put((kind, item), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ahead.put(("batch", batch), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand("batch", batch):
                     return
-            ahead.put(("done", None))
+            hand("done", None)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as is
-            ahead.put(("error", exc))
+            hand("error", exc)
 
     worker = threading.Thread(target=produce, name="import-parse", daemon=True)
     worker.start()

@@ -285,3 +285,20 @@ def test_batches_parsed_ahead_arrive_in_order_and_an_error_after_them() -> None:
     assert next(stream) == {"1": 1} and next(stream) == {"2": 2}
     stream.close()
     assert threading.active_count() == before
+
+
+def test_a_failing_batch_stops_the_parse_thread_instead_of_hanging_it(engine, lists, tmp_path):
+    """The parse thread can be two batches ahead when a write fails; the import must raise, not wait
+    forever for a thread blocked on handing over a batch nobody will take."""
+    import threading
+
+    rows = "".join(f"hang{i}@example.org,H {i},,finance,\n" for i in range(60))
+    f = write_csv(tmp_path / "h.csv", HEADER + rows)
+    _fail_on_line(engine, 3)  # the first batch of 10
+    before = threading.active_count()
+    try:
+        with pytest.raises(Exception, match="simulated crash"):
+            import_csv(engine, f, actor="t", batch_size=10)
+    finally:
+        _drop_trigger(engine)
+    assert threading.active_count() == before
