@@ -116,22 +116,25 @@ def postfix_sink():  # type: ignore[no-untyped-def]
         pytest.skip("postfix's smtp-sink is not installed")
     dump = Path(tempfile.mkdtemp(prefix="bulletin-sink-"))  # outside pytest's 0700 tree: it runs as nobody
     os.chmod(dump, 0o777)
-    port = free_port()
     procs = []
 
     def start(*flags: str) -> int:
+        """A new sink on a port of its own (the next port number may be anyone's), once it accepts."""
+        import socket
+
+        port = free_port()
         p = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", "-d", f"{dump}/%M.", *flags,
-                              f"127.0.0.1:{port + len(procs)}", "16"])
+                              f"127.0.0.1:{port}", "16"])
         procs.append(p)
         for _ in range(200):
             try:
-                import socket
-
-                socket.create_connection(("127.0.0.1", port + len(procs) - 1), timeout=1).close()
-                break
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return port
             except OSError:
+                if p.poll() is not None:
+                    raise RuntimeError(f"smtp-sink on port {port} exited with {p.returncode}") from None
                 time.sleep(0.02)
-        return port + len(procs) - 1
+        raise RuntimeError(f"smtp-sink on port {port} did not start listening")
 
     yield start, dump
     for p in procs:
