@@ -318,13 +318,22 @@ def record_outcomes(session: Session, outcomes: list[Outcome], *, issue_id: int,
         if o.kind == faults.RECIPIENT:
             _fail(session, settings, o, issue_id, worker, detail, permanent=o.permanent)
             continue
-        wait = min(retry_base * (2 ** max(o.row.attempts - 1, 0)), retry_max)
+        wait = retry_wait(o.row.attempts, retry_base, retry_max)
         retry_at = now + timedelta(seconds=wait)
         if o.row.deadline is not None and retry_at > o.row.deadline:
             _fail(session, settings, o, issue_id, worker, f"gave up at deadline: {detail}", permanent=False)
             continue
         session.execute(where.values(state=D.DEFERRED, next_attempt_at=retry_at, smtp_code=o.code,
                                      last_error=detail))
+
+
+def retry_wait(attempts: int, base: float, ceiling: float) -> float:
+    """Seconds before the next try: doubling from `base`, never past `ceiling`.
+
+    The exponent is capped first: `2 ** attempts` overflows a float after about a
+    thousand tries of one row (a short `retry_base` and a long deadline get there).
+    """
+    return min(base * 2.0 ** min(max(attempts - 1, 0), 64), ceiling)
 
 
 def pause_send(session: Session, send_id: int, reason: str, stage: str) -> bool:

@@ -314,3 +314,11 @@ def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engin
         assert {conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() for _ in range(3)} == {"on"}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+
+
+def test_retry_waits_double_up_to_the_ceiling_however_many_tries() -> None:
+    """A row tried thousands of times (a tiny retry_base, a long deadline) must not overflow the back-off."""
+    from bulletin.delivery.ledger import retry_wait
+
+    assert [retry_wait(n, 60, 3600) for n in (0, 1, 2, 3, 7, 8)] == [60, 60, 120, 240, 3600, 3600]
+    assert retry_wait(5000, 0.01, 1800) == 1800
