@@ -111,7 +111,7 @@ def _cell(value: Any) -> str:
 
     Names come from public signup forms; `=HYPERLINK(...)` in a name must not
     execute when staff open the export in Excel. A leading quote marks the cell
-    as text, and the importer takes it off again (`importer.unescape_cell`).
+    as text, and the importer takes it off again (`import_rows.unescape_cell`).
     """
     if value is None:
         return ""
