@@ -31,7 +31,7 @@ def _write(url: str, ids: list[int], group: int) -> None:
     from bulletin.delivery.ledger import SentWriter
     from bulletin.models import utcnow
 
-    writer = SentWriter(make_engine(url, upgrade=False))
+    writer = SentWriter(make_engine(url, upgrade=False), flush_wait=False)  # the setting's default
     for i in range(0, len(ids), group):
         writer.write([(d, 250) for d in ids[i:i + group]], utcnow())
     writer.close()

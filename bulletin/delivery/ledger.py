@@ -366,7 +366,9 @@ class SentWriter:
     bind and event layers cost about as much again as the statement itself. The
     time is bound with the column's own bind processor, so it is stored exactly
     as Core stores it (SQLite text, PostgreSQL timestamptz). Each `write` is one
-    committed transaction (BEGIN IMMEDIATE on SQLite, as db.py does for Core).
+    committed transaction: BEGIN IMMEDIATE on SQLite, as db.py does for Core; on
+    PostgreSQL one autocommitted statement, so a group is one round trip, not
+    four (BEGIN, SET LOCAL, UPDATE, COMMIT).
     """
 
     _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"
@@ -381,31 +383,34 @@ class SentWriter:
         self._bind = Delivery.__table__.c.sent_at.type._cached_bind_processor(dialect)  # type: ignore[attr-defined]
         self._raw = engine.raw_connection()
         self._cursor = self._raw.cursor()
-        # Every sender waits for its group's commit before its next message, so the WAL flush (an
-        # fsync) is paid once per message per connection. Without the wait a commit is still in the
-        # server when we return: a killed sender loses nothing, as on SQLite with synchronous=NORMAL;
-        # only a server or OS crash can lose the last fraction of a second. LOCAL: the pooled
-        # connection goes back to the pool with the server's durable default.
-        self._no_wait = not self._sqlite and not flush_wait
+        if not self._sqlite:
+            self._raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            # Every sender waits for its group's commit before its next message, so the WAL flush
+            # (an fsync) would be paid once per message per connection. Without the wait a commit
+            # is still in the server when we return: a killed sender loses nothing, as on SQLite
+            # with synchronous=NORMAL; only a server or OS crash can lose the last fraction of a
+            # second. `close` puts the server's durable default back before the pool has it.
+            if not flush_wait:
+                self._cursor.execute("SET synchronous_commit = off")
 
     def write(self, rows: list[tuple[int, int]], at: datetime) -> None:
         """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""
         when = self._bind(at) if self._bind is not None else at
+        if not self._sqlite:
+            self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows], [code for _, code in rows]))
+            return
         try:
-            if self._sqlite:
-                self._cursor.execute("BEGIN IMMEDIATE")
-                self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
-            else:
-                if self._no_wait:
-                    self._cursor.execute("SET LOCAL synchronous_commit = off")
-                self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows],
-                                                    [code for _, code in rows]))
+            self._cursor.execute("BEGIN IMMEDIATE")
+            self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
             self._raw.commit()
         except BaseException:
             self._raw.rollback()
             raise
 
     def close(self) -> None:
+        if not self._sqlite:
+            self._cursor.execute("RESET synchronous_commit")
+            self._raw.driver_connection.autocommit = False  # type: ignore[union-attr]
         self._cursor.close()
         self._raw.close()
 

@@ -314,6 +314,9 @@ def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engin
         assert {conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() for _ in range(3)} == {"on"}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+        assert conn.connection.driver_connection.autocommit is False  # and transactional again
+    with session_scope(engine) as session:  # the write was committed by its one statement
+        assert session.exec(select(Delivery.state)).all() == [DeliveryState.SENT]
 
 
 def test_retry_waits_double_up_to_the_ceiling_however_many_tries() -> None:
