@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, func, insert
 from sqlmodel import Session, select
 
+from bulletin import pgcopy
 from bulletin.audience.links import Links
 from bulletin.delivery import counts
 from bulletin.delivery.message import RecipientRow, check_recipient
@@ -143,7 +144,10 @@ def _copy_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int, 
 
 def _copy_chunk(raw, chunk: list[tuple[int, str]], send_id: int, issue_id: int,  # type: ignore[no-untyped-def]
                 deadline: datetime, now: datetime) -> int:
+    n = len(chunk)
+    ids, mids = zip(*chunk, strict=True)
+    columns = [[issue_id] * n, ids, [send_id] * n, [str(DeliveryState.QUEUED)] * n, mids, [0] * n,
+               [deadline] * n, [now] * n]
     with raw.cursor() as cur, cur.copy(_COPY) as copy:
-        for sid, mid in chunk:
-            copy.write_row((issue_id, sid, send_id, DeliveryState.QUEUED, mid, 0, deadline, now))
-    return len(chunk)
+        copy.write(pgcopy.block(columns))
+    return n
