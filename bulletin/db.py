@@ -10,18 +10,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from bulletin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -113,7 +114,13 @@ def database_exists(url: str) -> bool:
     return Path(parsed.database).exists()
 
 
+# Alembic is imported where it is used: a command that only reads the schema's revision loads
+# its migration context, and only an upgrade loads `alembic.command` and the migration scripts.
+
+
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -123,19 +130,82 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     try:
-        if current_revision(engine) == head_revision():
+        if _stamped_newest(engine) or current_revision(engine) == head_revision():
             return
+        from alembic import command
+
         command.upgrade(alembic_config(engine), "head")
     except OperationalError as exc:
         raise ConfigError(f"setting 'database_url': cannot reach the database: {exc.orig}") from None
 
 
+VERSION_TABLE = "alembic_version"
+
+
+def _stamped_newest(engine: Engine) -> bool:
+    """True when the database is stamped with the newest migration, told without importing Alembic.
+
+    Every command that opens the database asks; Alembic's answer costs a third of a second of
+    imports and script loading. Only a certain yes is taken from here (one stamped row, equal to
+    the one head of the version files); anything else goes the Alembic way, which upgrades.
+    """
+    newest = _newest_revision()
+    if newest is None:
+        return False
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return False
+        stamped = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return stamped == [newest]
+
+
+@cache
+def _newest_revision() -> str | None:
+    """The one head of migrations/versions/, read from each file's `revision` and `down_revision`
+    (as Alembic reads them); None when unsure: a file without a plain revision id, or not one head."""
+    import ast
+
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        if path.name.startswith(("__init__", ".#")):  # files Alembic does not take as revisions
+            continue
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:  # `revision: str = "0021"`
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    values[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        downs = [down] if isinstance(down, str) else list(down) if isinstance(down, (tuple, list)) else []
+        if down is not None and not downs or not all(isinstance(d, str) for d in downs):
+            return None
+        parents.update(downs)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(cfg).get_current_head()
@@ -180,7 +250,6 @@ def scratch_database(base_url: str | None, folder: Path, prefix: str = "bulletin
     import uuid
 
     from sqlalchemy import create_engine as sa_create_engine
-    from sqlalchemy import text
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     if not base_url:

@@ -1,5 +1,8 @@
 """Every status a row can be in (subscription, delivery, send, inbound mail, feedback), in one place.
 
+Also the few other fixed vocabularies a shell's help text names (the review classes of
+inbound mail, the staff roles): here they cost nothing to import.
+
 They are `StrEnum`s: the database stores the plain strings, rows read back
 compare equal to the members, and JSON and logs print the value. The groups
 (`ALL`, `OPEN`, ...) are plain tuples, not members.
@@ -56,3 +59,21 @@ class FeedbackStatus(StrEnum):
     ANSWERED = "answered"
     ARCHIVED = "archived"
     ALL = nonmember(("new", "read", "answered", "archived"))
+
+
+class ReviewClass(StrEnum):
+    """What `bulletin inbound list --class` picks out for staff to look at."""
+
+    UNMATCHED = "unmatched"
+    UNVERIFIED = "unverified"
+    QUARANTINED = "quarantined"
+    ALL = nonmember(("unmatched", "unverified", "quarantined"))
+
+
+class StaffRole(StrEnum):
+    """A console account's role; each can do everything the one before it can."""
+
+    EDITOR = "editor"
+    STAFF = "staff"
+    ADMIN = "admin"
+    ALL = nonmember(("editor", "staff", "admin"))

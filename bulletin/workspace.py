@@ -3,7 +3,8 @@
 The CLI, the web app and the coming console each used to assemble these
 themselves; now they open a `Workspace` and pass it down. The engine and the
 links are made on first use, so commands that never touch the database (init,
-config, render) do not need one.
+config, render) do not need one. Likewise the template machinery (Jinja2, the render
+stage) and the links are imported on first use: `bulletin status` needs neither.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jinja2 import BaseLoader
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bulletin.audience.links import Links
 from bulletin.config import Settings, load_settings
 from bulletin.db import make_engine, session_scope, use_address_key
-from bulletin.render.brand import BrandView
-from bulletin.render.templating import TemplateKind, default_brand, template_loader
+
+if TYPE_CHECKING:
+    from jinja2 import BaseLoader
+
+    from bulletin.audience.links import Links
+    from bulletin.render.brand import BrandView
+    from bulletin.render.templating import TemplateKind
 
 
 class Workspace:
@@ -49,6 +54,8 @@ class Workspace:
 
     @cached_property
     def links(self) -> Links:
+        from bulletin.audience.links import Links
+
         return Links.for_settings(self.settings)
 
     @contextmanager
@@ -60,11 +67,15 @@ class Workspace:
     def template_loader(self, kind: TemplateKind) -> BaseLoader:
         """Templates of one kind ("web", "email"): each file from the workspace's own folder if it has it,
         else the packaged default."""
+        from bulletin.render.templating import template_loader
+
         return template_loader(self.settings, kind)
 
     @cached_property
     def brand(self) -> BrandView:
         """The workspace's [brand], as the web pages show it."""
+        from bulletin.render.templating import default_brand
+
         return default_brand(self.settings)
 
     def close(self) -> None:

@@ -41,3 +41,50 @@ def test_the_migrations_build_exactly_the_indexes_the_models_declare(engine):
 
 
 SEARCH_INDEXES = {"ix_subscriber_email_c", "ix_subscriber_name_lower", "ix_subscriber_organisation_lower"}
+
+
+def test_the_quick_revision_check_agrees_with_alembic(engine, tmp_path):
+    """`upgrade_schema` tells "already at the newest migration" without importing Alembic: it must read
+    the head Alembic reads, and say no to a database one migration behind or never migrated (Alembic
+    then upgrades it)."""
+    from alembic import command
+
+    from bulletin.db import (
+        _newest_revision,
+        _stamped_newest,
+        alembic_config,
+        make_engine,
+        upgrade_schema,
+    )
+
+    assert _newest_revision() == head_revision() is not None
+    assert _stamped_newest(engine)
+    command.downgrade(alembic_config(engine), "-1")
+    assert not _stamped_newest(engine)
+    upgrade_schema(engine)
+    assert current_revision(engine) == head_revision() and _stamped_newest(engine)
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}", upgrade=False)
+    assert not _stamped_newest(fresh)
+    fresh.dispose()
+
+
+def test_the_quick_head_is_unsure_of_branches_and_odd_files(tmp_path, monkeypatch):
+    import bulletin.db
+
+    def head_of(*files: str) -> str | None:
+        folder = tmp_path / f"m{len(list(tmp_path.iterdir()))}"
+        (folder / "versions").mkdir(parents=True)
+        for n, text in enumerate(files):
+            (folder / "versions" / f"{n:04}_x.py").write_text(text)
+        monkeypatch.setattr(bulletin.db, "MIGRATIONS", folder)
+        bulletin.db._newest_revision.cache_clear()
+        try:
+            return bulletin.db._newest_revision()
+        finally:
+            bulletin.db._newest_revision.cache_clear()
+
+    base, second = "revision = 'a'\ndown_revision = None\n", "revision: str = 'b'\ndown_revision = 'a'\n"
+    assert head_of(base, second) == "b"
+    assert head_of(base, second, "revision = 'c'\ndown_revision = 'a'\n") is None  # two heads
+    assert head_of(base, second, "revision = 'c'\ndown_revision = ('a', 'b')\n") == "c"  # a merge
+    assert head_of(base, "revision = make_id()\ndown_revision = 'a'\n") is None

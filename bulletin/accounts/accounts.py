@@ -11,8 +11,9 @@ from bulletin.accounts.audit import record_audit
 from bulletin.accounts.passwords import hash_password
 from bulletin.errors import AddressError, NotFound, StateError
 from bulletin.models import StaffAccount, StaffSession, id_of, utcnow
+from bulletin.statuses import StaffRole
 
-ROLES = ("editor", "staff", "admin")  # each role can do everything the one before it can
+ROLES = StaffRole.ALL  # ("editor", "staff", "admin"): each role can do everything the one before it can
 
 
 def role_rank(role: str) -> int:

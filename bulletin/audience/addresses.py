@@ -16,9 +16,10 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
-
 from bulletin.errors import AddressError
+
+# email-validator (~70 ms to import) is imported where an address is checked: commands that only
+# read the database, like `bulletin status`, load this module without checking any address.
 
 # RFC 5322 dot-atom, ASCII only: the same pattern email-validator accepts unchanged.
 _PLAIN = re.compile(
@@ -55,6 +56,8 @@ def _plain_address(candidate: str) -> str | None:
 
 @lru_cache(maxsize=4096)
 def _domain(domain: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         return validate_email(f"a@{domain}", check_deliverability=False).domain
     except EmailNotValidError:
@@ -63,6 +66,8 @@ def _domain(domain: str) -> str | None:
 
 def full_normalise(candidate: str) -> str:
     """email-validator's verdict without the fast path (tests compare the two)."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(candidate, check_deliverability=False, allow_display_name=False)
     except EmailNotValidError as exc:

@@ -3,6 +3,11 @@
 Each command group lives in its own module and only parses, calls one stage
 function and prints. Any `BulletinError` becomes one line on stderr and its
 exit code; tracebacks are for bugs, not for user mistakes.
+
+A command module imports its stage inside the command functions, not at the top:
+registering the commands and `--help` then load no stage, and each command loads only
+what it calls. Anything a parameter or its help text needs at registration comes from
+cheap modules (the standard library, `bulletin.statuses`, `bulletin.errors`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bulletin.accounts import list_audit
 from bulletin.cli.common import console, ctx_of
 
 
@@ -21,6 +20,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
     ) -> None:
         """Every staff action: time, actor, action and target (subscribers by id only)."""
+        from bulletin.accounts import list_audit
+
         with ctx_of(ctx).ws.session() as session:
             _total, rows = list_audit(session, per_page=limit, actor=actor)
         if as_json:

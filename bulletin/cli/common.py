@@ -1,16 +1,24 @@
-"""What every command needs: the `Workspace` (settings, database, links), opened on first use."""
+"""What every command needs: the `Workspace` (settings, database, links), opened on first use.
+
+The workspace (and with it the settings, SQLAlchemy and the models) is imported when a
+command first asks for it, not when the CLI loads: `--help` and registering the commands
+cost nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import Engine
 
-from bulletin.config import Settings
-from bulletin.workspace import Workspace
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from bulletin.config import Settings
+    from bulletin.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,6 +34,8 @@ class Context:
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
+            from bulletin.workspace import Workspace
+
             self._ws = Workspace.open(self.workspace)
         return self._ws
 
@@ -50,5 +60,7 @@ def read_only_settings(ctx: typer.Context) -> Settings:
     """Settings for commands that only look (config show, doctor, lists): they never create .bulletin/."""
     c = ctx_of(ctx)
     if c._ws is None:
+        from bulletin.workspace import Workspace
+
         c._ws = Workspace.open(c.workspace, read_only=True)
     return c._ws.settings

@@ -7,7 +7,6 @@ import json
 import typer
 
 from bulletin.cli.common import console, read_only_settings
-from bulletin.config import masked
 
 app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True
 @app.command()
 def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the effective settings (bulletin.toml + BULLETIN_* variables), secrets masked."""
+    from bulletin.config import masked
+
     values = masked(read_only_settings(ctx))
     if as_json:
         typer.echo(json.dumps(values, indent=2, default=str))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from bulletin.cli.common import console, ctx_of
-from bulletin.db import current_revision, head_revision, make_engine, upgrade_schema
 
 app = typer.Typer(help="Database schema: upgrade and status.", no_args_is_help=True)
 
@@ -13,6 +12,8 @@ app = typer.Typer(help="Database schema: upgrade and status.", no_args_is_help=T
 @app.command()
 def upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration to the configured database."""
+    from bulletin.db import current_revision, make_engine, upgrade_schema
+
     c = ctx_of(ctx)
     engine = make_engine(c.settings.effective_database_url, upgrade=False)
     upgrade_schema(engine)
@@ -40,6 +41,8 @@ def compact(
 @app.command()
 def status(ctx: typer.Context) -> None:
     """Show the database's migration level against the newest one."""
+    from bulletin.db import current_revision, head_revision, make_engine
+
     c = ctx_of(ctx)
     engine = make_engine(c.settings.effective_database_url, upgrade=False)
     current, head = current_revision(engine), head_revision()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,15 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bulletin.cli.common import console, ctx_of
-from bulletin.db import session_scope
-from bulletin.inbound import (
-    FeedbackView,
-    answer_feedback,
-    export_csv,
-    list_feedback,
-    mark_feedback,
-    show_feedback,
-)
+
+if TYPE_CHECKING:
+    from bulletin.inbound import FeedbackView
 
 app = typer.Typer(help="Replies from subscribers, matched to issue and block.", no_args_is_help=True)
 
@@ -38,8 +32,10 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List feedback, oldest first."""
+    from bulletin.inbound import list_feedback
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         views = list_feedback(session, issue=issue, status=status, tag=tag)
     if as_json:
         typer.echo(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
@@ -65,8 +61,10 @@ def list_cmd(
 def show(ctx: typer.Context, feedback_id: IdArg, as_json: JsonOpt = False,
          full: Annotated[bool, typer.Option("--full", help="Also print the full text with quotes.")] = False) -> None:
     """Show one reply."""
+    from bulletin.inbound import show_feedback
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         view = show_feedback(session, feedback_id)
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
@@ -96,8 +94,10 @@ def mark(
     as_json: JsonOpt = False,
 ) -> None:
     """Set the status and tags of a reply."""
+    from bulletin.inbound import mark_feedback
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         view = mark_feedback(session, feedback_id, status=status, add_tags=tag, remove_tags=untag)
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
@@ -113,8 +113,10 @@ def export(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
     """Export feedback as CSV for a spreadsheet."""
+    from bulletin.inbound import export_csv, list_feedback
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         data = export_csv(list_feedback(session, issue=issue, status=status))
     if csv_out is None or str(csv_out) == "-":
         sys.stdout.write(data)
@@ -132,9 +134,11 @@ def reply(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer the person by email, threaded under their reply (In-Reply-To), and mark it answered."""
+    from bulletin.inbound import answer_feedback
+
     c = ctx_of(ctx)
     body = text if text is not None else sys.stdin.read()
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         view = answer_feedback(session, c.settings, feedback_id, body, from_addr=from_addr)
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))

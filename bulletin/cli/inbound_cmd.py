@@ -19,28 +19,17 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.db import session_scope
-from bulletin.inbound import (
-    CLASSES,
-    IngestResult,
-    SourceItem,
-    attach_inbound,
-    imap_poll,
-    ingest,
-    ingest_items,
-    list_inbound,
-    maildir_items,
-    mbox_items,
-    reprocess,
-    show_inbound,
-)
+from bulletin.statuses import ReviewClass
+
+if TYPE_CHECKING:
+    from bulletin.inbound import IngestResult
 
 EX_TEMPFAIL = 75
 _SOURCE_OPTIONS = ("--maildir", "--mbox", "--imap")
@@ -125,6 +114,8 @@ def inbound(
     """Read one message from stdin (an MTA pipe), or a --maildir, --mbox or --imap folder."""
     if ctx.invoked_subcommand is not None:
         return
+    from bulletin.inbound import imap_poll, ingest, ingest_items, maildir_items, mbox_items
+
     c = ctx_of(ctx)
     if sum(bool(x) for x in (maildir, mbox, imap)) > 1:
         raise typer.BadParameter("choose one of --maildir, --mbox, --imap")
@@ -209,6 +200,8 @@ def reprocess_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Classify and match stored raw mail again, e.g. after a fix; feedback status and tags are kept."""
+    from bulletin.inbound import reprocess
+
     c = ctx_of(ctx)
     _report(reprocess(c.engine, c.settings, status=status, classification=classification, ids=ids),
             as_json, quiet)
@@ -217,13 +210,15 @@ def reprocess_cmd(
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--class", help=f"Only {', '.join(CLASSES)} mail.")] = None,
+    kind: Annotated[str | None, typer.Option("--class", help=f"Only {', '.join(ReviewClass.ALL)} mail.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 200,
     as_json: JsonOpt = False,
 ) -> None:
     """Stored inbound mail, newest first: what was not matched (a question to the list address), not trusted, or quarantined."""
+    from bulletin.inbound import list_inbound
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         rows = list_inbound(session, kind=kind, limit=limit)
     if as_json:
         for row in rows:
@@ -244,8 +239,10 @@ def list_cmd(
 def show_cmd(ctx: typer.Context, inbound_id: Annotated[int, typer.Argument(help="Inbound message id.")],
              as_json: JsonOpt = False) -> None:
     """One stored message: headers, visible text, evidence, and why it was not matched or not trusted."""
+    from bulletin.inbound import show_inbound
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         detail = show_inbound(session, c.ws.links, inbound_id)
     if as_json:
         typer.echo(json.dumps(detail.as_dict(), ensure_ascii=False))
@@ -273,8 +270,10 @@ def attach_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Turn an unmatched human message into feedback from a subscriber, by hand."""
+    from bulletin.inbound import attach_inbound
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         view = attach_inbound(session, inbound_id, subscriber=subscriber, issue=issue, actor="cli")
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
@@ -282,4 +281,4 @@ def attach_cmd(
     console.print(f"inbound #{inbound_id} is now feedback #{view.id} from {view.email}", highlight=False, markup=False)
 
 
-__all__ = ["app", "SourceItem"]
+__all__ = ["app"]

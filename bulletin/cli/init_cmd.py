@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from bulletin.cli.common import console
-from bulletin.defaults.starter import init_workspace
 
 
 def init(
@@ -16,6 +15,8 @@ def init(
                                               file_okay=False)] = Path("."),
 ) -> None:
     """Create bulletin.toml, subscribers/lists.toml with one list, a first issue and a .gitignore."""
+    from bulletin.defaults.starter import init_workspace
+
     ws = init_workspace(directory)
     go = "" if ws.folder == Path.cwd().resolve() else f"cd {directory} && "
     console.print(

@@ -9,11 +9,7 @@ import typer
 from rich.table import Table
 
 from bulletin.cli.common import console, ctx_of
-from bulletin.compose.scaffold import new_issue
 from bulletin.errors import CheckFailed
-from bulletin.render.build import build_issue
-from bulletin.render.checks import check_issue
-from bulletin.render.preview import PREVIEW_FILE, prepare_preview
 
 IssueArg = Annotated[str, typer.Argument(help="Issue slug under content/, or a path to an issue folder.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -26,6 +22,8 @@ def new(
     list_: Annotated[list[str] | None, typer.Option("--list", help="List slug to send to; repeatable.")] = None,
 ) -> None:
     """Scaffold an issue folder with one example block of each type."""
+    from bulletin.compose.scaffold import new_issue
+
     s = ctx_of(ctx).settings
     folder = new_issue(s.path(s.content_dir), slug, title=title, lists=list_,
                        subscribers_file=s.path(s.subscribers_dir) / "lists.toml")
@@ -35,6 +33,8 @@ def new(
 def build(ctx: typer.Context, issue: IssueArg, as_json: JsonOpt = False,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False) -> None:
     """Render an issue to build/<slug>/: email.html, email.txt and index.html."""
+    from bulletin.render.build import build_issue
+
     r = build_issue(ctx_of(ctx).settings, issue)
     if as_json:
         typer.echo(json.dumps({"slug": r.compiled.slug, "folder": str(r.folder), "blocks": len(r.compiled.blocks),
@@ -60,6 +60,8 @@ def preview(ctx: typer.Context, issue: IssueArg,
             as_address: Annotated[str | None, typer.Option("--as", metavar="ADDRESS",
                                                            help="Show what this subscriber gets (their blocks only).")] = None) -> None:
     """Build an issue and serve it on 127.0.0.1, desktop and mobile widths side by side."""
+    from bulletin.render.preview import PREVIEW_FILE, prepare_preview
+
     c = ctx_of(ctx)
     result, server = prepare_preview(c.settings, issue, port, as_address=as_address,
                                      engine=c.engine if as_address else None)
@@ -77,6 +79,8 @@ def preview(ctx: typer.Context, issue: IssueArg,
 
 def check(ctx: typer.Context, issue: IssueArg, as_json: JsonOpt = False) -> None:
     """Run the pre-send checks: anchors, alt text, size, unsubscribe link, plain text, links."""
+    from bulletin.render.checks import check_issue
+
     c = ctx_of(ctx)
     report = check_issue(c.settings, issue, engine_for_targeting=lambda: c.engine)
     if as_json:

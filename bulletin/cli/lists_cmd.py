@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bulletin.audience.lists import lists_file, overview, sync_file
 from bulletin.cli.common import console, ctx_of, read_only_settings
-from bulletin.db import database_exists, session_scope
 from bulletin.statuses import SubscriptionState
 
 app = typer.Typer(help="The bulletins (lists.toml) and their subscriber counts.", invoke_without_command=True)
@@ -25,11 +23,14 @@ def show(
     """Show every list with its subscriber counts by state."""
     if ctx.invoked_subcommand is not None:
         return
+    from bulletin.audience.lists import overview
+    from bulletin.db import database_exists
+
     c = ctx_of(ctx)
     settings = read_only_settings(ctx)
     rows = []
     if database_exists(settings.effective_database_url):  # looking never creates the database
-        with session_scope(c.engine) as session:
+        with c.ws.session() as session:
             rows = overview(session)
     if as_json:
         console.print_json(json.dumps([{**r.__dict__, "total": r.total} for r in rows]))
@@ -54,9 +55,11 @@ def sync(
         "--allow-single-opt-in", help="Accept public_signup = true on a list without double opt-in.")] = False,
 ) -> None:
     """Load lists.toml into the database: adds and updates lists, never deletes one."""
+    from bulletin.audience.lists import lists_file, sync_file
+
     c = ctx_of(ctx)
     path = file or lists_file(c.settings.path(c.settings.subscribers_dir))
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         report = sync_file(session, path, dry_run=dry_run, allow_single_opt_in=allow_single_opt_in)
         if dry_run:
             session.rollback()

@@ -14,9 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bulletin.audience.notices import pending_count, send_due
 from bulletin.cli.common import console, ctx_of
-from bulletin.db import session_scope
 
 app = typer.Typer(help="Queued single mails: confirmations, 'already subscribed', data-request links.",
                   invoke_without_command=True)
@@ -27,7 +25,9 @@ def show(ctx: typer.Context) -> None:
     """How many notices wait to be sent."""
     if ctx.invoked_subcommand is not None:
         return
-    with session_scope(ctx_of(ctx).engine) as session:
+    from bulletin.audience.notices import pending_count
+
+    with ctx_of(ctx).ws.session() as session:
         console.print(f"{pending_count(session)} notice(s) waiting")
 
 
@@ -39,6 +39,8 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Send every due notice (retries wait with a back-off; 5xx answers fail for good)."""
+    from bulletin.audience.notices import send_due
+
     c = ctx_of(ctx)
     totals = {"sent": 0, "deferred": 0, "failed": 0}
     while True:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from bulletin.cli.common import console, ctx_of, read_only_settings
-from bulletin.db import session_scope
-from bulletin.doctor import FAIL, Check, run_checks
-from bulletin.report import IssueReport, issue_report
-from bulletin.report.export import LABELS, display_value, shown_time, to_csv, to_html
+
+if TYPE_CHECKING:
+    from bulletin.doctor import Check
+    from bulletin.report import IssueReport
 
 STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
 
@@ -28,8 +28,11 @@ def report(
                                               metavar="FILE", dir_okay=False)] = None,
 ) -> None:
     """Recipients, sent, deferred, failed, bounces, complaints, unsubscribes and replies of one issue."""
+    from bulletin.report import issue_report
+    from bulletin.report.export import to_csv, to_html
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         result = issue_report(session, issue)
     if html is not None:
         html.write_text(to_html(result, c.settings.zone), encoding="utf-8")
@@ -49,6 +52,8 @@ SECTIONS = {"recipients": "Delivery", "bounced": "Bounces", "complaints": "Respo
 
 def print_report(result: IssueReport, zone: tzinfo | None = None) -> None:
     """The terminal table; shared with `bulletin demo`, which ends by showing it. Times in `zone`."""
+    from bulletin.report.export import LABELS, display_value, shown_time
+
     console.print(f"[bold]{result.title}[/] ({result.slug})\nSubject: {result.subject}", highlight=False)
     sent = [p.at for p in result.timeline if p.sent]
     if sent:
@@ -85,6 +90,8 @@ def doctor(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each network check.")] = 5.0,
 ) -> None:
     """Check database, SMTP, the public unsubscribe URL and the sending domain's SPF/DKIM/DMARC."""
+    from bulletin.doctor import FAIL, run_checks
+
     checks = run_checks(read_only_settings(ctx), timeout=timeout, offline=offline)
     if as_json:
         typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))

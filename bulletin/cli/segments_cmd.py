@@ -8,15 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bulletin.audience.segments import (
-    find_segment,
-    load_segments,
-    segment_count,
-    segment_page,
-    segments_file,
-)
 from bulletin.cli.common import console, ctx_of
-from bulletin.db import session_scope
 
 app = typer.Typer(help="Segments: named parts of a list chosen by a condition (subscribers/segments.toml).",
                   no_args_is_help=True)
@@ -27,10 +19,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every segment with its list, condition and how many people it chooses now."""
+    from bulletin.audience.segments import load_segments, segment_count, segments_file
+
     c = ctx_of(ctx)
     path = segments_file(c.settings.path(c.settings.subscribers_dir))
     segments = load_segments(path)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         counts = {s.name: segment_count(session, s) for s in segments}
     if as_json:
         typer.echo(json.dumps([{"name": s.name, "description": s.description, "list": s.list,
@@ -53,10 +47,18 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One segment: its condition, how many people it chooses and a sample of them."""
+    from bulletin.audience.segments import (
+        find_segment,
+        load_segments,
+        segment_count,
+        segment_page,
+        segments_file,
+    )
+
     c = ctx_of(ctx)
     path = segments_file(c.settings.path(c.settings.subscribers_dir))
     segment = find_segment(load_segments(path), name, path)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         count = segment_count(session, segment)
         rows = segment_page(session, segment, per_page=sample) if sample else []
     if as_json:

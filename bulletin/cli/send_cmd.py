@@ -12,15 +12,16 @@ import signal
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.delivery import SendOptions, Tally, service
 from bulletin.errors import DeliveryError
-from bulletin.report.export import shown_time
+
+if TYPE_CHECKING:
+    from bulletin.delivery import SendOptions, Tally
 
 ISSUE = Annotated[str, typer.Argument(help="Issue slug (folder under content/) or path to an issue folder.")]
 QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -62,6 +63,8 @@ def _progress_bar(quiet: bool):  # type: ignore[no-untyped-def]
 
 def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOptions,
          processes: int | None = None) -> Tally:
+    from bulletin.delivery import service
+
     c = ctx_of(ctx)
     with _stop_on_signals() as stop, _progress_bar(quiet) as bar:
         task = bar.add_task("sending", total=None, deferred=0, failed=0, rate=0.0)
@@ -114,8 +117,9 @@ def send(
     First the same checks as `bulletin check`, the issue's `lists`, and (over SMTP) the
     From domain's mail authentication: any error stops it before a row is queued.
     """
-    from bulletin.delivery import preflight
+    from bulletin.delivery import SendOptions, preflight, service
     from bulletin.render.build import compile_issue
+    from bulletin.report.export import shown_time
 
     c = ctx_of(ctx)
     compiled = compile_issue(c.settings, issue)
@@ -165,6 +169,8 @@ def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LI
            )] = False,
            processes: PROCESSES = None, quiet: QUIET = False) -> None:
     """Continue a paused, stopped or crashed send: exactly the rows not yet sent."""
+    from bulletin.delivery import SendOptions, service
+
     c = ctx_of(ctx)
     with c.ws.session() as session:
         ids = service.resume_issue(session, issue, resend_unknown=resend_unknown)
@@ -179,6 +185,8 @@ def resume(ctx: typer.Context, issue: ISSUE, retry_after: RETRY = 60.0, wait: LI
 
 def pause(ctx: typer.Context, issue: ISSUE) -> None:
     """Stop claiming new messages; running senders stop after their batch."""
+    from bulletin.delivery import service
+
     with ctx_of(ctx).ws.session() as session:
         n = service.pause_issue(session, issue)
     console.print(f"paused {n} send(s)")
@@ -186,6 +194,8 @@ def pause(ctx: typer.Context, issue: ISSUE) -> None:
 
 def cancel(ctx: typer.Context, issue: ISSUE) -> None:
     """Cancel: rows not yet sent will never be sent."""
+    from bulletin.delivery import service
+
     with ctx_of(ctx).ws.session() as session:
         n = service.cancel_issue(session, issue)
     console.print(f"cancelled {n} unsent message(s)")
@@ -194,6 +204,9 @@ def cancel(ctx: typer.Context, issue: ISSUE) -> None:
 def status(ctx: typer.Context, issue: ISSUE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts by state, the rate over the last minute, and the commonest errors."""
+    from bulletin.delivery import service
+    from bulletin.report.export import shown_time
+
     c = ctx_of(ctx)
     with c.ws.session() as session:
         st = service.issue_status(session, issue)
@@ -219,6 +232,8 @@ def worker(ctx: typer.Context,
            poll: Annotated[float, typer.Option("--poll", help="Seconds between looks for due sends.")] = 2.0,
            retry_after: RETRY = 60.0) -> None:
     """Send due and scheduled issues; run several (on several machines) against PostgreSQL."""
+    from bulletin.delivery import SendOptions, service
+
     c = ctx_of(ctx)
     with _stop_on_signals() as stop:
         tally = service.run_worker(c.engine, c.settings, once=once, poll=poll, stop=stop,

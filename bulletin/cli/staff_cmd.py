@@ -10,20 +10,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bulletin.accounts import (
-    ROLES,
-    add_account,
-    disable_account,
-    list_accounts,
-    set_password,
-    set_role,
-)
 from bulletin.cli.common import console, ctx_of
 from bulletin.errors import StateError
+from bulletin.statuses import StaffRole
 
 app = typer.Typer(help="Console accounts: who can sign in to /admin, and with which role.", no_args_is_help=True)
 
-RoleOpt = Annotated[str, typer.Option("--role", "-r", help=f"One of {', '.join(ROLES)}.")]
+RoleOpt = Annotated[str, typer.Option("--role", "-r", help=f"One of {', '.join(StaffRole.ALL)}.")]
 StdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input (one line).")]
 
 
@@ -52,6 +45,8 @@ def add(
     password_stdin: StdinOpt = False,
 ) -> None:
     """Add an account (password: at least 12 characters, not a common one)."""
+    from bulletin.accounts import add_account
+
     password = _password(password_stdin)
     with ctx_of(ctx).ws.session() as session:
         account = add_account(session, email, role, password, actor=_actor())
@@ -64,6 +59,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the accounts as JSON.")] = False,
 ) -> None:
     """Every account with its role and whether it is disabled."""
+    from bulletin.accounts import list_accounts
+
     with ctx_of(ctx).ws.session() as session:
         accounts = list_accounts(session)
     if as_json:
@@ -80,9 +77,11 @@ def list_(
 def role(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The account's address.")],
-    new_role: Annotated[str, typer.Argument(metavar="ROLE", help=f"One of {', '.join(ROLES)}.")],
+    new_role: Annotated[str, typer.Argument(metavar="ROLE", help=f"One of {', '.join(StaffRole.ALL)}.")],
 ) -> None:
     """Change an account's role."""
+    from bulletin.accounts import set_role
+
     with ctx_of(ctx).ws.session() as session:
         account = set_role(session, email, new_role, actor=_actor())
     console.print(f"{account.email} is now {account.role}")
@@ -91,6 +90,8 @@ def role(
 @app.command()
 def disable(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The account's address.")]) -> None:
     """Disable an account; its open sessions stop working at once."""
+    from bulletin.accounts import disable_account
+
     with ctx_of(ctx).ws.session() as session:
         account = disable_account(session, email, actor=_actor())
     console.print(f"disabled {account.email}")
@@ -103,6 +104,8 @@ def password(
     password_stdin: StdinOpt = False,
 ) -> None:
     """Set a new password; the account's open sessions end."""
+    from bulletin.accounts import set_password
+
     value = _password(password_stdin)
     with ctx_of(ctx).ws.session() as session:
         account = set_password(session, email, value, actor=_actor())

@@ -6,19 +6,16 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from bulletin.audience import staff
-from bulletin.audience.access import subject_access
-from bulletin.audience.exporter import export as export_subscribers
-from bulletin.audience.importer import ImportReport, import_csv
 from bulletin.cli.common import console, ctx_of, err_console
-from bulletin.db import forget_old_pages, session_scope
-from bulletin.delivery.outbox import remove_copies
+
+if TYPE_CHECKING:
+    from bulletin.audience.importer import ImportReport
 
 app = typer.Typer(help="Subscribers: add, import, export, list, show, unsubscribe, suppress, erase.",
                   no_args_is_help=True)
@@ -45,8 +42,10 @@ def add(
     pending: Annotated[bool, typer.Option("--pending", help="Add as pending (needs confirmation) instead of confirmed.")] = False,
 ) -> None:
     """Add one person to one or more lists (confirmed unless --pending)."""
+    from bulletin.audience import staff
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         sub = staff.add_subscriber(session, email, lists or [], name=name, organisation=organisation,
                                    confirmed=not pending, actor=_actor())
     console.print(f"{sub.email} (#{sub.id}) on {', '.join(lists or [])}: {'pending' if pending else 'confirmed'}")
@@ -65,6 +64,8 @@ def import_(
         "--encoding", help="The file's encoding (e.g. latin-1, cp1252); default: UTF-8, or UTF-16/UTF-8 by BOM.")] = None,
 ) -> None:
     """Import subscribers; bad rows are reported by line, people who opted out are never re-subscribed."""
+    from bulletin.audience.importer import import_csv
+
     c = ctx_of(ctx)
     show_progress = not (quiet or as_json)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console,
@@ -105,10 +106,12 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
 ) -> None:
     """Export subscribers as CSV or JSON, filtered by list and state."""
+    from bulletin.audience.exporter import export as export_subscribers
+
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("must be csv or json", param_hint="--format")
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         if output is None:
             n = export_subscribers(session, sys.stdout, fmt=fmt, list_slug=list_slug, state=state)  # type: ignore[arg-type]
         else:
@@ -134,7 +137,9 @@ def list_(
     if segment is not None:
         _list_segment(c, segment, page, per_page, as_json)
         return
-    with session_scope(c.engine) as session:
+    from bulletin.audience import staff
+
+    with c.ws.session() as session:
         result = staff.search(session, list_slug=list_slug, state=state, text=search, page=page, per_page=per_page)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
@@ -157,7 +162,7 @@ def _list_segment(c, name: str, page: int, per_page: int, as_json: bool) -> None
 
     path = segments_file(c.settings.path(c.settings.subscribers_dir))
     seg = find_segment(load_segments(path), name, path)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         total = segment_count(session, seg)
         rows = segment_page(session, seg, page=page, per_page=per_page)
     if as_json:
@@ -180,8 +185,11 @@ def show(
                                                           "the person downloads from the preference centre).")] = False,
 ) -> None:
     """Everything held about one person, with the consent log."""
+    from bulletin.audience import staff
+    from bulletin.audience.access import subject_access
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         p = staff.profile(session, address)
         if export:
             console.print_json(json.dumps(subject_access(session, p.id)))
@@ -214,8 +222,10 @@ def unsubscribe(
     list_slug: Annotated[str | None, typer.Option("--list", "-l", help="Only this list (default: all lists).")] = None,
 ) -> None:
     """Unsubscribe someone from one list or from all lists."""
+    from bulletin.audience import staff
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         n = staff.unsubscribe_address(session, address, list_slug, actor=_actor())
     console.print(f"{address}: {n} subscription(s) unsubscribed" if n else f"{address}: nothing to unsubscribe")
 
@@ -227,8 +237,10 @@ def suppress(
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "staff",
 ) -> None:
     """Put an address on the blocklist: no list will mail it and no import will add it."""
+    from bulletin.audience import staff
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         new = staff.suppress_address(session, address, reason, actor=_actor())
     console.print(f"{address}: suppressed" if new else f"{address}: already suppressed")
 
@@ -242,8 +254,12 @@ def erase(
     """Erase a person's data (right to erasure); a hash of the address stays as a suppression."""
     if not yes and not typer.confirm(f"Erase all personal data of {address}? This cannot be undone"):
         raise typer.Exit(1)
+    from bulletin.audience import staff
+    from bulletin.db import forget_old_pages
+    from bulletin.delivery.outbox import remove_copies
+
     c = ctx_of(ctx)
-    with session_scope(c.engine) as session:
+    with c.ws.session() as session:
         sid = staff.erase_address(session, address, actor=_actor())
         remove_copies(c.settings, session, sid)
     forget_old_pages(c.engine)

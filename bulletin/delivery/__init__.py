@@ -7,6 +7,21 @@ Internal: `ledger` (every SQL statement on sends and deliveries), `engine`,
 notices live below the stages in `bulletin.messenger`.
 """
 
-from bulletin.delivery.engine import SendOptions, Tally
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bulletin.delivery.engine import SendOptions, Tally
 
 __all__ = ["SendOptions", "Tally", "archive", "counts", "feed", "outbox", "preflight", "retention", "service"]
+
+
+def __getattr__(name: str) -> Any:
+    """`SendOptions` and `Tally` come from `engine` on first use: the report stage reads `counts` through
+    this package, and loading it must not load the send engine (the ledger, messages, transports)."""
+    if name in ("SendOptions", "Tally"):
+        from bulletin.delivery import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

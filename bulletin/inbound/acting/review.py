@@ -41,9 +41,9 @@ from bulletin.models import (
     Subscriber,
     utcnow,
 )
-from bulletin.statuses import InboundStatus
+from bulletin.statuses import InboundStatus, ReviewClass
 
-CLASSES = ("unmatched", "unverified", "quarantined")
+CLASSES = ReviewClass.ALL  # ("unmatched", "unverified", "quarantined")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""The CLI starts without loading the stages: `--help` and registering the commands import no stage
+package, and the read-only `status` and `report` leave the rendering, migration, password and mail
+libraries alone (the database layer and the models are what they need).
+
+Each check runs in a fresh interpreter and looks at `sys.modules`; nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.report.ledger import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Loaded by some commands only (rendering, migrations, passwords, inbound mail, charts, the web app, DKIM).
+HEAVY = {"premailer", "alembic", "argon2", "mrml", "playwright", "imap_tools", "flufl", "jinja2", "matplotlib",
+         "PIL", "uvicorn", "fastapi", "starlette", "aiosmtpd", "dkim", "dns", "nh3", "frontmatter",
+         "email_validator", "mailparser_reply"}
+# Not even these for `--help`: no command has run, so no workspace, settings or database. (Not pydantic:
+# Typer itself imports it to parse a subcommand's parameters.)
+NOT_FOR_HELP = HEAVY | {"sqlalchemy", "sqlmodel", "pydantic_settings", "psycopg"}
+
+PROBE = """
+import json, sys
+from bulletin.cli import main
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["bulletin", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+print("\\nMODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_after(*runs: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Module names in `sys.modules` after `bulletin <args>` ran for each of `runs` in one new interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(runs))], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", **(env or {})}, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.rsplit("MODULES ", 1)[1]))
+
+
+def packages(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_importing_the_cli_loads_no_stage_and_no_heavy_library() -> None:
+    modules = loaded_after()
+    assert packages(modules) & NOT_FOR_HELP == set()
+    stages = {m for m in modules if m.startswith("bulletin.") and not m.startswith("bulletin.cli")}
+    assert stages <= {"bulletin.errors", "bulletin.logs", "bulletin.statuses"}
+
+
+def test_help_of_every_group_loads_no_stage_and_no_heavy_library() -> None:
+    modules = loaded_after(["--help"], ["subscribers", "--help"], ["inbound", "--help"], ["inbound", "list", "--help"],
+                           ["staff", "--help"], ["staff", "add", "--help"], ["send", "--help"], ["db", "--help"],
+                           ["feedback", "--help"], ["report", "--help"], ["templates", "--help"])
+    assert packages(modules) & NOT_FOR_HELP == set()
+    assert "bulletin.models" not in modules and "bulletin.workspace" not in modules
+
+
+def test_help_still_names_the_roles_and_review_classes() -> None:
+    """They moved to bulletin.statuses so the help can name them without loading their stages."""
+    from bulletin.accounts import ROLES
+    from bulletin.inbound import CLASSES
+
+    def helptext(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "bulletin", *args, "--help"], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return " ".join(out.stdout.split())
+
+    assert f"One of {', '.join(ROLES)}." in helptext("staff", "add")
+    assert f"Only {', '.join(CLASSES)} mail." in helptext("inbound", "list")
+
+
+@pytest.fixture
+def filled(engine, settings, db_url: str) -> dict[str, str]:
+    """A migrated database holding the issue "ours" (sent, bounced, replied to), and how to reach it."""
+    generate(engine, people=20)
+    return {"BULLETIN_WORKSPACE": str(settings.workspace), "BULLETIN_DATABASE_URL": db_url}
+
+
+def test_status_and_report_load_the_database_layer_but_no_heavy_library(filled: dict[str, str]) -> None:
+    for command in ("status", "report"):
+        modules = loaded_after([command, "ours"], [command, "ours", "--json"], env=filled)
+        assert packages(modules) & HEAVY == set(), command
+        assert {"sqlalchemy", "bulletin.models"} <= modules  # it did reach the database
