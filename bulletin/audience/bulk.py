@@ -14,8 +14,8 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, String, Text, any_, bindparam, cast
-from sqlalchemy.types import NullType
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType
 
 from bulletin import pgcopy
 
