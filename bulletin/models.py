@@ -95,6 +95,11 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# On PostgreSQL the foreign keys of Subscription, SubscriberEvent and Delivery are declared here but
+# dropped by migration 0021 (a check is a query and a row lock per bulk-written row); parents are
+# never deleted, and `bulletin doctor` checks the references. SQLite keeps them.
+
+
 class Subscription(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("subscriber_id", "list_id", name="uq_subscription"),)
 

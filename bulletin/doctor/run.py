@@ -9,6 +9,7 @@ from bulletin.config import Settings
 from bulletin.db import make_engine
 from bulletin.doctor.checks import check_database, check_public_url, check_smtp
 from bulletin.doctor.mailauth import check_alignment, check_records, make_resolver
+from bulletin.doctor.references import check_references
 from bulletin.doctor.result import PASS, Check
 from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
@@ -21,6 +22,8 @@ def run_checks(settings: Settings, *, timeout: float = 5.0, offline: bool = Fals
     `resolver` lets a caller point the DNS checks at a particular server.
     """
     checks = [check_database(settings, timeout)]
+    if checks[0].status == PASS:
+        checks.append(check_references(settings))
     from_domains = _from_domains(settings) if checks[0].status == PASS else []
     from_domains = from_domains or [settings.sending_domain]
     checks += [check_smtp(settings, min(timeout, settings.smtp_timeout)),

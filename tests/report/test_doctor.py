@@ -279,3 +279,43 @@ def test_offline_flag_skips_dns_entirely(ws_settings):
     checks = run_checks(ws_settings(), timeout=1, offline=True)
     assert [c.name for c in checks] == ["database", "smtp", "public_url", "secrets", "alignment", "spf", "dkim", "dmarc"]
     assert all(c.detail.startswith("skipped: offline") for c in checks[-3:])
+
+
+# References without foreign keys (migration 0021) ---------------------------------------------------
+
+def test_references_pass_on_a_queued_issue_and_name_rows_whose_parent_was_deleted_by_hand(settings, engine):
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from bulletin.delivery import service
+    from bulletin.doctor.references import check_references
+    from tests.delivery.conftest import add_list, add_subscribers, make_compiled
+
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 3)
+    service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    assert check_references(settings).status == "pass"
+    with engine.connect() as conn:
+        (sid,) = conn.execute(text("SELECT min(subscriber_id) FROM delivery")).one()
+    delete = text("DELETE FROM subscriber WHERE id = :id")
+    if engine.dialect.name == "sqlite":  # SQLite keeps its foreign keys: the delete is refused
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(delete, {"id": sid})
+        return
+    with engine.begin() as conn:
+        conn.execute(delete, {"id": sid})
+    check = check_references(settings)
+    assert check.status == "fail"
+    assert "1 delivery row(s) refer to a missing subscriber (delivery.subscriber_id)" in check.detail
+    assert "1 subscription row(s) refer to a missing subscriber (subscription.subscriber_id)" in check.detail
+    assert "delivery.issue_id" not in check.detail
+
+
+def test_postgresql_ledger_and_consent_tables_have_no_foreign_keys_and_sqlite_keeps_them(engine):
+    from sqlalchemy import inspect
+
+    fks = {t: inspect(engine).get_foreign_keys(t) for t in ("delivery", "subscription", "subscriber_event")}
+    if engine.dialect.name == "postgresql":
+        assert fks == {"delivery": [], "subscription": [], "subscriber_event": []}
+    else:
+        assert {fk["constrained_columns"][0] for fk in fks["delivery"]} == {"issue_id", "send_id", "subscriber_id"}
