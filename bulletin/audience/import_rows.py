@@ -8,12 +8,10 @@ by address hash within a batch (case variants are one person).
 from __future__ import annotations
 
 import csv
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from bulletin.audience.addresses import has_control_chars, hash_normalised, normalise_address
 from bulletin.audience.text import PROBLEM, bad_character
@@ -81,53 +79,6 @@ def catch_up(report: ImportReport, parsed: ImportReport, read: Marks) -> None:
     report.errors = parsed.errors[:read[2]]
 
 
-T = TypeVar("T")
-
-
-def prefetched(batches: Iterator[T]) -> Iterator[T]:
-    """Parse the next batch in a thread while the database writes this one.
-
-    On PostgreSQL about half an import's wall time is the server indexing a COPY,
-    with this process idle on the socket (the GIL is released there); parsing and
-    normalising the next batch meanwhile hides most of the other half. At most
-    one batch waits, so memory stays flat. An error in the file surfaces here, in
-    the caller's thread, after the batches before it were written.
-    """
-    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def hand(kind: str, item: Any) -> bool:
-        """Put one item in the queue unless the caller stopped listening (then it never would be taken)."""
-        while not stop.is_set():
-            try:
-                ahead.put((kind, item), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not hand("batch", batch):
-                    return
-            hand("done", None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as is
-            hand("error", exc)
-
-    worker = threading.Thread(target=produce, name="import-parse", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = ahead.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def extra_lists(names: list[str], slugs: dict[str, int]) -> list[int]:

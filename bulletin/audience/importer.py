@@ -28,7 +28,6 @@ from bulletin.audience.import_rows import (
     batches,
     catch_up,
     extra_lists,
-    prefetched,
     read_marks,
     unescape_cell,
 )
@@ -42,9 +41,10 @@ from bulletin.models import (
     Suppression,
     utcnow,
 )
+from bulletin.readahead import prefetched
 from bulletin.statuses import SubscriptionState
 
-__all__ = ["BATCH", "ImportReport", "import_csv", "prefetched", "unescape_cell"]
+__all__ = ["BATCH", "ImportReport", "import_csv", "unescape_cell"]
 
 S = SubscriptionState
 BATCH = 5000

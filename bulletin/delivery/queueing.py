@@ -1,9 +1,10 @@
 """Queueing an issue for a list: one streamed pass, whatever the size of the list.
 
-The recipients are read with a server-side cursor (PostgreSQL) or a lazy
-cursor (SQLite) in id order, each is checked (`check_recipient`) and given its
-Message-ID, and the rows go straight into the ledger: COPY on PostgreSQL,
-batched INSERTs on SQLite. Nothing holds the whole list, so memory stays flat
+The recipients are read in id order, each is checked (`check_recipient`) and
+given its Message-ID, and the rows go straight into the ledger. PostgreSQL: a
+read-ahead thread reads the next chunk on a second connection (server-side
+cursor) and signs it while this one is COPYed in the caller's transaction.
+SQLite: a lazy cursor and batched INSERTs on the session's own connection. Nothing holds the whole list, so memory stays flat
 at a million recipients. It is all one transaction, so a bad address found at
 row 900,000 still leaves nothing written (the caller's session rolls back).
 Subscribers who already have a row for the issue (from any list) are left out
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, insert
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin import pgcopy
@@ -32,6 +34,7 @@ from bulletin.models import (
     SubscriptionState,
     utcnow,
 )
+from bulletin.readahead import prefetched
 
 CHUNK = 5000
 ANALYZE_AFTER = 10_000
@@ -62,12 +65,16 @@ def already_count(session: Session, list_id: int, issue_id: int) -> int:
     return int(session.exec(stmt).one())
 
 
-def new_recipients(session: Session, list_id: int, issue_id: int) -> Iterator[RecipientRow]:
-    """Confirmed, unsuppressed subscribers with no row for the issue, in id order, streamed."""
-    stmt = (select(Subscriber.id, Subscriber.email, Subscriber.name)
+def _new_recipients_query(list_id: int, issue_id: int):  # type: ignore[no-untyped-def]
+    return (select(Subscriber.id, Subscriber.email, Subscriber.name)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .where(*_audience(list_id), ~_has_row(issue_id))
             .order_by(Subscriber.id))
+
+
+def new_recipients(session: Session, list_id: int, issue_id: int) -> Iterator[RecipientRow]:
+    """Confirmed, unsuppressed subscribers with no row for the issue, in id order, streamed."""
+    stmt = _new_recipients_query(list_id, issue_id)
     # Statement-level options: Connection.execution_options() would turn every later statement of
     # the session's connection into a server-side cursor too.
     result = session.connection().execute(stmt.execution_options(stream_results=True, max_row_buffer=CHUNK))
@@ -86,18 +93,36 @@ def first_recipient(session: Session, list_id: int, issue_id: int) -> RecipientR
 def queue_rows(session: Session, links: Links, *, send_id: int, list_id: int, issue_id: int,
                deadline: datetime) -> int:
     """Insert one queued row per new recipient; returns how many. Raises on the first bad address."""
-    rows = ((r.subscriber_id, _checked_message_id(links, r, list_id, issue_id))
-            for r in new_recipients(session, list_id, issue_id))
     if session.get_bind().dialect.name == "postgresql":
         counts.count_later(session)  # one count at the end, not the issue's counter lock for the whole COPY
-        count = _copy_rows(session, rows, send_id, issue_id, deadline)
+        chunks = prefetched(_read_chunks(session.get_bind(), links, list_id, issue_id))
+        count = _copy_rows(session, chunks, send_id, issue_id, deadline)
         if count >= ANALYZE_AFTER:
             # Fresh statistics before the first claim: on stale ones the planner sorts every open row
             # (0.5 s a claim at 200,000) instead of walking ix_delivery_open in id order.
             session.connection().exec_driver_sql("ANALYZE delivery")
         counts.add(session, issue_id, send_id, DeliveryState.QUEUED, count)
         return count
+    rows = ((r.subscriber_id, _checked_message_id(links, r, list_id, issue_id))
+            for r in new_recipients(session, list_id, issue_id))
     return _insert_rows(session, rows, send_id, issue_id, deadline)
+
+
+def _read_chunks(bind: Engine, links: Links, list_id: int, issue_id: int) -> Iterator[list[tuple[int, str]]]:
+    """PostgreSQL: the recipients in chunks, read on a second connection and given their Message-IDs.
+
+    Run by the read-ahead thread, so the server's join and the signing of the next
+    chunk overlap the COPY of this one on the session's connection. The second
+    connection sees what was committed when it started (after the caller's
+    transaction began): the rows this transaction writes are for this issue, which
+    the query leaves out anyway, and a uq_delivery conflict would still fail the COPY.
+    """
+    with bind.connect() as conn:
+        result = conn.execute(_new_recipients_query(list_id, issue_id)
+                              .execution_options(stream_results=True, max_row_buffer=CHUNK))
+        for part in result.partitions(CHUNK):
+            yield [(int(sid), _checked_message_id(links, RecipientRow(int(sid), str(email), str(name or "")),
+                                                  list_id, issue_id)) for sid, email, name in part]
 
 
 def _checked_message_id(links: Links, row: RecipientRow, list_id: int, issue_id: int) -> str:
@@ -122,24 +147,12 @@ def _insert_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int
     return count
 
 
-def _copy_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int, issue_id: int,
+def _copy_rows(session: Session, chunks: Iterator[list[tuple[int, str]]], send_id: int, issue_id: int,
                deadline: datetime) -> int:
-    """COPY through the session's own psycopg connection, in the session's transaction.
-
-    The recipients come from a server-side cursor on the same connection, so
-    rows are fetched in chunks and each chunk is copied before the next fetch.
-    """
+    """COPY each chunk through the session's own psycopg connection, in the session's transaction."""
     raw = session.connection().connection.driver_connection
-    now, count = utcnow(), 0
-    chunk: list[tuple[int, str]] = []
-    for item in rows:
-        chunk.append(item)
-        if len(chunk) >= CHUNK:
-            count += _copy_chunk(raw, chunk, send_id, issue_id, deadline, now)
-            chunk = []
-    if chunk:
-        count += _copy_chunk(raw, chunk, send_id, issue_id, deadline, now)
-    return count
+    now = utcnow()
+    return sum(_copy_chunk(raw, chunk, send_id, issue_id, deadline, now) for chunk in chunks if chunk)
 
 
 def _copy_chunk(raw, chunk: list[tuple[int, str]], send_id: int, issue_id: int,  # type: ignore[no-untyped-def]

@@ -261,7 +261,7 @@ def test_batches_parsed_ahead_arrive_in_order_and_an_error_after_them() -> None:
     the batches before it, and a caller that stops early does not leave the thread hanging."""
     import threading
 
-    from bulletin.audience.importer import prefetched
+    from bulletin.readahead import prefetched
 
     def batches():  # type: ignore[no-untyped-def]
         yield {"a": 1}

@@ -65,3 +65,25 @@ def test_a_bad_address_late_in_the_list_leaves_nothing_written(settings, engine,
     with pytest.raises(DeliveryError, match="not a usable address"):
         service.queue_issue(engine, settings, make_compiled(), "shared-services")
     assert _ledger(engine) == []
+    assert engine.pool.checkedout() == 0  # the read-ahead connection (PostgreSQL) was given back
+
+
+def test_a_write_that_fails_midway_stops_the_read_ahead_and_leaves_nothing_written(settings, engine, small_chunks,
+                                                                                  monkeypatch):
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 40)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the read-ahead connection is PostgreSQL's; SQLite reads and writes on one connection")
+    real, calls = queueing._copy_chunk, []
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the server went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queueing, "_copy_chunk", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    assert _ledger(engine) == []
+    assert engine.pool.checkedout() == 0
