@@ -408,10 +408,14 @@ class SentWriter:
             raise
 
     def close(self) -> None:
-        if not self._sqlite:
-            self._cursor.execute("RESET synchronous_commit")
-            self._raw.driver_connection.autocommit = False  # type: ignore[union-attr]
-        self._cursor.close()
+        """Give the connection back as the pool handed it out; a broken one is thrown away instead."""
+        try:
+            if not self._sqlite:
+                self._cursor.execute("RESET synchronous_commit")
+                self._raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+            self._cursor.close()
+        except Exception:  # noqa: BLE001 - the server went away: nothing to restore on this connection
+            self._raw.invalidate()
         self._raw.close()
 
 

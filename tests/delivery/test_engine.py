@@ -273,6 +273,35 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
                                                                  (DeliveryState.SENT, at, 251)]
 
 
+def test_a_sent_writer_whose_connection_the_server_killed_fails_loudly_and_leaves_the_pool_clean(  # type: ignore[no-untyped-def]
+        settings, engine):
+    import psycopg
+
+    from bulletin.delivery import ledger
+    from bulletin.models import utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server that kills a backend is PostgreSQL's")
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 1)
+    service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        (row,) = session.exec(select(Delivery.id)).all()
+    writer = ledger.SentWriter(engine, flush_wait=False)
+    writer._cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = writer._cursor.fetchone()
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    with pytest.raises(psycopg.OperationalError):  # the connection is gone
+        writer.write([(row, 250)], utcnow())
+    writer.close()  # does not raise: the broken connection is thrown away, not pooled
+    assert engine.pool.checkedout() == 0
+    with engine.connect() as conn:  # every pooled connection works and is durable
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+    with session_scope(engine) as session:
+        assert session.exec(select(Delivery.state)).all() == [DeliveryState.QUEUED]
+
+
 @pytest.mark.parametrize("flush_wait", [True, False])
 def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engine, flush_wait: bool) -> None:  # type: ignore[no-untyped-def]
     """PostgreSQL: by default the sent marks' connection does not wait for the flush (the setting
