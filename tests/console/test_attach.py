@@ -95,12 +95,15 @@ def test_cli_and_console_refuse_the_same_messages(sample: Sample,
     code, out = _cli(sample, "inbound", "attach", str(auto), "--subscriber", AMINA)
     assert code != 0 and f"inbound #{auto}" in out and "not unmatched" in out
     r = _console_attach(editor, auto, AMINA)
-    assert r.status_code == 400
+    assert r.status_code == 400 and f"inbound #{auto}: it is auto_reply, not unmatched" in r.text
 
     stray = _stray(sample, 4)
     code, out = _cli(sample, "inbound", "attach", str(stray), "--subscriber", "nobody@elsewhere.example")
     assert code != 0 and "nobody@elsewhere.example" in out
-    assert _console_attach(editor, stray, "nobody@elsewhere.example").status_code in (400, 404)
+    r = _console_attach(editor, stray, "nobody@elsewhere.example")
+    assert r.status_code == 404 and f"inbound #{stray}: no subscriber &#39;nobody@elsewhere.example&#39;" in r.text
+    r = _console_attach(editor, stray, "<b>x</b>@elsewhere.example")
+    assert r.status_code == 404 and "&lt;b&gt;x&lt;/b&gt;@elsewhere.example" in r.text and "<b>x</b>" not in r.text
 
     assert _console_attach(editor, stray, AMINA).status_code == 303
     code, out = _cli(sample, "inbound", "attach", str(stray), "--subscriber", AMINA)  # already attached
