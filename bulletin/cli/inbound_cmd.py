@@ -13,6 +13,7 @@ Postfix, LMTP (main.cf, with `bulletin inbound serve --port 2424` running):
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import sys
@@ -265,8 +266,8 @@ def show_cmd(ctx: typer.Context, inbound_id: Annotated[int, typer.Argument(help=
 def attach_cmd(
     ctx: typer.Context,
     inbound_id: Annotated[int, typer.Argument(help="Inbound message id (from `inbound list --class unmatched`).")],
-    subscriber: Annotated[str, typer.Option(help="The subscriber's address this message is from.")],
-    issue: Annotated[str | None, typer.Option(help="The issue (slug) it answers.")] = None,
+    subscriber: Annotated[str, typer.Option(help="The subscriber this message is from: address or #id.")],
+    issue: Annotated[str | None, typer.Option(help="The issue (slug) it answers; default: the one its subject names.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn an unmatched human message into feedback from a subscriber, by hand."""
@@ -274,11 +275,19 @@ def attach_cmd(
 
     c = ctx_of(ctx)
     with c.ws.session() as session:
-        view = attach_inbound(session, inbound_id, subscriber=subscriber, issue=issue, actor="cli")
+        view = attach_inbound(session, inbound_id, subscriber=subscriber, issue=issue, actor=_actor())
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
         return
     console.print(f"inbound #{inbound_id} is now feedback #{view.id} from {view.email}", highlight=False, markup=False)
+
+
+def _actor() -> str:
+    """Who attached it, for the feedback's `attached_by` and the audit log: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return "cli"
 
 
 __all__ = ["app"]

@@ -21,7 +21,6 @@ from bulletin.inbound.acting.review import (
     CLASSES,
     InboundDetail,
     InboundSummary,
-    attach_inbound,
     list_inbound,
     show_inbound,
 )
@@ -34,6 +33,7 @@ from bulletin.inbound.acting.sources import (
 )
 from bulletin.inbound.acting.unmatched import (
     UnmatchedMail,
+    attach_inbound,
     attach_unmatched,
     list_unmatched,
     new_feedback_count,

@@ -89,6 +89,8 @@ async def _token_error(request: Request, exc: Exception) -> Response:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
+    if console.is_console(request) and isinstance(exc, BulletinError):
+        return await console.refused(request, exc, 404)
     return _message(request, "Not found", "There is nothing at this address.", 404)
 
 
@@ -98,6 +100,8 @@ async def _form_rejected(request: Request, exc: Exception) -> Response:
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
+    if console.is_console(request) and isinstance(exc, BulletinError):
+        return await console.refused(request, exc)
     return _message(request, "The request could not be accepted", "Please check what you entered and try again.", 400)
 
 

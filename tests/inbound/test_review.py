@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from bulletin.db import session_scope
 from bulletin.inbound import ingest, reprocess
-from bulletin.models import Feedback
-from tests.inbound.conftest import World, dsn, mail, run_cli
+from bulletin.models import AuditEntry, Feedback, InboundMessage
+from tests.inbound.conftest import ISSUE_SUBJECT, World, dsn, mail, run_cli
 
 
 def _json_lines(output: str) -> list[dict[str, object]]:
@@ -71,7 +71,9 @@ def test_attach_turns_unmatched_mail_into_feedback_that_survives_reprocess(world
     reprocess(world.engine, world.settings, ids=[stored.inbound_id])
     with session_scope(world.engine) as session:
         fb = session.exec(select(Feedback)).one()
-        assert (fb.subscriber_id, fb.attached_by, fb.id) == (sid, "cli", view["id"])
+        assert (fb.subscriber_id, fb.id) == (sid, view["id"]) and (fb.attached_by or "").startswith("cli")
+        (entry,) = session.exec(select(AuditEntry).where(AuditEntry.action == "inbound.attach")).all()
+        assert (entry.actor, entry.target) == (fb.attached_by, f"inbound #{stored.inbound_id} -> subscriber #{sid}")
     assert _json_lines(run_cli(world, "inbound", "list", "--class", "unmatched", "--json").stdout) == []
 
 
@@ -87,13 +89,91 @@ def test_attach_refuses_unknown_subscriber_issue_and_non_unmatched_mail(world: W
                                                       message_id="<r@x>"), source="test")
     with session_scope(world.engine) as session:
         with pytest.raises(NotFound, match="nobody@example.net"):
-            attach_inbound(session, stray.inbound_id, subscriber="nobody@example.net")
+            attach_inbound(session, stray.inbound_id, subscriber="nobody@example.net", actor="test")
         with pytest.raises(NotFound, match="1999-01"):
-            attach_inbound(session, stray.inbound_id, subscriber="ben@example.org", issue="1999-01")
-        with pytest.raises(StateError, match="not unmatched"):
-            attach_inbound(session, reply.inbound_id, subscriber="ben@example.org")
+            attach_inbound(session, stray.inbound_id, subscriber="ben@example.org", issue="1999-01", actor="test")
+        with pytest.raises(StateError, match=rf"inbound #{reply.inbound_id}: .*not unmatched"):
+            attach_inbound(session, reply.inbound_id, subscriber="ben@example.org", actor="test")
+        with pytest.raises(NotFound, match="#9999"):
+            attach_inbound(session, 9999, subscriber="ben@example.org", actor="test")
         with pytest.raises(StateError, match="nonsense"):
             list_inbound(session, kind="nonsense")
         with pytest.raises(NotFound, match="9999"):
             show_inbound(session, world.links, 9999)
         assert session.exec(select(Feedback).where(Feedback.inbound_id == stray.inbound_id)).first() is None
+        assert session.exec(select(AuditEntry).where(AuditEntry.action == "inbound.attach")).first() is None
+
+
+def test_attach_refuses_auto_replies_and_erased_subscribers(world: World) -> None:
+    """An attached auto-reply would lose its feedback at the next reprocess; an erased person sends nothing."""
+    import pytest
+
+    from bulletin.audience.lifecycle import erase
+    from bulletin.errors import StateError
+    from bulletin.inbound import attach_inbound
+
+    auto = ingest(world.engine, world.settings, mail(to="x@news.example.org", frm="dee@example.net",
+                                                     headers={"Auto-Submitted": "auto-replied"}), source="test")
+    stray = ingest(world.engine, world.settings, mail(to="x@news.example.org", frm="dee@example.net",
+                                                      message_id="<s@x>"), source="test")
+    assert (auto.classification, stray.classification) == ("auto_reply", "unmatched")
+    sid = world.subscribers["ben@example.org"]
+    with session_scope(world.engine) as session:
+        erase(session, sid, source="cli", actor="test")
+    with session_scope(world.engine) as session:
+        with pytest.raises(StateError, match=rf"inbound #{auto.inbound_id}: it is auto_reply, not unmatched"):
+            attach_inbound(session, auto.inbound_id, subscriber="carl@example.org", actor="test")
+        with pytest.raises(StateError, match=f"subscriber '#{sid}' was erased"):
+            attach_inbound(session, stray.inbound_id, subscriber=f"#{sid}", actor="test")
+        assert session.exec(select(Feedback)).first() is None
+
+
+def test_attach_by_id_takes_the_issue_from_the_subject_unless_given(world: World) -> None:
+    from bulletin.inbound import attach_inbound
+
+    sid = world.subscribers["carl@example.org"]
+    stray = ingest(world.engine, world.settings, mail(to="x@news.example.org", frm="carl.home@example.net",
+                                                      subject="Re: " + ISSUE_SUBJECT + " [tell-us]"), source="test")
+    with session_scope(world.engine) as session:
+        view = attach_inbound(session, stray.inbound_id, subscriber=f"#{sid}", actor="staff:ed@example.org")
+        row = session.get(InboundMessage, stray.inbound_id)
+        assert (view.subscriber_id, view.issue, view.block) == (sid, "2016-06", "tell-us")
+        assert row is not None and (row.classification, row.subscriber_id, row.issue_id) == (
+            "reply", sid, world.issue_id)
+
+
+def test_two_people_attaching_one_message_at_once_get_one_feedback_and_one_refusal(world: World) -> None:
+    """On PostgreSQL the second attach waits for the first's row lock, then sees a reply (SQLite has one writer)."""
+    import threading
+
+    import pytest
+    from sqlmodel import Session
+
+    from bulletin.errors import StateError
+    from bulletin.inbound import attach_inbound
+
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite lets one writer in at a time")
+    stray = ingest(world.engine, world.settings, mail(to="x@news.example.org", frm="dee@example.net"), source="test")
+    second: list[BaseException] = []
+
+    def attach_too() -> None:
+        try:
+            with session_scope(world.engine) as session:
+                attach_inbound(session, stray.inbound_id, subscriber="carl@example.org", actor="staff:b@example.org")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            second.append(exc)
+
+    with Session(world.engine) as first:
+        attach_inbound(first, stray.inbound_id, subscriber="ben@example.org", actor="staff:a@example.org")
+        other = threading.Thread(target=attach_too)
+        other.start()
+        other.join(timeout=0.5)
+        assert other.is_alive(), "the second attach did not wait for the first one's row lock"
+        first.commit()
+    other.join(timeout=30)
+    assert len(second) == 1 and isinstance(second[0], StateError) and "it is reply" in str(second[0])
+    with session_scope(world.engine) as session:
+        (fb,) = session.exec(select(Feedback).where(Feedback.inbound_id == stray.inbound_id)).all()
+        assert (fb.subscriber_id, fb.attached_by) == (world.subscribers["ben@example.org"], "staff:a@example.org")
+        assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "inbound.attach")).all()) == 1

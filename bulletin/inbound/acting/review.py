@@ -1,4 +1,4 @@
-"""What staff see of inbound mail nobody could match or trust, and how they attach a message by hand.
+"""What staff see of inbound mail nobody could match or trust (attaching it by hand is `unmatched`).
 
 Shells (the CLI, the staff console) call these with a Session and get
 dataclasses back. `unmatched` is human mail with no token, none of our
@@ -16,11 +16,8 @@ from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from bulletin.audience.links import Links
-from bulletin.audience.subscribers import find_subscriber
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.actions import evidence_dict
-from bulletin.inbound.acting.feedback import FeedbackView, record_feedback, show_feedback
-from bulletin.inbound.acting.match import Match
 from bulletin.inbound.reading.addresses import read_tokens
 from bulletin.inbound.reading.clean import visible_text
 from bulletin.inbound.reading.parse import (
@@ -32,15 +29,7 @@ from bulletin.inbound.reading.parse import (
     parse_bytes,
     sender,
 )
-from bulletin.models import (
-    Evidence,
-    Feedback,
-    InboundMessage,
-    IssueRecord,
-    MailingList,
-    Subscriber,
-    utcnow,
-)
+from bulletin.models import Evidence, Feedback, InboundMessage, MailingList, Subscriber
 from bulletin.statuses import InboundStatus, ReviewClass
 
 CLASSES = ReviewClass.ALL  # ("unmatched", "unverified", "quarantined")
@@ -115,35 +104,6 @@ def show_inbound(session: Session, links: Links, inbound_id: int) -> InboundDeta
     headers = [(k, decode_value(v)[:2000]) for k, v in msg.items()]
     return InboundDetail(summary, headers, visible_text(body_text(msg)), row.envelope_from or "",
                          row.envelope_to or "", evidence, fb)
-
-
-def attach_inbound(session: Session, inbound_id: int, *, subscriber: str, issue: str | None = None,
-                   actor: str = "staff") -> FeedbackView:
-    """Turn an unmatched human message into feedback from `subscriber` (about `issue`), by hand.
-
-    A reprocess keeps it: the feedback remembers who attached it.
-    """
-    row = _get(session, inbound_id)
-    if row.classification not in ("unmatched", "auto_reply"):
-        raise StateError(f"inbound #{inbound_id} is {row.classification or row.status}, not unmatched mail",
-                         where=f"inbound #{inbound_id}")
-    sub = find_subscriber(session, subscriber)
-    if sub is None or sub.id is None:
-        raise NotFound(f"no subscriber {subscriber!r}", where="--subscriber")
-    issue_id = None
-    if issue is not None:
-        record = session.exec(select(IssueRecord).where(IssueRecord.slug == issue)).first()
-        if record is None:
-            raise NotFound(f"no issue {issue!r}", where="--issue")
-        issue_id = record.id
-    fb = record_feedback(session, row, parse_bytes(row.raw), Match(sub.id, issue_id, "staff"))
-    fb.attached_by = actor[:200]
-    session.add(fb)
-    row.classification, row.subscriber_id, row.issue_id, row.processed_at = "reply", sub.id, issue_id, utcnow()
-    session.add(row)
-    session.flush()
-    assert fb.id is not None
-    return show_feedback(session, fb.id)
 
 
 def _get(session: Session, inbound_id: int) -> InboundMessage:

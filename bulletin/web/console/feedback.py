@@ -8,11 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.accounts import record_audit
-from bulletin.audience import directory
 from bulletin.errors import StateError
 from bulletin.inbound import (
     answer_feedback,
-    attach_unmatched,
+    attach_inbound,
     list_feedback,
     list_unmatched,
     mark_feedback,
@@ -108,10 +107,7 @@ async def attach(request: Request, inbound_id: int) -> Response:
 
     def run() -> int:
         with web.session() as session:
-            sid = directory.subscriber_id_of(session, who)
-            view = attach_unmatched(session, inbound_id, sid)
-            record_audit(session, me.actor, "inbound.attach", f"inbound #{inbound_id} -> subscriber #{sid}")
-            return view.id
+            return attach_inbound(session, inbound_id, subscriber=who, actor=me.actor).id
 
     feedback_id = await run_in_threadpool(run)
     return back(f"/admin/feedback/{feedback_id}", "attached as feedback")
