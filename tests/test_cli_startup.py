@@ -1,6 +1,6 @@
 """The CLI starts without loading the stages: `--help` and registering the commands import no stage
 package, and the read-only `status` and `report` leave the rendering, migration, password and mail
-libraries alone (the database layer and the models are what they need).
+libraries alone (the database layer and the models are what they need), and the send engine too.
 
 Each check runs in a fresh interpreter and looks at `sys.modules`; nothing here measures time.
 """
@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = {"premailer", "alembic", "argon2", "mrml", "playwright", "imap_tools", "flufl", "jinja2", "matplotlib",
          "PIL", "uvicorn", "fastapi", "starlette", "aiosmtpd", "dkim", "dns", "nh3", "frontmatter",
          "email_validator", "mailparser_reply"}
+# The sending side: the engine and the ledger's writers, the message builder, transports and DKIM, the
+# audience stage, and rendering an issue. `status` and `report` read counts and never send.
+SENDING = ("bulletin.delivery.service", "bulletin.delivery.engine", "bulletin.delivery.ledger",
+           "bulletin.delivery.message", "bulletin.delivery.queueing", "bulletin.messenger", "bulletin.audience",
+           "bulletin.render.build")
 # Not even these for `--help`: no command has run, so no workspace, settings or database. (Not pydantic:
 # Typer itself imports it to parse a subcommand's parameters.)
 NOT_FOR_HELP = HEAVY | {"sqlalchemy", "sqlmodel", "pydantic_settings", "psycopg"}
@@ -97,3 +102,20 @@ def test_status_and_report_load_the_database_layer_but_no_heavy_library(filled: 
         modules = loaded_after([command, "ours"], [command, "ours", "--json"], env=filled)
         assert packages(modules) & HEAVY == set(), command
         assert {"sqlalchemy", "bulletin.models"} <= modules  # it did reach the database
+
+
+def loaded(modules: set[str], names: tuple[str, ...] | set[str]) -> set[str]:
+    """The modules of `modules` that are one of `names` or inside one of them."""
+    return {m for m in modules if any(m == n or m.startswith(n + ".") for n in names)}
+
+
+def test_status_and_report_do_not_load_the_send_engine(filled: dict[str, str]) -> None:
+    """`status` once imported `delivery.service` for `issue_status`, and with it everything that sends;
+    now `delivery.status`, which needs neither the compiled render nor the report's figures."""
+    status = loaded_after(["status", "ours"], ["status", "ours", "--json"], env=filled)
+    assert loaded(status, SENDING) == set()
+    assert "bulletin.delivery.counts" in status  # it did read the issue's counts
+    assert loaded(status, {"bulletin.render.compiled", "bulletin.report.figures"}) == set()
+    report = loaded_after(["report", "ours"], ["report", "ours", "--json"], ["report", "ours", "--csv"], env=filled)
+    assert "bulletin.report.figures" in report
+    assert loaded(report, SENDING) == set()

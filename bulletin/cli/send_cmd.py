@@ -204,12 +204,13 @@ def cancel(ctx: typer.Context, issue: ISSUE) -> None:
 def status(ctx: typer.Context, issue: ISSUE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts by state, the rate over the last minute, and the commonest errors."""
-    from bulletin.delivery import service
+    # delivery.status, not service: a read need not load the send engine, messenger and render.
+    from bulletin.delivery.status import issue_status
     from bulletin.report.export import shown_time
 
     c = ctx_of(ctx)
     with c.ws.session() as session:
-        st = service.issue_status(session, issue)
+        st = issue_status(session, issue)
     if as_json:
         print(json.dumps({"issue": st.issue, "sends": st.sends, "counts": st.counts,
                           "rate_per_minute": st.rate_per_minute, "errors": st.errors}))

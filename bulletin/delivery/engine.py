@@ -24,6 +24,7 @@ from bulletin.delivery import ledger
 from bulletin.delivery.breaker import Breaker
 from bulletin.delivery.ledger import Claimed, Outcome
 from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMessage, RecipientRow
+from bulletin.delivery.status import send_status
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
 from bulletin.messenger import faults
@@ -280,7 +281,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
             continue
         with session_scope(engine) as session:
-            if ledger.send_status(session, send_id) not in SendStatus.RUNNABLE:
+            if send_status(session, send_id) not in SendStatus.RUNNABLE:
                 return
         rows = forward.claim(engine, send_id, list_id, options.worker, limit)
         if rows:

@@ -7,12 +7,15 @@ worker on another machine, sends exactly what was checked and published.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
 from bulletin.errors import NotFound
 from bulletin.models import IssueRecord, utcnow
-from bulletin.render.compiled import Compiled
+
+if TYPE_CHECKING:
+    from bulletin.render.compiled import Compiled
 
 
 def publish_issue(session: Session, compiled: Compiled) -> IssueRecord:
@@ -39,4 +42,7 @@ def get_issue(session: Session, slug: str) -> IssueRecord:
 
 
 def compiled_of(record: IssueRecord) -> Compiled:
+    # Imported here: `status` reads issues through `get_issue` and needs no render.
+    from bulletin.render.compiled import Compiled
+
     return Compiled.from_json(record.compiled)

@@ -1,4 +1,7 @@
-"""The delivery ledger: every SQL statement about sends and deliveries lives here.
+"""The delivery ledger: every SQL statement about sends and deliveries lives here, but for
+the reads of `bulletin status` (an issue's sends, a send's state, the last minute's rate,
+the commonest errors): those are in `status.py`, so that `status` loads without this
+module's imports (the audience's `sendable` and, through it, the audience stage).
 
 One row per (issue, subscriber). A row is committed as claimed before its SMTP
 transaction and as sent only after the server's 250, so after any stop the rows
@@ -22,7 +25,6 @@ from sqlmodel import Session, select
 from bulletin.audience.subscribers import sendable
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import NotFound, StateError
 from bulletin.models import Delivery, Send, Subscriber, Subscription, utcnow
 from bulletin.statuses import DeliveryState, SendStatus
 
@@ -67,10 +69,6 @@ def open_send(session: Session, issue_id: int, list_id: int, scheduled_at: datet
     return send
 
 
-def sends_of(session: Session, issue_id: int) -> list[Send]:
-    return list(session.exec(select(Send).where(Send.issue_id == issue_id).order_by(Send.id)).all())
-
-
 def set_status(session: Session, send_id: int, status: str, *, only_from: Iterable[str] | None = None) -> bool:
     stmt = update(Send).where(Send.id == send_id).values(status=status)
     if only_from is not None:
@@ -82,14 +80,6 @@ def set_status(session: Session, send_id: int, status: str, *, only_from: Iterab
     if status in SendStatus.FINISHED:
         stmt = stmt.values(finished_at=utcnow())
     return bool(session.execute(stmt).rowcount)
-
-
-def send_status(session: Session, send_id: int) -> str:
-    send = session.get(Send, send_id)
-    if send is None:
-        raise NotFound("no such send", where=f"send #{send_id}")
-    session.refresh(send)
-    return send.status
 
 
 def due_sends(session: Session, now: datetime | None = None) -> list[Send]:
@@ -255,13 +245,6 @@ def state_counts(session: Session, issue_id: int, send_id: int | None = None) ->
     from bulletin.delivery import counts
 
     return counts.state_counts(session, issue_id, send_id)
-
-
-def require_send(session: Session, issue_id: int) -> list[Send]:
-    sends = sends_of(session, issue_id)
-    if not sends:
-        raise StateError("this issue has not been sent to any list yet", where=f"issue #{issue_id}")
-    return sends
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

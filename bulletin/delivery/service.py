@@ -8,17 +8,20 @@ the truth after any stop) and queueing must commit before anything is sent.
 The short state changes (pause, cancel, resume) and `issue_status` take the
 caller's Session and never commit. Queuing checks every recipient before a single row is
 committed, so a bad address or template stops the send before the first message.
+
+`issue_status` and `IssueStatus` live in `status` (a read must not load the
+send engine, which importing this module does) and are re-exported here for
+the callers that reach them through `service`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -26,14 +29,17 @@ from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
-from bulletin.delivery.issues import compiled_of, get_issue, publish_issue
+from bulletin.delivery.issues import compiled_of, publish_issue
 from bulletin.delivery.message import OutgoingMessage, RecipientRow, check_recipient, check_slots
+from bulletin.delivery.status import IssueStatus as IssueStatus  # re-exported: see the docstring
+from bulletin.delivery.status import issue_sends
+from bulletin.delivery.status import issue_status as issue_status
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
 from bulletin.messenger import Transport, deliver, make_transport
-from bulletin.models import Delivery, Send, id_of, utcnow
+from bulletin.models import Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
-from bulletin.statuses import DeliveryState, SendStatus
+from bulletin.statuses import SendStatus
 
 if TYPE_CHECKING:
     from bulletin.audience.segments import Segment
@@ -54,15 +60,6 @@ class DryRun:
     recipients: int
     already: int
     first: OutgoingMessage | None
-
-
-@dataclass
-class IssueStatus:
-    issue: str
-    sends: list[dict[str, object]]
-    counts: dict[str, int]
-    rate_per_minute: float
-    errors: list[dict[str, object]] = field(default_factory=list)
 
 
 def _recipients(session, list_id: int, issue_id: int,  # type: ignore[no-untyped-def]
@@ -204,14 +201,9 @@ def send_queued(engine: Engine, settings: Settings, send_ids: list[int], *, tran
     return tally
 
 
-def _issue_sends(session: Session, slug: str) -> tuple[int, list[Send]]:
-    record = get_issue(session, slug)
-    return id_of(record), ledger.require_send(session, id_of(record))
-
-
 def pause_issue(session: Session, slug: str) -> int:
     """Pause every running or waiting send of the issue; returns how many changed (the caller commits)."""
-    _, sends = _issue_sends(session, slug)
+    _, sends = issue_sends(session, slug)
     return sum(ledger.set_status(session, id_of(s), SendStatus.PAUSED,
                                  only_from=(SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SCHEDULED))
                for s in sends)
@@ -219,7 +211,7 @@ def pause_issue(session: Session, slug: str) -> int:
 
 def cancel_issue(session: Session, slug: str) -> int:
     """Cancel every unfinished send of the issue; returns the unsent messages cancelled (the caller commits)."""
-    _, sends = _issue_sends(session, slug)
+    _, sends = issue_sends(session, slug)
     return sum(ledger.cancel_send(session, id_of(s)) for s in sends if s.status != SendStatus.DONE)
 
 
@@ -229,7 +221,7 @@ def resume_issue(session: Session, slug: str, *, resend_unknown: bool = False) -
     Rows left `unknown` (the connection broke after the final dot) go out again only
     with `resend_unknown`: the relay may already have delivered them.
     """
-    _, sends = _issue_sends(session, slug)
+    _, sends = issue_sends(session, slug)
     ids = []
     for s in sends:
         if resend_unknown and s.status != SendStatus.CANCELLED:
@@ -246,29 +238,6 @@ def resume_issue(session: Session, slug: str, *, resend_unknown: bool = False) -
                           only_from=(SendStatus.PAUSED, SendStatus.SENDING, SendStatus.DONE))
         ids.append(id_of(s))
     return ids
-
-
-def issue_status(session: Session, slug: str) -> IssueStatus:
-    from bulletin.delivery.retention import tally_counts
-
-    issue_id, sends = _issue_sends(session, slug)
-    counts = ledger.state_counts(session, issue_id)
-    for state, n in tally_counts(session, issue_id).items():
-        counts[state] = counts.get(state, 0) + n
-    # Both read only the rows they count: the last minute's end of ix_delivery_issue_state_sent, and
-    # the rows with an error through the partial ix_delivery_errors.
-    since = utcnow() - timedelta(minutes=1)
-    recent = session.exec(select(func.count()).select_from(Delivery).where(
-        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT,
-        Delivery.sent_at >= since)).one()
-    errs = session.exec(select(Delivery.smtp_code, Delivery.last_error, func.count()).where(
-        Delivery.issue_id == issue_id, Delivery.last_error.is_not(None)).group_by(
-        Delivery.smtp_code, Delivery.last_error).order_by(func.count().desc()).limit(10)).all()
-    listing = [{"send": s.id, "list_id": s.list_id, "status": ledger.send_status(session, id_of(s)),
-                "scheduled_at": s.scheduled_at.isoformat() if s.scheduled_at else None,
-                "pause_reason": s.pause_reason, "pause_stage": s.pause_stage} for s in sends]
-    return IssueStatus(slug, listing, counts, float(recent),
-                       [{"code": c, "error": e, "count": int(n)} for c, e, n in errs])
 
 
 def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: float = 2.0,

@@ -11,8 +11,10 @@ import csv
 import io
 from datetime import UTC, datetime, tzinfo
 from html import escape
+from typing import TYPE_CHECKING
 
-from bulletin.report.figures import IssueReport
+if TYPE_CHECKING:  # only annotations: `bulletin status` imports this module for `shown_time`, not the figures
+    from bulletin.report.figures import IssueReport
 
 LABELS = {
     "recipients": "Recipients", "attempted": "Recipients attempted", "sent": "Sent",
