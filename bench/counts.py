@@ -28,7 +28,7 @@ TRIGGERS = ("delivery_counts_insert", "delivery_counts_update", "delivery_counts
 
 def _write(url: str, ids: list[int], group: int) -> None:
     from bulletin.db import make_engine
-    from bulletin.delivery.ledger import SentWriter
+    from bulletin.delivery.sent import SentWriter
     from bulletin.models import utcnow
 
     writer = SentWriter(make_engine(url, upgrade=False), flush_wait=False)  # the setting's default

@@ -24,6 +24,7 @@ from bulletin.delivery import ledger
 from bulletin.delivery.breaker import Breaker
 from bulletin.delivery.ledger import Claimed, Outcome
 from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMessage, RecipientRow
+from bulletin.delivery.sent import SentWriter
 from bulletin.delivery.status import send_status
 from bulletin.errors import DeliveryError
 from bulletin.logs import log_event
@@ -102,7 +103,7 @@ class _Recorder:
         self._started = 0  # commits begun
         self._finished = 0  # commits ended (they run one at a time, in order)
         # One connection, used by one leader at a time.
-        self._sent = ledger.SentWriter(engine, flush_wait=settings.ledger_flush_wait)
+        self._sent = SentWriter(engine, flush_wait=settings.ledger_flush_wait)
 
     def record(self, outcome: Outcome) -> None:
         with self._cond:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
 from bulletin.delivery import ledger
+from bulletin.delivery.counts import state_counts
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
 from bulletin.models import Send
 from bulletin.statuses import DeliveryState
@@ -71,7 +72,7 @@ def ledger_tally(engine: Engine, send_ids: list[int], started: float) -> Tally:
             send = session.get(Send, send_id)
             if send is None:
                 continue
-            counts = ledger.state_counts(session, int(send.issue_id), send_id)
+            counts = state_counts(session, int(send.issue_id), send_id)
             tally.total += sum(counts.values()) - counts[DeliveryState.CANCELLED]
             tally.sent += counts[DeliveryState.SENT]
             tally.deferred += counts[DeliveryState.DEFERRED]

@@ -195,11 +195,11 @@ def _count(session: Session, column: Any, *where: Any) -> int:
     return int(session.exec(select(func.count(column)).where(*where)).one())
 
 
-def _delivery_states(session: Session, issue_id: int) -> Counter[str]:
-    """Rows per state from the ledger's running counts (a handful of rows, whatever the list's size)."""
-    from bulletin.delivery.retention import tally_counts
+def _delivery_states(session: Session, issue_id: int) -> dict[str, int]:
+    """Rows per state, every state present: what `status` reads (running counts plus compacted tallies)."""
+    from bulletin.delivery.status import issue_counts
 
-    return Counter(counts.state_counts(session, issue_id)) + Counter(tally_counts(session, issue_id))
+    return issue_counts(session, issue_id)
 
 
 def _bounces(session: Session, issue_id: int) -> tuple[int, int]:

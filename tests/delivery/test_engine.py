@@ -12,6 +12,7 @@ from bulletin.audience.lifecycle import unsubscribe
 from bulletin.db import session_scope
 from bulletin.delivery import service
 from bulletin.delivery.engine import SendOptions
+from bulletin.delivery.sent import SentWriter
 from bulletin.errors import DeliveryError
 from bulletin.models import Bounce, Delivery, Subscriber, SubscriberEvent, Subscription
 from bulletin.statuses import DeliveryState
@@ -257,7 +258,7 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
     with session_scope(engine) as session:
         fast, core = session.exec(select(Delivery.id).order_by(Delivery.id)).all()
     at = utcnow()
-    writer = ledger.SentWriter(engine)
+    writer = SentWriter(engine)
     try:
         writer.write([(fast, 250)], at)
     finally:
@@ -273,21 +274,26 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
                                                                  (DeliveryState.SENT, at, 251)]
 
 
-def test_a_sent_writer_whose_connection_the_server_killed_fails_loudly_and_leaves_the_pool_clean(  # type: ignore[no-untyped-def]
-        settings, engine):
-    import psycopg
-
-    from bulletin.delivery import ledger
-    from bulletin.models import utcnow
-
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a server that kills a backend is PostgreSQL's")
+def _one_queued_row(settings, engine) -> int:  # type: ignore[no-untyped-def]
+    """The ledger row of a one-subscriber list with the issue queued."""
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 1)
     service.queue_issue(engine, settings, make_compiled(), "shared-services")
     with session_scope(engine) as session:
         (row,) = session.exec(select(Delivery.id)).all()
-    writer = ledger.SentWriter(engine, flush_wait=False)
+    return int(row)
+
+
+def test_a_sent_writer_whose_connection_the_server_killed_fails_loudly_and_leaves_the_pool_clean(  # type: ignore[no-untyped-def]
+        settings, engine):
+    import psycopg
+
+    from bulletin.models import utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a server that kills a backend is PostgreSQL's")
+    row = _one_queued_row(settings, engine)
+    writer = SentWriter(engine, flush_wait=False)
     writer._cursor.execute("SELECT pg_backend_pid()")
     (pid,) = writer._cursor.fetchone()
     with engine.connect() as conn:
@@ -306,18 +312,13 @@ def test_a_sent_writer_whose_connection_the_server_killed_fails_loudly_and_leave
 def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engine, flush_wait: bool) -> None:  # type: ignore[no-untyped-def]
     """PostgreSQL: by default the sent marks' connection does not wait for the flush (the setting
     `ledger_flush_wait` turns it on); other connections keep the server's durable default."""
-    from bulletin.delivery import ledger
     from bulletin.models import utcnow
 
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's WAL mode already commits without an fsync (synchronous=NORMAL)")
-    list_id = add_list(engine)
-    add_subscribers(engine, list_id, 1)
-    service.queue_issue(engine, settings, make_compiled(), "shared-services")
-    with session_scope(engine) as session:
-        (row,) = session.exec(select(Delivery.id)).all()
+    row = _one_queued_row(settings, engine)
     seen: list[str] = []
-    writer = ledger.SentWriter(engine, flush_wait=flush_wait)
+    writer = SentWriter(engine, flush_wait=flush_wait)
     try:
         cursor = writer._cursor
 

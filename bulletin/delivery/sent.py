@@ -1,0 +1,75 @@
+"""The sent marks: the one statement a send runs per message, on a connection of its own.
+
+Apart from the ledger's other statements because it is the hot path and is
+written below SQLAlchemy (driver SQL on a raw connection, see `SentWriter`);
+everything else about the ledger's rows is in `ledger`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from bulletin.models import Delivery
+from bulletin.statuses import DeliveryState as D
+
+
+class SentWriter:
+    """Commits groups of 250s on its own DBAPI connection, in driver SQL.
+
+    This is the one statement a send runs per message, and SQLAlchemy's compile,
+    bind and event layers cost about as much again as the statement itself. The
+    time is bound with the column's own bind processor, so it is stored exactly
+    as Core stores it (SQLite text, PostgreSQL timestamptz). Each `write` is one
+    committed transaction: BEGIN IMMEDIATE on SQLite, as db.py does for Core; on
+    PostgreSQL one autocommitted statement, so a group is one round trip, not
+    four (BEGIN, SET LOCAL, UPDATE, COMMIT).
+    """
+
+    _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"
+    # PostgreSQL: the whole group in one statement and one round trip (executemany is one per row).
+    _PG_SQL = ("UPDATE delivery SET state = %s, sent_at = %s, smtp_code = d.code, last_error = NULL "
+               "FROM unnest(%s::integer[], %s::integer[]) AS d(id, code) WHERE delivery.id = d.id")
+
+    def __init__(self, engine: Engine, *, flush_wait: bool = True) -> None:
+        dialect = engine.dialect
+        self._sqlite = dialect.name == "sqlite"
+        self._sql = self._SQL if dialect.paramstyle == "qmark" else self._SQL.replace("?", "%s")
+        self._bind = Delivery.__table__.c.sent_at.type._cached_bind_processor(dialect)  # type: ignore[attr-defined]
+        self._raw = engine.raw_connection()
+        self._cursor = self._raw.cursor()
+        if not self._sqlite:
+            self._raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            # Every sender waits for its group's commit before its next message, so the WAL flush
+            # (an fsync) would be paid once per message per connection. Without the wait a commit
+            # is still in the server when we return: a killed sender loses nothing, as on SQLite
+            # with synchronous=NORMAL; only a server or OS crash can lose the last fraction of a
+            # second. `close` puts the server's durable default back before the pool has it.
+            if not flush_wait:
+                self._cursor.execute("SET synchronous_commit = off")
+
+    def write(self, rows: list[tuple[int, int]], at: datetime) -> None:
+        """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""
+        when = self._bind(at) if self._bind is not None else at
+        if not self._sqlite:
+            self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows], [code for _, code in rows]))
+            return
+        try:
+            self._cursor.execute("BEGIN IMMEDIATE")
+            self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
+            self._raw.commit()
+        except BaseException:
+            self._raw.rollback()
+            raise
+
+    def close(self) -> None:
+        """Give the connection back as the pool handed it out; a broken one is thrown away instead."""
+        try:
+            if not self._sqlite:
+                self._cursor.execute("RESET synchronous_commit")
+                self._raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+            self._cursor.close()
+        except Exception:  # noqa: BLE001 - the server went away: nothing to restore on this connection
+            self._raw.invalidate()
+        self._raw.close()
