@@ -17,9 +17,10 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, case, func, insert, or_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
@@ -185,26 +186,19 @@ def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *
     """
     now = utcnow()
     with session_scope(engine) as session:
-        ids_q = (select(Delivery.id).where(
+        due = (select(Delivery.id).where(
             Delivery.send_id == send_id,
             Delivery.id > after,
             Delivery.state.in_((D.QUEUED, D.DEFERRED)),  # the partial index's predicate, spelled out
             or_(Delivery.state == D.QUEUED, Delivery.next_attempt_at <= now),
         ).order_by(Delivery.id).limit(limit).with_for_update(skip_locked=True))
-        ids = list(session.exec(ids_q).all())
-        if not ids:
-            return []
-        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
-            state=D.CLAIMED, claimed_by=worker, claimed_at=now, attempts=Delivery.attempts + 1))
-        rows_q = (select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name,
-                         Delivery.message_id, Delivery.attempts, Delivery.deadline,
-                         case((sendable(list_id), True), else_=False))
-                  .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                  .outerjoin(Subscription, and_(Subscription.subscriber_id == Delivery.subscriber_id,
-                                                Subscription.list_id == list_id))
-                  .where(Delivery.id.in_(ids)).order_by(Delivery.id))
+        taken = dict(state=D.CLAIMED, claimed_by=worker, claimed_at=now, attempts=Delivery.attempts + 1)
+        if session.get_bind().dialect.name == "postgresql":
+            rows = _claim_with_arrays(session, due, taken, list_id)
+        else:
+            rows = _claim_in_steps(session, due, taken, list_id)
         claimed, gone = [], []
-        for did, sid, email, name, mid, attempts, deadline, ok in session.exec(rows_q).all():
+        for did, sid, email, name, mid, attempts, deadline, ok in rows:
             if not ok:
                 gone.append(did)
             else:
@@ -213,6 +207,55 @@ def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *
             session.execute(update(Delivery).where(Delivery.id.in_(gone)).values(
                 state=D.CANCELLED, last_error="no longer subscribed", claimed_by=None))
         return claimed
+
+
+def _with_recipient(rows, list_id: int):  # type: ignore[no-untyped-def]
+    """The claimed rows joined to their subscriber, and whether they may still be mailed (`sendable`)."""
+    return (select(rows.c.id, rows.c.subscriber_id, Subscriber.email, Subscriber.name, rows.c.message_id,
+                   rows.c.attempts, rows.c.deadline, case((sendable(list_id), True), else_=False))
+            .join(Subscriber, Subscriber.id == rows.c.subscriber_id)
+            .outerjoin(Subscription, and_(Subscription.subscriber_id == rows.c.subscriber_id,
+                                          Subscription.list_id == list_id))
+            .order_by(rows.c.id))
+
+
+_IDS = bindparam("ids", type_=ARRAY(Integer))
+
+
+def _claim_with_arrays(session: Session, due, taken: dict[str, object], list_id: int) -> list[Any]:  # type: ignore[no-untyped-def]
+    """PostgreSQL: claim in one UPDATE ... RETURNING, then read the recipients by an array of ids.
+
+    The old way (the ids fetched, then spelled out as 200 binds in the UPDATE and
+    the read) cost about 20 ms a claim, 100 us a message: SQL that long is past
+    psycopg's query cache, so it was split and planned afresh each time. Here the
+    two texts never change. `= ANY(ARRAY(...))` and `= ANY(:ids)` keep both on the
+    indexes: a join to a CTE of 200 rows was planned as hash joins over whole
+    tables on a list of 20,000 (15 ms).
+    """
+    claimed = session.execute(
+        update(Delivery).where(Delivery.id == any_(func.array(due.scalar_subquery()))).values(**taken)
+        .returning(Delivery.id, Delivery.subscriber_id, Delivery.message_id, Delivery.attempts, Delivery.deadline)
+    ).all()
+    if not claimed:
+        return []
+    ids = [int(r[1]) for r in claimed]
+    who = {int(sid): (email, name, ok) for sid, email, name, ok in session.execute(
+        select(Subscriber.id, Subscriber.email, Subscriber.name, case((sendable(list_id), True), else_=False))
+        .outerjoin(Subscription, and_(Subscription.subscriber_id == Subscriber.id, Subscription.list_id == list_id,
+                                      Subscription.subscriber_id == any_(_IDS)))
+        .where(Subscriber.id == any_(_IDS)), {"ids": ids})}
+    return sorted((did, sid, *who[sid][:2], mid, attempts, deadline, who[sid][2])
+                  for did, sid, mid, attempts, deadline in claimed)
+
+
+def _claim_in_steps(session: Session, due, taken: dict[str, object], list_id: int) -> list[Any]:  # type: ignore[no-untyped-def]
+    """SQLite (no arrays): pick the ids, claim them, read them; the write lock is ours throughout."""
+    ids = list(session.exec(due).all())
+    if not ids:
+        return []
+    session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**taken))
+    rows = select(Delivery).where(Delivery.id.in_(ids)).subquery()
+    return list(session.execute(_with_recipient(rows, list_id)).all())
 
 
 def unclaim(engine: Engine, delivery_ids: list[int]) -> None:
