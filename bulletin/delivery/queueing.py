@@ -103,8 +103,8 @@ def queue_rows(session: Session, links: Links, *, send_id: int, list_id: int, is
             session.connection().exec_driver_sql("ANALYZE delivery")
         counts.add(session, issue_id, send_id, DeliveryState.QUEUED, count)
         return count
-    rows = ((r.subscriber_id, _checked_message_id(links, r, list_id, issue_id))
-            for r in new_recipients(session, list_id, issue_id))
+    rows = (pair for chunk in _chunked(new_recipients(session, list_id, issue_id))
+            for pair in _with_message_ids(links, chunk, list_id, issue_id))
     return _insert_rows(session, rows, send_id, issue_id, deadline)
 
 
@@ -121,13 +121,28 @@ def _read_chunks(bind: Engine, links: Links, list_id: int, issue_id: int) -> Ite
         result = conn.execute(_new_recipients_query(list_id, issue_id)
                               .execution_options(stream_results=True, max_row_buffer=CHUNK))
         for part in result.partitions(CHUNK):
-            yield [(int(sid), _checked_message_id(links, RecipientRow(int(sid), str(email), str(name or "")),
-                                                  list_id, issue_id)) for sid, email, name in part]
+            yield _with_message_ids(links, [RecipientRow(int(sid), str(email), str(name or ""))
+                                            for sid, email, name in part], list_id, issue_id)
 
 
-def _checked_message_id(links: Links, row: RecipientRow, list_id: int, issue_id: int) -> str:
-    check_recipient(row)
-    return links.message_id_for(row.subscriber_id, list_id, issue_id)
+def _with_message_ids(links: Links, rows: list[RecipientRow], list_id: int,
+                      issue_id: int) -> list[tuple[int, str]]:
+    """(subscriber id, Message-ID) of each row, once every address in the chunk has passed `check_recipient`."""
+    for row in rows:
+        check_recipient(row)
+    ids = [r.subscriber_id for r in rows]
+    return list(zip(ids, links.message_ids_for(ids, list_id, issue_id), strict=True))
+
+
+def _chunked(rows: Iterator[RecipientRow]) -> Iterator[list[RecipientRow]]:
+    chunk: list[RecipientRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _insert_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int, issue_id: int,

@@ -100,8 +100,8 @@ def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slu
             if rows:
                 skeleton.build(_with_reader(session, rows[0], compiled, list_id))  # proves the templates fill
             send = ledger.open_send(session, issue_id, list_id, at)
-            chosen = ((r.subscriber_id, skeleton.links.message_id_for(r.subscriber_id, list_id, issue_id))
-                      for r in rows)
+            ids = [r.subscriber_id for r in rows]
+            chosen = zip(ids, skeleton.links.message_ids_for(ids, list_id, issue_id), strict=True)
             new = ledger.enqueue_chosen(session, send, chosen, deadline, segment.name)
             return Queued(id_of(send), issue_id, list_slug, new, already, at)
         first = queueing.first_recipient(session, list_id, issue_id)

@@ -355,3 +355,26 @@ def test_retry_waits_double_up_to_the_ceiling_however_many_tries() -> None:
 
     assert [retry_wait(n, 60, 3600) for n in (0, 1, 2, 3, 7, 8)] == [60, 60, 120, 240, 3600, 3600]
     assert retry_wait(5000, 0.01, 1800) == 1800
+
+
+def test_the_sent_writer_plans_its_statement_once_and_gives_the_pool_back_the_servers_default(  # type: ignore[no-untyped-def]
+        settings, engine):
+    """PostgreSQL planned the sent mark afresh for every message (a custom plan per array), which was
+    most of the server's time per message; the writer's connection asks for one generic plan, and
+    only that connection: the pool gets it back planning as the server's default does."""
+    from bulletin.models import utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plan_cache_mode is PostgreSQL's")
+    rows = [_one_queued_row(settings, engine)]
+    writer = SentWriter(engine)
+    try:
+        writer._cursor.execute("SHOW plan_cache_mode")
+        assert writer._cursor.fetchone()[0] == "force_generic_plan"
+        writer.write([(rows[0], 250)], utcnow())
+    finally:
+        writer.close()
+    with engine.connect() as conn:
+        assert {conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() for _ in range(3)} == {"auto"}
+    with session_scope(engine) as session:
+        assert session.exec(select(Delivery.state)).all() == [DeliveryState.SENT]
