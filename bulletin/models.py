@@ -32,6 +32,8 @@ from bulletin.statuses import (
     SubscriptionState,
 )
 
+DERIVED_MESSAGE_ID = ""  # Delivery.message_id when the message's own is derived (see Delivery)
+
 
 def utcnow() -> datetime:
     """Aware UTC now: the one clock every table uses."""
@@ -192,7 +194,10 @@ class Delivery(SQLModel, table=True):
     send_id: int = Field(foreign_key="send.id", index=True)
     segment: str | None = Field(default=None, max_length=64)  # the segment that chose this recipient, if any
     state: str = Field(default=DeliveryState.QUEUED, max_length=16)
-    message_id: str = Field(max_length=255)  # never searched by value: replies carry signed tokens
+    # '' (DERIVED_MESSAGE_ID): derived when the message is built, from (subscriber, list, issue) and the
+    # current key (Links.for_message), so queueing a million rows signs nothing. Rows queued before
+    # that kept the one they were given. Never searched by value: replies carry signed tokens.
+    message_id: str = Field(default=DERIVED_MESSAGE_ID, max_length=255)
     attempts: int = 0
     next_attempt_at: datetime | None = None  # read only with send_id and a state ix_delivery_open narrows to
     deadline: datetime | None = None

@@ -43,7 +43,7 @@ def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
             for e in events_of(session, subscriber_id)
         ],
         "deliveries": [
-            {"issue": issues.get(d.issue_id), "state": d.state, "message_id": d.message_id,
+            {"issue": issues.get(d.issue_id), "state": d.state, "message_id": d.message_id or None,  # None: derived
              "sent_at": _iso(d.sent_at)}
             for d in session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber_id)).all()
         ],

@@ -17,8 +17,8 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, case, func, insert, or_, update
 from sqlalchemy.engine import Connection, Engine
@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from bulletin.audience.subscribers import sendable
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.models import Delivery, Send, Subscriber, Subscription, utcnow
+from bulletin.models import DERIVED_MESSAGE_ID, Delivery, Send, Subscriber, Subscription, utcnow
 from bulletin.statuses import DeliveryState, SendStatus
 
 D = DeliveryState
@@ -110,32 +110,15 @@ def already_queued(session: Session, issue_id: int) -> set[int]:
     return set(session.exec(stmt).all())
 
 
-def enqueue(session: Session, send: Send, rows: Iterable[tuple[int, str]], deadline: datetime) -> int:
-    """Insert queued rows of (subscriber_id, message_id); the caller already left out existing ones."""
-    now = utcnow()
-    batch: list[dict[str, object]] = []
-    count = 0
-    for subscriber_id, message_id in rows:
-        batch.append({"issue_id": send.issue_id, "subscriber_id": subscriber_id, "send_id": send.id,
-                      "state": D.QUEUED, "message_id": message_id, "attempts": 0, "deadline": deadline,
-                      "created_at": now})
-        if len(batch) >= 5000:
-            session.execute(insert(Delivery), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        session.execute(insert(Delivery), batch)
-        count += len(batch)
-    return count
-
-
-def enqueue_chosen(session: Session, send: Send, rows: Iterable[tuple[int, str]], deadline: datetime,
+def enqueue_chosen(session: Session, send: Send, subscriber_ids: Iterable[int], deadline: datetime,
                    segment: str) -> int:
-    """Like `enqueue`, and each row records the segment that chose it (for `report` by segment)."""
+    """Queue rows for subscribers a segment chose (the caller left out those who have one); each
+    row records the segment, for `report` by segment."""
     now = utcnow()
     batch = [{"issue_id": send.issue_id, "subscriber_id": sid, "send_id": send.id, "segment": segment,
-              "state": D.QUEUED, "message_id": mid, "attempts": 0, "deadline": deadline, "created_at": now}
-             for sid, mid in rows]
+              "state": D.QUEUED, "message_id": DERIVED_MESSAGE_ID, "attempts": 0, "deadline": deadline,
+              "created_at": now}
+             for sid in subscriber_ids]
     for start in range(0, len(batch), 5000):
         session.execute(insert(Delivery), batch[start:start + 5000])
     return len(batch)

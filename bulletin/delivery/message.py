@@ -64,7 +64,7 @@ class RecipientRow:
     subscriber_id: int
     email: str
     name: str = ""
-    message_id: str | None = None  # the ledger's copy; derived again from (issue, subscriber) when None
+    message_id: str | None = None  # the one the ledger row kept; derived from (subscriber, list, issue) when empty
     reader: Reader | None = None  # for an issue with targeted blocks: who they are (None: every block)
 
 

@@ -2,16 +2,18 @@
 
 Every message bulletin wrote for a subscriber is named from its Message-ID
 (`messenger.transport.maildir_name`), so the ledger says exactly which files
-hold their address, name and personal links.
+hold their address, name and personal links: the Message-ID a row kept, or
+the one derived for it when the message was built.
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.messenger.transport import maildir_name
-from bulletin.models import Delivery
+from bulletin.models import Delivery, Send
 
 
 def remove_copies(settings: Settings, session: Session, subscriber_id: int) -> int:
@@ -20,7 +22,11 @@ def remove_copies(settings: Settings, session: Session, subscriber_id: int) -> i
     if not outbox.is_dir():
         return 0
     removed = 0
-    for message_id in session.exec(select(Delivery.message_id).where(Delivery.subscriber_id == subscriber_id)).all():
+    links = Links.for_settings(settings)
+    rows = session.exec(select(Delivery.message_id, Delivery.issue_id, Send.list_id)
+                        .join(Send, Send.id == Delivery.send_id).where(Delivery.subscriber_id == subscriber_id)).all()
+    for kept, issue_id, list_id in rows:
+        message_id = kept or links.message_ids_for([subscriber_id], list_id, issue_id)[0]
         name = maildir_name(message_id)
         for folder in ("new", "cur", "tmp"):
             # cur/ names carry ":2,<flags>", tmp/ names ".<pid>.<thread>"

@@ -1,9 +1,11 @@
 """Queueing an issue for a list: one streamed pass, whatever the size of the list.
 
-The recipients are read in id order, each is checked (`check_recipient`) and
-given its Message-ID, and the rows go straight into the ledger. PostgreSQL: a
+The recipients are read in id order, each is checked (`check_recipient`), and
+the rows go straight into the ledger. No Message-ID is stored: it is derived
+from (subscriber, list, issue) when the message is built (see
+`Delivery.message_id`), so the queue signs nothing. PostgreSQL: a
 read-ahead thread reads the next chunk on a second connection (server-side
-cursor) and signs it while this one is COPYed in the caller's transaction.
+cursor) and checks it while this one is COPYed in the caller's transaction.
 SQLite: a lazy cursor and batched INSERTs on the session's own connection. Nothing holds the whole list, so memory stays flat
 at a million recipients. It is all one transaction, so a bad address found at
 row 900,000 still leaves nothing written (the caller's session rolls back).
@@ -23,9 +25,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin import pgcopy
-from bulletin.audience.links import Links
 from bulletin.delivery import counts
 from bulletin.delivery.message import RecipientRow, check_recipient
+from bulletin.models import (
+    DERIVED_MESSAGE_ID as DERIVED,
+)
 from bulletin.models import (
     Delivery,
     DeliveryState,
@@ -90,12 +94,12 @@ def first_recipient(session: Session, list_id: int, issue_id: int) -> RecipientR
     return None if row is None else RecipientRow(int(row[0]), str(row[1]), str(row[2] or ""))
 
 
-def queue_rows(session: Session, links: Links, *, send_id: int, list_id: int, issue_id: int,
+def queue_rows(session: Session, *, send_id: int, list_id: int, issue_id: int,
                deadline: datetime) -> int:
     """Insert one queued row per new recipient; returns how many. Raises on the first bad address."""
     if session.get_bind().dialect.name == "postgresql":
         counts.count_later(session)  # one count at the end, not the issue's counter lock for the whole COPY
-        chunks = prefetched(_read_chunks(session.get_bind(), links, list_id, issue_id))
+        chunks = prefetched(_read_chunks(session.get_bind(), list_id, issue_id))
         count = _copy_rows(session, chunks, send_id, issue_id, deadline)
         if count >= ANALYZE_AFTER:
             # Fresh statistics before the first claim: on stale ones the planner sorts every open row
@@ -103,56 +107,45 @@ def queue_rows(session: Session, links: Links, *, send_id: int, list_id: int, is
             session.connection().exec_driver_sql("ANALYZE delivery")
         counts.add(session, issue_id, send_id, DeliveryState.QUEUED, count)
         return count
-    rows = (pair for chunk in _chunked(new_recipients(session, list_id, issue_id))
-            for pair in _with_message_ids(links, chunk, list_id, issue_id))
+    rows = (sid for row in new_recipients(session, list_id, issue_id) for sid in _checked([row]))
     return _insert_rows(session, rows, send_id, issue_id, deadline)
 
 
-def _read_chunks(bind: Engine, links: Links, list_id: int, issue_id: int) -> Iterator[list[tuple[int, str]]]:
-    """PostgreSQL: the recipients in chunks, read on a second connection and given their Message-IDs.
+def _read_chunks(bind: Engine, list_id: int, issue_id: int) -> Iterator[list[int]]:
+    """PostgreSQL: the recipients in chunks, read and checked on a second connection.
 
-    Run by the read-ahead thread, so the server's join and the signing of the next
+    Run by the read-ahead thread, so the server's join and the checks of the next
     chunk overlap the COPY of this one on the session's connection. The second
     connection sees what was committed when it started (after the caller's
     transaction began): the rows this transaction writes are for this issue, which
     the query leaves out anyway, and a uq_delivery conflict would still fail the COPY.
     """
+    query = _new_recipients_query(list_id, issue_id).compile(dialect=bind.dialect)
     with bind.connect() as conn:
-        result = conn.execute(_new_recipients_query(list_id, issue_id)
-                              .execution_options(stream_results=True, max_row_buffer=CHUNK))
-        for part in result.partitions(CHUNK):
-            yield _with_message_ids(links, [RecipientRow(int(sid), str(email), str(name or ""))
-                                            for sid, email, name in part], list_id, issue_id)
+        # The driver's own server-side cursor: SQLAlchemy's row objects cost more than the
+        # fetch itself at a million rows.
+        raw = conn.connection.driver_connection
+        with raw.cursor(name="bulletin_recipients") as cursor:  # type: ignore[union-attr]
+            cursor.itersize = CHUNK
+            cursor.execute(str(query), query.params)
+            while part := cursor.fetchmany(CHUNK):
+                yield _checked([RecipientRow(sid, email, name or "") for sid, email, name in part])
 
 
-def _with_message_ids(links: Links, rows: list[RecipientRow], list_id: int,
-                      issue_id: int) -> list[tuple[int, str]]:
-    """(subscriber id, Message-ID) of each row, once every address in the chunk has passed `check_recipient`."""
+def _checked(rows: list[RecipientRow]) -> list[int]:
+    """The chunk's subscriber ids, once every address in it has passed `check_recipient`."""
     for row in rows:
         check_recipient(row)
-    ids = [r.subscriber_id for r in rows]
-    return list(zip(ids, links.message_ids_for(ids, list_id, issue_id), strict=True))
+    return [r.subscriber_id for r in rows]
 
 
-def _chunked(rows: Iterator[RecipientRow]) -> Iterator[list[RecipientRow]]:
-    chunk: list[RecipientRow] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _insert_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int, issue_id: int,
-                 deadline: datetime) -> int:
+def _insert_rows(session: Session, rows: Iterator[int], send_id: int, issue_id: int, deadline: datetime) -> int:
     # SQLite reads the recipients lazily; fetch a chunk, then write it, so the read cursor never
     # sees rows it is inserting (they are for this issue, which the query excludes anyway).
     now, count, batch = utcnow(), 0, []
-    for sid, mid in rows:
+    for sid in rows:
         batch.append({"issue_id": issue_id, "subscriber_id": sid, "send_id": send_id, "state": DeliveryState.QUEUED,
-                      "message_id": mid, "attempts": 0, "deadline": deadline, "created_at": now})
+                      "message_id": DERIVED, "attempts": 0, "deadline": deadline, "created_at": now})
         if len(batch) >= CHUNK:
             session.execute(insert(Delivery), batch)
             count, batch = count + len(batch), []
@@ -162,7 +155,7 @@ def _insert_rows(session: Session, rows: Iterator[tuple[int, str]], send_id: int
     return count
 
 
-def _copy_rows(session: Session, chunks: Iterator[list[tuple[int, str]]], send_id: int, issue_id: int,
+def _copy_rows(session: Session, chunks: Iterator[list[int]], send_id: int, issue_id: int,
                deadline: datetime) -> int:
     """COPY each chunk through the session's own psycopg connection, in the session's transaction."""
     raw = session.connection().connection.driver_connection
@@ -170,11 +163,10 @@ def _copy_rows(session: Session, chunks: Iterator[list[tuple[int, str]]], send_i
     return sum(_copy_chunk(raw, chunk, send_id, issue_id, deadline, now) for chunk in chunks if chunk)
 
 
-def _copy_chunk(raw, chunk: list[tuple[int, str]], send_id: int, issue_id: int,  # type: ignore[no-untyped-def]
+def _copy_chunk(raw, ids: list[int], send_id: int, issue_id: int,  # type: ignore[no-untyped-def]
                 deadline: datetime, now: datetime) -> int:
-    n = len(chunk)
-    ids, mids = zip(*chunk, strict=True)
-    columns = [[issue_id] * n, ids, [send_id] * n, [str(DeliveryState.QUEUED)] * n, mids, [0] * n,
+    n = len(ids)
+    columns = [[issue_id] * n, ids, [send_id] * n, [str(DeliveryState.QUEUED)] * n, [DERIVED] * n, [0] * n,
                [deadline] * n, [now] * n]
     with raw.cursor() as cur, cur.copy(_COPY) as copy:
         copy.write(pgcopy.block(columns))

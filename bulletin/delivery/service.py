@@ -100,9 +100,7 @@ def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slu
             if rows:
                 skeleton.build(_with_reader(session, rows[0], compiled, list_id))  # proves the templates fill
             send = ledger.open_send(session, issue_id, list_id, at)
-            ids = [r.subscriber_id for r in rows]
-            chosen = zip(ids, skeleton.links.message_ids_for(ids, list_id, issue_id), strict=True)
-            new = ledger.enqueue_chosen(session, send, chosen, deadline, segment.name)
+            new = ledger.enqueue_chosen(session, send, [r.subscriber_id for r in rows], deadline, segment.name)
             return Queued(id_of(send), issue_id, list_slug, new, already, at)
         first = queueing.first_recipient(session, list_id, issue_id)
         if first is not None:
@@ -110,7 +108,7 @@ def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slu
             skeleton.build(_with_reader(session, first, compiled, list_id))  # proves the templates fill
         already = queueing.already_count(session, list_id, issue_id)
         send = ledger.open_send(session, issue_id, list_id, at)
-        new = queueing.queue_rows(session, skeleton.links, send_id=id_of(send), list_id=list_id,
+        new = queueing.queue_rows(session, send_id=id_of(send), list_id=list_id,
                                   issue_id=issue_id, deadline=deadline)
         return Queued(id_of(send), issue_id, list_slug, new, already, at)
 

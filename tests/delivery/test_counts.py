@@ -174,8 +174,7 @@ def test_every_state_change_keeps_the_counts_equal_to_the_ledger(settings, engin
     # Rows a segment chose are counted under its name (the whole-list rows deleted first).
     fourth = service.queue_issue(engine, settings, make_compiled("2026-05-four"), "shared-services")
     with session_scope(engine) as session:
-        chosen = [(s, f"<seg.{s}@news.example.org>") for s in
-                  session.exec(select(Subscriber.id).where(Subscriber.email.in_(emails[1:5]))).all()]
+        chosen = list(session.exec(select(Subscriber.id).where(Subscriber.email.in_(emails[1:5]))).all())
         session.execute(text("DELETE FROM delivery WHERE send_id = :s"), {"s": fourth.send_id})
         ledger.enqueue_chosen(session, session.get(Send, fourth.send_id), chosen, utcnow() + timedelta(days=1),
                               "councils")
@@ -253,7 +252,7 @@ def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None
         send = session.get(Send, queued.send_id)
         deadline = utcnow() + timedelta(days=1)
         for i, sid in enumerate(ids):
-            ledger.enqueue_chosen(session, send, [(sid, f"<c.{sid}@news.example.org>")], deadline,
+            ledger.enqueue_chosen(session, send, [sid], deadline,
                                   "north" if i % 2 else "south")
     assert_counts_match(engine, expect={"queued": 600})
     errors: list[BaseException] = []

@@ -12,16 +12,18 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.db import session_scope
 from bulletin.delivery import service
-from bulletin.models import Delivery
+from bulletin.models import Delivery, Send
 from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 from tests.smtp_sink import SmtpSink
@@ -67,9 +69,20 @@ def _settle(sink: SmtpSink) -> None:
         time.sleep(0.2)
 
 
-def _rows(engine: Engine) -> list[Delivery]:
+@dataclass(frozen=True)
+class _Row:
+    state: str
+    message_id: str  # the one the message carried: kept by the row, or derived as the build derives it
+    claimed_by: str | None
+
+
+def _rows(engine: Engine, settings: Settings) -> list[_Row]:
+    links = Links.for_settings(settings)
     with session_scope(engine) as session:
-        return list(session.exec(select(Delivery)).all())
+        rows = session.exec(select(Delivery.state, Delivery.message_id, Delivery.subscriber_id, Delivery.issue_id,
+                                   Send.list_id, Delivery.claimed_by).join(Send, Send.id == Delivery.send_id)).all()
+    return [_Row(state, kept or links.for_message(sid, list_id, issue_id).message_id, by)
+            for state, kept, sid, issue_id, list_id, by in rows]
 
 
 def _queue(settings: Settings, engine: Engine, sink: SmtpSink) -> tuple[list[str], str]:
@@ -101,7 +114,7 @@ def test_sigterm_and_ctrl_c_finish_in_flight_messages_and_resume_completes(setti
         assert proc.returncode == 0, err.decode()
         assert b"resume" in out
         _settle(sink)
-        rows = _rows(sqlite_engine)
+        rows = _rows(sqlite_engine, settings)
         sent = {r.message_id for r in rows if r.state == DeliveryState.SENT}
         assert not [r for r in rows if r.state == DeliveryState.CLAIMED], "in-flight messages were finished"
         assert set(sink.copies().values()) == {1}
@@ -111,7 +124,7 @@ def test_sigterm_and_ctrl_c_finish_in_flight_messages_and_resume_completes(setti
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     assert sink.copies() == {e: 1 for e in emails}
-    assert {r.state for r in _rows(sqlite_engine)} == {DeliveryState.SENT}
+    assert {r.state for r in _rows(sqlite_engine, settings)} == {DeliveryState.SENT}
 
 
 # Kill points: by messages seen since the last start, or ("delay", seconds) for start-up and first claim.
@@ -140,7 +153,7 @@ def test_sigkill_at_many_points_never_skips_and_only_duplicates_claimed_rows(set
         proc.wait()
         kills += 1
         _settle(sink)
-        rows = _rows(sqlite_engine)
+        rows = _rows(sqlite_engine, settings)
         claimed = {r.message_id for r in rows if r.state == DeliveryState.CLAIMED}
         got = set(sink.message_ids())
         assert len(claimed & got) <= CONNECTIONS, "sent-but-unrecorded is bounded by the connections"
@@ -158,7 +171,7 @@ def test_sigkill_at_many_points_never_skips_and_only_duplicates_claimed_rows(set
     assert {next(iter(ids[r])) for r in twice} <= claimed_at_kill, "only rows claimed at a kill repeat"
     extra = sum(n - 1 for n in copies.values())
     assert extra <= budget <= CONNECTIONS * kills
-    assert {r.state for r in _rows(sqlite_engine)} == {DeliveryState.SENT}
+    assert {r.state for r in _rows(sqlite_engine, settings)} == {DeliveryState.SENT}
 
 
 def test_sigkill_of_a_multi_process_send_stops_its_children_and_resume_completes(settings, sqlite_engine, sink):  # type: ignore[no-untyped-def]
@@ -171,7 +184,7 @@ def test_sigkill_of_a_multi_process_send_stops_its_children_and_resume_completes
     proc.wait()
     _settle(sink)
     assert sink.count() < N, "the forked sender stopped with its parent instead of finishing alone"
-    rows = _rows(sqlite_engine)
+    rows = _rows(sqlite_engine, settings)
     claimed_at_kill = {r.message_id for r in rows if r.state == DeliveryState.CLAIMED} & set(sink.message_ids())
     assert len(claimed_at_kill) <= CONNECTIONS
     proc = _start(env, "resume", slug, "--quiet")
@@ -181,7 +194,7 @@ def test_sigkill_of_a_multi_process_send_stops_its_children_and_resume_completes
     assert set(copies) == set(emails), "no recipient is skipped"
     ids = sink.ids_by_rcpt()
     assert {next(iter(ids[r])) for r, n in copies.items() if n > 1} <= claimed_at_kill
-    assert {r.state for r in _rows(sqlite_engine)} == {DeliveryState.SENT}
+    assert {r.state for r in _rows(sqlite_engine, settings)} == {DeliveryState.SENT}
 
 
 def test_three_workers_on_postgresql_share_one_issue(settings, engine, sink):  # type: ignore[no-untyped-def]
@@ -201,6 +214,6 @@ def test_three_workers_on_postgresql_share_one_issue(settings, engine, sink):  #
             _, err = w.communicate(timeout=60)
             assert w.returncode == 0, err.decode()
     assert sink.copies() == {e: 1 for e in emails}
-    rows = _rows(engine)
+    rows = _rows(engine, settings)
     assert {r.state for r in rows} == {DeliveryState.SENT}
     assert len({r.claimed_by for r in rows}) == 3, "every worker took a share"
