@@ -302,3 +302,26 @@ def test_a_failing_batch_stops_the_parse_thread_instead_of_hanging_it(engine, li
     finally:
         _drop_trigger(engine)
     assert threading.active_count() == before
+
+
+def test_imported_ids_are_drawn_from_the_sequence_so_later_signups_never_collide(engine, lists, tmp_path):
+    """PostgreSQL takes a batch's ids as one block of the sequence (COPY returns none): the block must
+    be exactly the rows written, in file order, and a subscriber added afterwards the ORM way gets the
+    next id, not one the import used; a failed batch leaves a gap, never a reused id."""
+    rows = "".join(f"p{i}@example.org,P{i},Org,finance,\n" for i in range(7))
+    first = import_csv(engine, write_csv(tmp_path / "a.csv", HEADER + rows), actor="test", batch_size=3)
+    assert first.created == 7
+    with session_scope(engine) as s:
+        got = [(r.id, r.email) for r in s.exec(select(Subscriber).order_by(Subscriber.id)).all()]
+    assert [e for _, e in got] == [f"p{i}@example.org" for i in range(7)]
+    assert [i for i, _ in got] == list(range(got[0][0], got[0][0] + 7)), "one contiguous block per file order"
+    with session_scope(engine) as s:
+        later = Subscriber(email="later@example.org", email_hash="f" * 64, name="", organisation="")
+        s.add(later)
+        s.flush()
+        assert later.id == got[-1][0] + 1
+    again = import_csv(engine, write_csv(tmp_path / "b.csv", HEADER + "q@example.org,Q,Org,finance,\n"),
+                       actor="test")
+    with session_scope(engine) as s:
+        q = find_subscriber(s, "q@example.org")
+        assert again.created == 1 and q.id > got[-1][0] + 1
