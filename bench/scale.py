@@ -50,8 +50,8 @@ def admin(sql: str) -> None:
         conn.execute(sql)
 
 
-def db_url() -> str:
-    return PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{DB}"
+def db_url(db: str = DB) -> str:
+    return PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{db}"
 
 
 def free_port() -> int:
@@ -60,13 +60,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def workspace(folder: Path, port: int) -> Path:
-    ws = folder / "ws"
+def workspace(folder: Path, port: int, db: str = DB, name: str = "ws") -> Path:
+    ws = folder / name
     ws.mkdir()
     shutil.copytree(ROOT / "subscribers", ws / "subscribers")
     shutil.copytree(ROOT / "content", ws / "content")
     (ws / "bulletin.toml").write_text(
-        f'database_url = "{db_url()}"\nsending_domain = "news.example.org"\n'
+        f'database_url = "{db_url(db)}"\nsending_domain = "news.example.org"\n'
         f'public_base_url = "https://news.example.org"\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
         f"smtp_port = {port}\nsmtp_connections = 2\n"
         # smtp-sink stands in for a relay that signs (SES-like): the preflight alignment check is not measured here.
@@ -224,6 +224,37 @@ def ledger_phase(ws: Path, n: int) -> dict[str, object]:
             "claim_late_ms": late, "received": 0, "duplicates": 0, "missing": 0, "unexpected": 0}
 
 
+def command_times(ws: Path, runs: int = 3) -> tuple[float, float]:
+    """Median wall ms of `status` and of `report` as commands (startup included), quietly."""
+    def median_ms(*args: str) -> float:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            proc = bulletin(ws, *args, stderr=subprocess.DEVNULL)
+            if proc.wait() != 0:
+                raise SystemExit(f"bulletin {' '.join(args)} failed")
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+
+    return median_ms("status", ISSUE), median_ms("report", ISSUE)
+
+
+def empty_ledger_times(folder: Path, port: int) -> tuple[float, float]:
+    """The same commands on an empty ledger of the same server (the issue queued to nobody): what
+    starting Python, the CLI, SQLAlchemy and the driver cost whatever the ledger holds."""
+    empty = f"{DB}_empty"
+    admin(f"DROP DATABASE IF EXISTS {empty}")
+    admin(f"CREATE DATABASE {empty}")
+    try:
+        ws = workspace(folder, port, empty, "empty")
+        for args in (("db", "upgrade"), ("lists", "sync"), ("send", ISSUE, "--list", LIST, "--queue-only", "-q")):
+            if bulletin(ws, *args, stderr=subprocess.DEVNULL).wait() != 0:
+                raise SystemExit(f"bulletin {' '.join(args)} failed on the empty ledger")
+        return command_times(ws)
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {empty} WITH (FORCE)")
+
+
 def query_phase(ws: Path) -> dict[str, object]:
     from sqlalchemy import text
 
@@ -325,6 +356,9 @@ def main() -> None:
               f"({st[0] * 1000:.0f} ms as a command)")
         print(f"  report:               median {statistics.median(q['report_ms']):.0f} ms as a call "  # type: ignore[arg-type]
               f"({rp[0] * 1000:.0f} ms as a command)")
+        full, empty = command_times(ws), empty_ledger_times(folder, port)
+        print(f"  as commands, median of 3: status {full[0]:.0f} ms, report {full[1]:.0f} ms here; on an empty "
+              f"ledger of the same server {empty[0]:.0f} ms and {empty[1]:.0f} ms (startup, not the ledger)")
         for name, plan in q["plans"].items():  # type: ignore[union-attr]
             print(f"  EXPLAIN {name}:")
             for line in plan:
