@@ -383,3 +383,30 @@ def test_the_sent_writer_plans_its_statement_once_and_gives_the_pool_back_the_se
         assert {conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() for _ in range(3)} == {"auto"}
     with session_scope(engine) as session:
         assert session.exec(select(Delivery.state)).all() == [DeliveryState.SENT]
+
+
+def test_a_claim_returns_rows_in_order_with_their_reader_and_cancels_those_gone(settings, engine):  # type: ignore[no-untyped-def]
+    """The claim on both databases: due rows in id order with the address and name to build from;
+    rows of someone who unsubscribed since queueing are cancelled, not sent; on PostgreSQL (no foreign
+    key on the ledger) a row whose subscriber was deleted by hand is cancelled too, not left claimed."""
+    from sqlalchemy import text
+
+    from bulletin.delivery import ledger
+
+    list_id = add_list(engine)
+    emails = add_subscribers(engine, list_id, 5)
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        ids = {e: int(i) for e, i in session.exec(select(Subscriber.email, Subscriber.id)).all()}
+        unsubscribe(session, ids[emails[1]], list_id, source="cli", actor="test")
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM subscription WHERE subscriber_id = :s"), {"s": ids[emails[3]]})
+            conn.execute(text("DELETE FROM subscriber WHERE id = :s"), {"s": ids[emails[3]]})
+    first = ledger.claim(engine, queued.send_id, list_id, "w:1", 2)
+    rest = ledger.claim(engine, queued.send_id, list_id, "w:1", 10, after=first[-1].delivery_id)
+    got = [(r.email, r.name) for r in first + rest]
+    gone = {emails[1]} | ({emails[3]} if engine.dialect.name == "postgresql" else set())
+    assert got == [(e, f"Reader {i}") for i, e in enumerate(emails) if e not in gone]
+    assert [r.delivery_id for r in first + rest] == sorted(r.delivery_id for r in first + rest)
+    assert _states(engine) == {DeliveryState.CLAIMED: 5 - len(gone), DeliveryState.CANCELLED: len(gone)}
