@@ -299,3 +299,45 @@ def test_the_migration_counts_the_rows_already_in_the_ledger(settings, engine) -
     with session_scope(engine) as session:  # and the triggers count from there on
         session.execute(text("UPDATE delivery SET state = 'sent' WHERE state = 'failed'"))
     assert_counts_match(engine, expect={"sent": 20})
+
+
+def test_a_connection_counting_per_row_keeps_the_same_counts_for_every_kind_of_update(settings, engine):  # type: ignore[no-untyped-def]
+    """PostgreSQL (migration 0022): the sent writer's connection counts with the row trigger instead of
+    the statement trigger. Whatever such a connection updates (a group of marks, a move between
+    sends, segments and issues, a sent time moved to another minute, a row sent again), the kept
+    counts and minutes must stay exactly the ledger's, and the statement trigger must not count too."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite counts per row already")
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 8)
+    first = service.queue_issue(engine, settings, make_compiled("2026-07-one"), "shared-services")
+    second = service.queue_issue(engine, settings, make_compiled("2026-07-two"), "shared-services")
+    with session_scope(engine) as session:
+        ids = [int(i) for i in session.exec(select(Delivery.id).where(Delivery.send_id == first.send_id)
+                                            .order_by(Delivery.id)).all()]
+    updates = [
+        ("UPDATE delivery SET state = 'claimed' WHERE id = ANY(:ids)", ids),
+        ("UPDATE delivery SET state = 'sent', sent_at = now() WHERE id = ANY(:ids)", ids[:3]),
+        ("UPDATE delivery SET sent_at = sent_at - interval '5 minutes' WHERE id = ANY(:ids)", ids[:1]),
+        ("UPDATE delivery SET segment = 'north' WHERE id = ANY(:ids)", ids[3:5]),
+        ("UPDATE delivery SET state = 'failed', last_error = 'x' WHERE id = ANY(:ids)", ids[1:2]),
+        ("UPDATE delivery SET smtp_code = 250 WHERE id = ANY(:ids)", ids),  # no counted column changes
+        (f"DELETE FROM delivery WHERE send_id = {second.send_id} AND subscriber_id IN "
+         "(SELECT subscriber_id FROM delivery WHERE id = ANY(:ids))", ids[6:7]),  # its place in issue two
+        (f"UPDATE delivery SET issue_id = {second.issue_id}, send_id = {second.send_id} "
+         f"WHERE id = ANY(:ids)", ids[6:7]),
+        ("UPDATE delivery SET state = 'sent', sent_at = now() WHERE id = ANY(:ids)", ids[:1]),
+    ]
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("SET bulletin.row_counts = on")
+        for sql, chosen in updates:
+            cur.execute(sql.replace(":ids", "%s"), (chosen,))
+            raw.commit()
+            assert_counts_match(engine)
+        cur.execute("RESET bulletin.row_counts")
+        raw.commit()
+    finally:
+        raw.close()
+    assert_counts_match(engine, expect={"queued": 7, "claimed": 5, "sent": 2, "failed": 1})
