@@ -11,7 +11,7 @@ them) relaying to Postfix's smtp-sink, then `status` and `report`. Beside the
 command times (which include starting Python, about 0.5 s), `status` and
 `report` are also timed as function calls, median of 5, since the goal is about
 the queries. While the workers send, a probe runs the ledger's own `claim`
-(200 rows, then gives them back) five times near 1 % and near 99 % of the send:
+(200 rows, then gives them back) nine times, half a second apart, from 1 % and from 99 % of the send:
 the claim should cost the same on a full ledger and an almost-drained one.
 smtp-sink logs every RCPT TO, so duplicates and missing recipients are counted
 at the sink. Needs PostgreSQL at $BULLETIN_BENCH_PG (database bulletin_scale, or
@@ -120,23 +120,30 @@ def sent_count(engine, send_id: int) -> int:  # type: ignore[no-untyped-def]
                                 {"s": send_id}).scalar_one())
 
 
-def probe_claims(engine, send_id: int, list_id: int, times: int = 5) -> list[float]:  # type: ignore[no-untyped-def]
+def probe_claims(engine, send_id: int, list_id: int, times: int = 9, gap: float = 0.5) -> list[float]:  # type: ignore[no-untyped-def]
     """Time the ledger's own claim of 200 rows as a worker makes it (forward from the last id it claimed,
-    here the highest id already sent), then once from the start (the rescan a worker makes every 30 s);
-    give the rows back at once so the workers send them. Returns the forward times, then the rescan's."""
+    here the highest id sent at that moment), `times` times `gap` seconds apart, so one passing burst
+    (a checkpoint after the queue's COPY, a worker's fill) weighs on one sample, not all; then once from
+    the start (the rescan a worker makes every 30 s). Each claim gives its rows back at once so the
+    workers send them. Returns the forward times, then the rescan's."""
     from sqlalchemy import text
 
     from bulletin.delivery import ledger
 
-    with engine.connect() as conn:
-        after = int(conn.execute(text("SELECT coalesce(max(id), 0) FROM delivery WHERE send_id = :s "
-                                      "AND state = 'sent'"), {"s": send_id}).scalar_one())
+    def last_sent() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM delivery WHERE send_id = :s "
+                                         "AND state = 'sent'"), {"s": send_id}).scalar_one())
+
     out = []
-    for start in [after] * times + [0]:
+    for start in [None] * times + [0]:
+        after = last_sent() if start is None else start
         t0 = time.perf_counter()
-        rows = ledger.claim(engine, send_id, list_id, f"probe:{os.getpid()}", 200, after=start)
+        rows = ledger.claim(engine, send_id, list_id, f"probe:{os.getpid()}", 200, after=after)
         out.append((time.perf_counter() - t0) * 1000)
         ledger.unclaim(engine, [r.delivery_id for r in rows])
+        if start is None:
+            time.sleep(gap)
     return out
 
 
@@ -159,9 +166,9 @@ def send_phase(ws: Path, n: int, port: int, deadline: float = 0.0) -> dict[str, 
     while True:
         done = sent_count(engine, send_id)
         if not early and done >= n * 0.01:
-            early = probe_claims(engine, send_id, list_id)
+            early = probe_claims(engine, send_id, list_id, gap=min(0.5, n / 1_800_000))
         if not late and done >= n * 0.99:
-            late = probe_claims(engine, send_id, list_id)
+            late = probe_claims(engine, send_id, list_id, gap=min(0.5, n / 1_800_000))
         if done >= n or (deadline and time.perf_counter() - t0 > deadline):
             break
         if time.perf_counter() - shown > 60:
@@ -212,9 +219,9 @@ def ledger_phase(ws: Path, n: int) -> dict[str, object]:
     t0 = time.perf_counter()
     while done < n:
         if not early and done >= n * 0.01:
-            early = probe_claims(engine, send_id, list_id)
+            early = probe_claims(engine, send_id, list_id, gap=0.0)
         if not late and done >= n * 0.99:
-            late = probe_claims(engine, send_id, list_id)
+            late = probe_claims(engine, send_id, list_id, gap=0.0)
         step = min(20_000, n - done, max(1, int(n * 0.01) - done) if done < n * 0.01 else
                    max(1, int(n * 0.99) - done) if done < n * 0.99 else n - done)
         with engine.begin() as conn:
