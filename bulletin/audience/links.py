@@ -84,12 +84,6 @@ class Links:
             message_id=f"<b.{t.message}@{domain}>",
         )
 
-    def message_ids_for(self, subscriber_ids: list[int], list_id: int, issue_id: int) -> list[str]:
-        """The Message-ID `for_message` gives, alone, for each of many subscribers (queueing a list)."""
-        domain = self.settings.sending_domain
-        return [f"<b.{t}@{domain}>" for t in self.signer.message_token_many("message", subscriber_ids, list_id,
-                                                                            issue_id)]
-
     # Addresses -----------------------------------------------------------------------------
     def reply_address(self, subscriber_id: int, issue_id: int) -> str:
         token = self.signer.address_token("reply", subscriber_id, issue_id)

@@ -228,8 +228,11 @@ def _claim_with_arrays(session: Session, due, taken: dict[str, object], list_id:
                                       Subscription.subscriber_id == any_(_IDS)))
         .where(Subscriber.id == any_(_IDS)), {"ids": ids})}
     gone = (None, None, False)  # a subscriber deleted by hand (no foreign key here): cancelled, not stuck
-    return sorted((did, sid, *who.get(sid, gone)[:2], mid, attempts, deadline, who.get(sid, gone)[2])
-                  for did, sid, mid, attempts, deadline in claimed)
+    rows = []
+    for did, sid, mid, attempts, deadline in claimed:
+        email, name, ok = who.get(sid, gone)
+        rows.append((did, sid, email, name, mid, attempts, deadline, ok))
+    return sorted(rows)
 
 
 def _claim_in_steps(session: Session, due, taken: dict[str, object], list_id: int) -> list[Any]:  # type: ignore[no-untyped-def]

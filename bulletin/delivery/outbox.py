@@ -26,7 +26,7 @@ def remove_copies(settings: Settings, session: Session, subscriber_id: int) -> i
     rows = session.exec(select(Delivery.message_id, Delivery.issue_id, Send.list_id)
                         .join(Send, Send.id == Delivery.send_id).where(Delivery.subscriber_id == subscriber_id)).all()
     for kept, issue_id, list_id in rows:
-        message_id = kept or links.message_ids_for([subscriber_id], list_id, issue_id)[0]
+        message_id = kept or links.for_message(subscriber_id, list_id, issue_id).message_id
         name = maildir_name(message_id)
         for folder in ("new", "cur", "tmp"):
             # cur/ names carry ":2,<flags>", tmp/ names ".<pid>.<thread>"

@@ -16,7 +16,7 @@ by the query itself. The rows are counted into delivery_count once, at the end
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -107,7 +107,7 @@ def queue_rows(session: Session, *, send_id: int, list_id: int, issue_id: int,
             session.connection().exec_driver_sql("ANALYZE delivery")
         counts.add(session, issue_id, send_id, DeliveryState.QUEUED, count)
         return count
-    rows = (sid for row in new_recipients(session, list_id, issue_id) for sid in _checked([row]))
+    rows = _checked(new_recipients(session, list_id, issue_id))
     return _insert_rows(session, rows, send_id, issue_id, deadline)
 
 
@@ -129,14 +129,14 @@ def _read_chunks(bind: Engine, list_id: int, issue_id: int) -> Iterator[list[int
             cursor.itersize = CHUNK
             cursor.execute(str(query), query.params)
             while part := cursor.fetchmany(CHUNK):
-                yield _checked([RecipientRow(sid, email, name or "") for sid, email, name in part])
+                yield list(_checked(RecipientRow(sid, email, name or "") for sid, email, name in part))
 
 
-def _checked(rows: list[RecipientRow]) -> list[int]:
-    """The chunk's subscriber ids, once every address in it has passed `check_recipient`."""
+def _checked(rows: Iterable[RecipientRow]) -> Iterator[int]:
+    """The subscriber ids of `rows`, each once its address has passed `check_recipient`."""
     for row in rows:
         check_recipient(row)
-    return [r.subscriber_id for r in rows]
+        yield row.subscriber_id
 
 
 def _insert_rows(session: Session, rows: Iterator[int], send_id: int, issue_id: int, deadline: datetime) -> int:

@@ -93,14 +93,3 @@ def test_links_issued_before_per_message_tokens_keep_working(links):
     assert links.parse_reply_address(links.reply_address(12, 45)) == (12, 45)
     assert links.parse_message_id(links.message_id(12, 45)) == (12, 45)
 
-
-def test_queueing_signs_the_same_message_ids_as_the_message_itself(links):
-    """The queue signs Message-IDs in bulk; each must be the one `for_message` puts in the mail, so a
-    resend after a crash carries the Message-ID the ledger kept, and a reply to it still parses."""
-    ids = [0, 1, 35, 36, 12, 1_000_000, 2**31 - 1]
-    bulk = links.message_ids_for(ids, 3, 45)
-    assert bulk == [links.for_message(i, 3, 45).message_id for i in ids]
-    assert [links.parse_message_id(m) for m in bulk] == [(i, 45) for i in ids]
-    assert links.message_ids_for([], 3, 45) == []
-    with pytest.raises(ValueError):
-        links.message_ids_for([5, -1], 3, 45)
