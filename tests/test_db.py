@@ -40,7 +40,7 @@ def test_the_migrations_build_exactly_the_indexes_the_models_declare(engine):
         assert built == declared, table.name
 
 
-SEARCH_INDEXES = {"ix_subscriber_email_c", "ix_subscriber_name_lower", "ix_subscriber_organisation_lower"}
+SEARCH_INDEXES = {"ix_subscriber_name_lower", "ix_subscriber_organisation_lower"}
 
 
 def test_the_quick_revision_check_agrees_with_alembic(engine, tmp_path):
