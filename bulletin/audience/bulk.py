@@ -40,14 +40,20 @@ def lock_for_batch(conn: Connection) -> None:
         conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 
 
-def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT rows already in the driver's terms; the statement is compiled once per call."""
-    if not rows:
+def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], *, text: str = "",
+                columns: tuple[str, ...] = ()) -> None:
+    """INSERT rows already in the driver's terms; the statement is compiled once per call.
+
+    PostgreSQL only: `text` is more rows, already in COPY's text format, in the order of
+    `columns` (which the dicts then follow too), sent in the same COPY.
+    """
+    if not rows and not text:
         return
-    keys = list(rows[0])
+    keys = list(columns or rows[0])
     if conn.dialect.name == "postgresql":
-        copy_rows(conn, table.name, keys, rows)
+        copy_rows(conn, table.name, keys, rows, text)
         return
+    assert not text, "COPY text is PostgreSQL's"
     compiled = table.insert().compile(dialect=conn.dialect, column_keys=keys)
     if compiled.positional:
         pick = _picker(list(compiled.positiontup))
@@ -56,13 +62,14 @@ def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> Non
         conn.exec_driver_sql(str(compiled), rows)
 
 
-def copy_rows(conn: Connection, table: str, keys: list[str], rows: list[dict[str, Any]]) -> None:
+def copy_rows(conn: Connection, table: str, keys: list[str], rows: list[dict[str, Any]], text: str = "") -> None:
     """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than row-by-row INSERT; the
-    text is built a column at a time (see bulletin.pgcopy) and sent in one write."""
+    text is built a column at a time (see bulletin.pgcopy) and sent in one write, after `text`
+    (rows made earlier in the same format and column order)."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(f'"{k}"' for k in keys)
     with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
-        copy.write(pgcopy.block([[row[k] for row in rows] for k in keys]))
+        copy.write(text + pgcopy.block([[row[k] for row in rows] for k in keys]))
 
 
 def _picker(keys: list[str]) -> Any:

@@ -12,7 +12,7 @@ leaves no subscriber without their subscriptions and consent events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,23 @@ from bulletin.audience.bulk import bulk_insert, dumps, lock_for_batch, member, s
 from bulletin.audience.csvfile import decode_error, open_csv
 from bulletin.audience.import_rows import (
     ImportReport,
+    Marks,
     Row,
     batches,
     catch_up,
     extra_lists,
     read_marks,
     unescape_cell,
+)
+from bulletin.audience.import_text import (
+    EVENT_COLUMNS,
+    SUBSCRIBER_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    PreparedRows,
+    per_subscriber_text,
+    prepare,
+    subscriber_text,
+    with_time,
 )
 from bulletin.db import address_key_of
 from bulletin.errors import RowError
@@ -68,13 +79,20 @@ def import_csv(
     extra = extra_lists(lists or [], slugs)
     report = ImportReport(file=path.name)
     parsed = ImportReport(file=path.name)  # the parse thread's own counts, ahead of what is written
+    copy = engine.dialect.name == "postgresql"
+
+    def made(fh: Any) -> Iterator[tuple[dict[str, Row], Marks, PreparedRows | None]]:
+        """Runs in the read-ahead thread: parse, cut into batches and (PostgreSQL) prepare the text."""
+        for batch, read in read_marks(batches(fh, path, slugs, extra, parsed, batch_size), parsed):
+            yield batch, read, (prepare(batch, file=path.name, confirmed=confirmed, source=source, actor=actor)
+                                if copy else None)
+
     with open_csv(path, encoding) as fh:
         try:
-            for batch, read in prefetched(read_marks(batches(fh, path, slugs, extra, parsed, batch_size),
-                                                      parsed)):
+            for batch, read, prepared in prefetched(made(fh)):
                 with engine.begin() as conn:
                     lock_for_batch(conn)
-                    _apply(conn, batch, report, slugs, confirmed, source, actor)
+                    _apply(conn, batch, report, slugs, confirmed, source, actor, prepared)
                 report.batches += 1
                 catch_up(report, parsed, read)
                 if on_batch is not None:
@@ -87,8 +105,8 @@ def import_csv(
 
 
 def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs: dict[str, int],
-           confirmed: bool, source: str, actor: str) -> None:
-    """Write one batch inside the caller's transaction."""
+           confirmed: bool, source: str, actor: str, prepared: PreparedRows | None = None) -> None:
+    """Write one batch inside the caller's transaction; `prepared` holds the rows' text for new people."""
     names = {v: k for k, v in slugs.items()}
     digests = list(batch)
     existing = {r.email_hash: r for r in conn.execute(
@@ -101,11 +119,10 @@ def _apply(conn: Connection, batch: dict[str, Row], report: ImportReport, slugs:
         if digest in blocked or (old is not None and old.suppressed):
             report.refused.append(RowError(row.line, "the address is suppressed; not imported", row.email))
             del batch[digest]
-    ids = _insert_new(conn, [r for d, r in batch.items() if d not in existing], now, report)
+    ids = _insert_new(conn, [r for d, r in batch.items() if d not in existing], now, report, prepared)
     known = {d: int(r.id) for d, r in existing.items() if d in batch}
-    ids.update(known)
     changed = _update_profiles(conn, [(r, existing[d]) for d, r in batch.items() if d in existing], now, report)
-    changed |= _subscribe(conn, batch, ids, list(known.values()), names, confirmed, source, actor, now, report)
+    changed |= _subscribe(conn, batch, ids, known, names, confirmed, source, actor, now, report, prepared)
     report.unchanged += sum(1 for d in batch if d in existing and d not in changed)
 
 
@@ -131,13 +148,12 @@ def _blocked(conn: Connection, batch: dict[str, Row]) -> set[str]:
     return {keyed.get(h, h) for h in found}
 
 
-def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportReport) -> dict[str, int]:
+def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportReport,
+                prepared: PreparedRows | None) -> dict[str, int]:
+    """Insert the people the database does not hold yet; their ids by address hash."""
     if not rows:
         return {}
     when = stamp(conn, now)
-    values = [{"email": r.email, "email_hash": r.digest, "name": r.name, "organisation": r.organisation,
-               "attributes": dumps(r.attributes) if r.attributes else "{}", "suppressed": False,
-               "created_at": when, "updated_at": when} for r in rows]
     report.created += len(rows)
     if conn.dialect.name == "postgresql":
         # COPY returns no ids: take a block of them from the sequence first, so no lookup by hash
@@ -147,11 +163,14 @@ def _insert_new(conn: Connection, rows: list[Row], now: Any, report: ImportRepor
         last = int(conn.exec_driver_sql(
             "SELECT setval(s, nextval(s) + %(n)s - 1) FROM pg_get_serial_sequence('subscriber', 'id') AS s",
             {"n": len(rows)}).scalar_one())
-        new_ids = list(range(last - len(rows) + 1, last + 1))
-        for value, new_id in zip(values, new_ids, strict=True):
-            value["id"] = new_id
-        bulk_insert(conn, SUB, values)
-        return {r.digest: i for r, i in zip(rows, new_ids, strict=True)}
+        ids = {r.digest: i for r, i in zip(rows, range(last - len(rows) + 1, last + 1), strict=True)}
+        assert prepared is not None, "PostgreSQL batches are prepared in the read-ahead thread"
+        bulk_insert(conn, SUB, [], text=with_time(subscriber_text(prepared, ids.items()), when),
+                    columns=SUBSCRIBER_COLUMNS)
+        return ids
+    values = [{"email": r.email, "email_hash": r.digest, "name": r.name, "organisation": r.organisation,
+               "attributes": dumps(r.attributes) if r.attributes else "{}", "suppressed": False,
+               "created_at": when, "updated_at": when} for r in rows]
     bulk_insert(conn, SUB, values)
     found = conn.execute(select(SUB.c.email_hash, SUB.c.id).where(member(conn, SUB.c.email_hash, [r.digest for r in rows])))
     return {h: int(i) for h, i in found}
@@ -188,16 +207,17 @@ def _update_profiles(conn: Connection, pairs: list[tuple[Row, Any]], now: Any,
     return changed
 
 
-def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], known: list[int],
+def _subscribe(conn: Connection, batch: dict[str, Row], new: dict[str, int], known: dict[str, int],
                names: dict[int, str], confirmed: bool, source: str, actor: str, now: Any,
-               report: ImportReport) -> set[str]:
+               report: ImportReport, prepared: PreparedRows | None) -> set[str]:
     """Add the rows' subscriptions; returns the hashes of subscribers that gained one.
 
-    Only `known` (subscribers that existed before this batch) can hold subscriptions yet.
+    Only `known` (subscribers that existed before this batch) can hold subscriptions yet; the
+    `new` ones gain every list of their row, from `prepared` text when there is one.
     """
     current = {(int(s), int(li)): st for s, li, st in conn.execute(
         select(SUBSCRIPTION.c.subscriber_id, SUBSCRIPTION.c.list_id, SUBSCRIPTION.c.state)
-        .where(member(conn, SUBSCRIPTION.c.subscriber_id, known)))} if known else {}
+        .where(member(conn, SUBSCRIPTION.c.subscriber_id, list(known.values()))))} if known else {}
     target = S.CONFIRMED if confirmed else S.PENDING
     inserts: list[dict[str, Any]] = []
     confirms: list[dict[str, Any]] = []
@@ -205,8 +225,9 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], kno
     touched: set[str] = set()
     when = stamp(conn, now)
     head = '{"file": ' + dumps(report.file) + ', "line": '  # the event detail, without json.dumps per row
-    for digest, row in batch.items():
-        sid = ids[digest]
+    generally = batch if prepared is None else {d: batch[d] for d in known}
+    for digest, row in generally.items():
+        sid = new[digest] if digest in new else known[digest]
         for list_id in row.lists:
             state = current.get((sid, list_id))
             if state in S.NEVER_RESUBSCRIBE:
@@ -224,7 +245,13 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], kno
                            "new_state": target, "source": source, "actor": actor,
                            "detail": f"{head}{row.line}}}"})
             touched.add(digest)
-    bulk_insert(conn, SUBSCRIPTION, inserts)
+    subscription_text = event_text = ""
+    if prepared is not None:
+        subscription_text = with_time(per_subscriber_text(prepared.subscriptions, new.items()), when)
+        event_text = with_time(per_subscriber_text(prepared.events, new.items()), when)
+        touched.update(new)
+        report.subscriptions_added += sum(len(batch[d].lists) for d in new)
+    bulk_insert(conn, SUBSCRIPTION, inserts, text=subscription_text, columns=SUBSCRIPTION_COLUMNS)
     if confirms:
         conn.execute(
             update(SUBSCRIPTION)
@@ -232,6 +259,6 @@ def _subscribe(conn: Connection, batch: dict[str, Row], ids: dict[str, int], kno
             .values(state=S.CONFIRMED, confirmed_at=bindparam("_now"), updated_at=bindparam("_now")),
             confirms,
         )
-    bulk_insert(conn, EVENT, events)
+    bulk_insert(conn, EVENT, events, text=event_text, columns=EVENT_COLUMNS)
     report.subscriptions_added += len(events)
     return touched

@@ -287,6 +287,36 @@ def test_batches_parsed_ahead_arrive_in_order_and_an_error_after_them() -> None:
     assert threading.active_count() == before
 
 
+def test_while_batches_are_made_ahead_the_caller_gets_the_gil_sooner_and_nothing_stays_changed() -> None:
+    """The read-ahead lowers the interpreter's switch interval and freezes what is alive for as long
+    as it runs; after it ends, however it ends (done, an error, the caller stopping), both are back."""
+    import gc
+    import sys
+
+    from bulletin.readahead import SWITCH_INTERVAL, prefetched
+
+    seen = []
+
+    def batches():  # type: ignore[no-untyped-def]
+        seen.append((sys.getswitchinterval(), gc.get_freeze_count()))
+        yield 1
+        yield 2
+        raise ValueError("bad row")
+
+    before = sys.getswitchinterval(), gc.get_freeze_count()
+    assert before[0] > SWITCH_INTERVAL
+    assert list(prefetched(iter([1, 2]))) == [1, 2]
+    assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
+    with pytest.raises(ValueError):
+        list(prefetched(batches()))
+    assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
+    stream = prefetched(batches())
+    assert next(stream) == 1
+    stream.close()
+    assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
+    assert all(interval == SWITCH_INTERVAL and frozen > before[1] + 1000 for interval, frozen in seen), seen
+
+
 def test_a_failing_batch_stops_the_parse_thread_instead_of_hanging_it(engine, lists, tmp_path):
     """The parse thread can be two batches ahead when a write fails; the import must raise, not wait
     forever for a thread blocked on handing over a batch nobody will take."""
