@@ -9,12 +9,13 @@ connection and signing their Message-IDs) hides most of the rest.
 from __future__ import annotations
 
 import contextlib
-import gc
 import queue
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, TypeVar
+
+from bulletin.heap import long_lived_frozen
 
 T = TypeVar("T")
 
@@ -81,14 +82,13 @@ def _consumer_first() -> Iterator[None]:
     dozen times a batch, so the server sat idle for a fifth of a 200,000-row import.
     Half a millisecond cuts that tenfold. And the batches' many small objects set off
     full collections that walked every object alive since start-up (the ORM's classes,
-    the modules) each time: those are frozen out of the collector meanwhile and given
-    back after. Together: a 200,000-row import on PostgreSQL 20.1 s -> 16.0 s.
+    the modules) each time: those are frozen out of the collector meanwhile (see
+    bulletin.heap). Together: a 200,000-row import on PostgreSQL 20.1 s -> 16.0 s.
     """
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-    gc.freeze()
     try:
-        yield
+        with long_lived_frozen():
+            yield
     finally:
-        gc.unfreeze()
         sys.setswitchinterval(interval)

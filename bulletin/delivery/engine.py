@@ -27,6 +27,7 @@ from bulletin.delivery.message import ListIdentity, MessageSkeleton, OutgoingMes
 from bulletin.delivery.sent import SentWriter
 from bulletin.delivery.status import send_status
 from bulletin.errors import DeliveryError
+from bulletin.heap import long_lived_frozen
 from bulletin.logs import log_event
 from bulletin.messenger import faults
 from bulletin.messenger.transport import Transport
@@ -172,7 +173,8 @@ def run_send(engine: Engine, settings: Settings, send: Send, transport: Transpor
     breaker = Breaker(engine, id_of(send), settings.max_transport_errors)
     pipe = _Pipeline(engine, skeleton, transport, writer, stop, progress, tally, breaker)
     try:
-        _loop(engine, send, pipe, options, stop)
+        with long_lived_frozen():  # the collections that each message's objects set off skip the rest
+            _loop(engine, send, pipe, options, stop)
     finally:
         pipe.close()
         writer.stop()

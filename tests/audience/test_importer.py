@@ -296,6 +296,7 @@ def test_while_batches_are_made_ahead_the_caller_gets_the_gil_sooner_and_nothing
     from bulletin.readahead import SWITCH_INTERVAL, prefetched
 
     seen = []
+    gc.unfreeze()  # whatever an earlier test left frozen
 
     def batches():  # type: ignore[no-untyped-def]
         seen.append((sys.getswitchinterval(), gc.get_freeze_count()))

@@ -49,6 +49,20 @@ def test_every_confirmed_subscriber_gets_exactly_one_message(settings, engine, s
     assert _states(engine) == {DeliveryState.SENT: 60}
 
 
+def test_a_send_keeps_what_lived_before_it_out_of_the_collector_only_while_it_runs(settings, engine, sink):  # type: ignore[no-untyped-def]
+    import gc
+
+    gc.unfreeze()  # whatever an earlier test left frozen
+    s = smtp_settings(settings, sink)
+    add_subscribers(engine, add_list(engine), 5)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    during: list[int] = []
+    tally = service.send_queued(engine, s, [queued.send_id], options=FAST,
+                                progress=lambda t: during.append(gc.get_freeze_count()))
+    assert tally.sent == 5 and len(during) == 5
+    assert min(during) > 1000 and gc.get_freeze_count() == 0
+
+
 def test_450s_are_retried_550s_fail_with_a_bounce_and_drops_reconnect(settings, engine, sink):  # type: ignore[no-untyped-def]
     s = smtp_settings(settings, sink, connections=3)
     list_id = add_list(engine)
