@@ -232,7 +232,14 @@ def ledger_phase(ws: Path, n: int) -> dict[str, object]:
 
 
 def command_times(ws: Path, runs: int = 3) -> tuple[float, float]:
-    """Median wall ms of `status` and of `report` as commands (startup included), quietly."""
+    """Median wall ms of `status` and of `report` as commands (startup included), quietly.
+
+    Run as an installed copy runs: pip compiles the package's bytecode when it installs
+    it, but a checkout run with PYTHONDONTWRITEBYTECODE set (as on the machine these
+    figures come from) would compile bulletin's own modules again on every command."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "bulletin"), quiet=1)
     def median_ms(*args: str) -> float:
         times = []
         for _ in range(runs):
