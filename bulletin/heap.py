@@ -5,7 +5,9 @@ often they set off a full collection, which walks every object alive: the
 modules, SQLAlchemy's and pydantic's class graphs, the models, the compiled
 issue. Those outlive the job, so each walk finds nothing, and it holds the GIL
 the whole time. Frozen (`gc.freeze`), they are skipped; they are given back to
-the collector when the job ends, so a long-running worker leaks nothing.
+the collector when the job ends, so a long-running worker leaks nothing. A
+collection runs first, so nothing that is already garbage (an engine no one
+holds, with its pooled connections still open) is frozen with them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def long_lived_frozen() -> Iterator[None]:
     if gc.get_freeze_count():
         yield
         return
+    gc.collect()  # what is garbage now must not be frozen with the rest (an engine's open connections)
     gc.freeze()
     try:
         yield

@@ -24,6 +24,22 @@ def test_a_job_freezes_what_lived_before_it_and_gives_it_back_however_it_ends() 
     assert gc.get_freeze_count() == 0
 
 
+def test_garbage_from_before_a_job_is_collected_not_frozen() -> None:
+    """An engine no one holds any more may still have its pooled connections open until the collector
+    reaches it: freezing it would keep them open for the whole job (or for good)."""
+    gc.unfreeze()
+
+    class Held:
+        pass
+
+    a, b = Held(), Held()
+    a.other, b.other = b, a
+    gone = weakref.ref(a)
+    del a, b
+    with long_lived_frozen():
+        assert gone() is None
+
+
 def test_garbage_made_during_a_job_is_still_collected() -> None:
     gc.unfreeze()
 

@@ -52,7 +52,7 @@ from bulletin.models import (
     Suppression,
     utcnow,
 )
-from bulletin.readahead import prefetched
+from bulletin.readahead import prefetched, reading_ahead
 from bulletin.statuses import SubscriptionState
 
 __all__ = ["BATCH", "ImportReport", "import_csv", "unescape_cell"]
@@ -89,14 +89,15 @@ def import_csv(
 
     with open_csv(path, encoding) as fh:
         try:
-            for batch, read, prepared in prefetched(made(fh)):
-                with engine.begin() as conn:
-                    lock_for_batch(conn)
-                    _apply(conn, batch, report, slugs, confirmed, source, actor, prepared)
-                report.batches += 1
-                catch_up(report, parsed, read)
-                if on_batch is not None:
-                    on_batch(report)
+            with reading_ahead():
+                for batch, read, prepared in prefetched(made(fh)):
+                    with engine.begin() as conn:
+                        lock_for_batch(conn)
+                        _apply(conn, batch, report, slugs, confirmed, source, actor, prepared)
+                    report.batches += 1
+                    catch_up(report, parsed, read)
+                    if on_batch is not None:
+                        on_batch(report)
         except UnicodeDecodeError as exc:  # only with an explicit --encoding that does not fit
             raise decode_error(path, exc) from None
         finally:

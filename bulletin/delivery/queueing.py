@@ -38,7 +38,7 @@ from bulletin.models import (
     SubscriptionState,
     utcnow,
 )
-from bulletin.readahead import prefetched
+from bulletin.readahead import prefetched, reading_ahead
 
 CHUNK = 5000
 ANALYZE_AFTER = 10_000
@@ -99,8 +99,9 @@ def queue_rows(session: Session, *, send_id: int, list_id: int, issue_id: int,
     """Insert one queued row per new recipient; returns how many. Raises on the first bad address."""
     if session.get_bind().dialect.name == "postgresql":
         counts.count_later(session)  # one count at the end, not the issue's counter lock for the whole COPY
-        chunks = prefetched(_read_chunks(session.get_bind(), list_id, issue_id))
-        count = _copy_rows(session, chunks, send_id, issue_id, deadline)
+        with reading_ahead():
+            chunks = prefetched(_read_chunks(session.get_bind(), list_id, issue_id))
+            count = _copy_rows(session, chunks, send_id, issue_id, deadline)
         if count >= ANALYZE_AFTER:
             # Fresh statistics before the first claim: on stale ones the planner sorts every open row
             # (0.5 s a claim at 200,000) instead of walking ix_delivery_open in id order.

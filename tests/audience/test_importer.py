@@ -288,15 +288,17 @@ def test_batches_parsed_ahead_arrive_in_order_and_an_error_after_them() -> None:
 
 
 def test_while_batches_are_made_ahead_the_caller_gets_the_gil_sooner_and_nothing_stays_changed() -> None:
-    """The read-ahead lowers the interpreter's switch interval and freezes what is alive for as long
-    as it runs; after it ends, however it ends (done, an error, the caller stopping), both are back."""
+    """`reading_ahead` lowers the interpreter's switch interval and freezes what is alive for its block;
+    after it, however the loop inside ended (done, an error, the caller stopping), both are back. A
+    `prefetched` stream left unfinished outside it changes neither: it is the caller's `with` that
+    holds them, never a generator that might not be closed."""
     import gc
     import sys
 
-    from bulletin.readahead import SWITCH_INTERVAL, prefetched
+    from bulletin.readahead import SWITCH_INTERVAL, prefetched, reading_ahead
 
-    seen = []
     gc.unfreeze()  # whatever an earlier test left frozen
+    seen = []
 
     def batches():  # type: ignore[no-untyped-def]
         seen.append((sys.getswitchinterval(), gc.get_freeze_count()))
@@ -306,16 +308,22 @@ def test_while_batches_are_made_ahead_the_caller_gets_the_gil_sooner_and_nothing
 
     before = sys.getswitchinterval(), gc.get_freeze_count()
     assert before[0] > SWITCH_INTERVAL
-    assert list(prefetched(iter([1, 2]))) == [1, 2]
+    with reading_ahead():
+        assert list(prefetched(iter([1, 2]))) == [1, 2]
     assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError), reading_ahead():
         list(prefetched(batches()))
     assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
-    stream = prefetched(batches())
-    assert next(stream) == 1
-    stream.close()
+    with reading_ahead():
+        stream = prefetched(batches())
+        assert next(stream) == 1
     assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
+    stream.close()
     assert all(interval == SWITCH_INTERVAL and frozen > before[1] + 1000 for interval, frozen in seen), seen
+    kept = prefetched(batches())  # outside reading_ahead, and never finished
+    assert next(kept) == 1
+    assert (sys.getswitchinterval(), gc.get_freeze_count()) == before
+    kept.close()
 
 
 def test_a_failing_batch_stops_the_parse_thread_instead_of_hanging_it(engine, lists, tmp_path):
