@@ -65,11 +65,15 @@ def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], *, tex
 def copy_rows(conn: Connection, table: str, keys: list[str], rows: list[dict[str, Any]], text: str = "") -> None:
     """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than row-by-row INSERT; the
     text is built a column at a time (see bulletin.pgcopy) and sent in one write, after `text`
-    (rows made earlier in the same format and column order)."""
+    (rows made earlier in the same format and column order, written as they are, not copied
+    into one string with the rest)."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     columns = ", ".join(f'"{k}"' for k in keys)
     with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
-        copy.write(text + pgcopy.block([[row[k] for row in rows] for k in keys]))
+        if text:
+            copy.write(text)
+        if rows:
+            copy.write(pgcopy.block([[row[k] for row in rows] for k in keys]))
 
 
 def _picker(keys: list[str]) -> Any:
