@@ -63,6 +63,12 @@ class SentWriter:
         """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""
         when = self._bind(at) if self._bind is not None else at
         if not self._sqlite:
+            if len(rows) == 1:
+                # Most groups are one row (each connection waits for its own mark), and the server runs
+                # the plain one-row UPDATE in about 50 us less than the join to unnest: measured
+                # 198 against 248 us a statement, and 3,300 -> 3,800 marks a second (bench/counts.py).
+                self._cursor.execute(self._sql, (D.SENT, when, rows[0][1], rows[0][0]))
+                return
             self._cursor.execute(self._PG_SQL, (D.SENT, when, [did for did, _ in rows], [code for _, code in rows]))
             return
         try:

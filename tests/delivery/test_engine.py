@@ -268,28 +268,34 @@ def test_each_claimed_batch_is_one_log_line_without_addresses_or_bodies(settings
 
 
 def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engine):  # type: ignore[no-untyped-def]
-    from bulletin.delivery import ledger
+    """A group of one (PostgreSQL: its own one-row statement) and a larger group (one UPDATE over an
+    array) store what Core's mark stores, and the running counts see every mark."""
+    from bulletin.delivery import counts, ledger
     from bulletin.models import utcnow
 
     list_id = add_list(engine)
-    add_subscribers(engine, list_id, 2)
+    add_subscribers(engine, list_id, 4)
     service.queue_issue(engine, settings, make_compiled(), "shared-services")
     with session_scope(engine) as session:
-        fast, core = session.exec(select(Delivery.id).order_by(Delivery.id)).all()
+        alone, first, second, core = session.exec(select(Delivery.id).order_by(Delivery.id)).all()
     at = utcnow()
     writer = SentWriter(engine)
     try:
-        writer.write([(fast, 250)], at)
+        writer.write([(alone, 250)], at)
+        writer.write([(first, 252), (second, 250)], at)
     finally:
         writer.close()
     with engine.begin() as conn:
         ledger.mark_sent(conn, [(core, 251)], at)
     with engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT state, sent_at, last_error FROM delivery ORDER BY id").all()
-    assert raw[0] == raw[1]
+    assert raw[0] == raw[1] == raw[2] == raw[3]
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+        assert counts.state_counts(session, rows[0].issue_id).get(DeliveryState.SENT) == 4
     assert [(d.state, d.sent_at, d.smtp_code) for d in rows] == [(DeliveryState.SENT, at, 250),
+                                                                 (DeliveryState.SENT, at, 252),
+                                                                 (DeliveryState.SENT, at, 250),
                                                                  (DeliveryState.SENT, at, 251)]
 
 
