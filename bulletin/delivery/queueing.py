@@ -30,15 +30,9 @@ from bulletin.delivery.message import RecipientRow, check_recipient
 from bulletin.models import (
     DERIVED_MESSAGE_ID as DERIVED,
 )
-from bulletin.models import (
-    Delivery,
-    DeliveryState,
-    Subscriber,
-    Subscription,
-    SubscriptionState,
-    utcnow,
-)
+from bulletin.models import Delivery, Subscriber, Subscription, utcnow
 from bulletin.readahead import prefetched, reading_ahead
+from bulletin.statuses import DeliveryState, SubscriptionState
 
 CHUNK = 5000
 ANALYZE_AFTER = 10_000

@@ -29,13 +29,13 @@ from bulletin.errors import ConfigError, StateError
 from bulletin.models import (
     Bounce,
     Delivery,
-    DeliveryState,
     DeliveryTally,
     IssueRecord,
     SubscriberDelivery,
     utcnow,
 )
 from bulletin.report.sql import epoch
+from bulletin.statuses import DeliveryState
 
 D = DeliveryState
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")

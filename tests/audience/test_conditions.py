@@ -21,7 +21,8 @@ from bulletin.audience.conditions import (
 from bulletin.audience.segments import columns
 from bulletin.audience.targeting import readers_for
 from bulletin.db import session_scope
-from bulletin.models import MailingList, Subscriber, Subscription, SubscriptionState
+from bulletin.models import MailingList, Subscriber, Subscription
+from bulletin.statuses import SubscriptionState
 
 UTC = dt.UTC
 FINANCE = Reader(email="amina@riverside.example.gov.uk", name="Amina Khan", organisation="Riverside Borough Council",

@@ -9,7 +9,8 @@ from sqlmodel import select
 from bulletin.db import session_scope
 from bulletin.delivery import queueing, service
 from bulletin.errors import DeliveryError
-from bulletin.models import Delivery, Subscriber, Subscription, SubscriptionState
+from bulletin.models import Delivery, Subscriber, Subscription
+from bulletin.statuses import SubscriptionState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled
 
 

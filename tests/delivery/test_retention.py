@@ -14,12 +14,12 @@ from bulletin.errors import ConfigError, StateError
 from bulletin.models import (
     Bounce,
     Delivery,
-    DeliveryState,
     DeliveryTally,
     SubscriberDelivery,
     utcnow,
 )
 from bulletin.report import issue_report
+from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled
 
 LATER = timedelta(days=120)

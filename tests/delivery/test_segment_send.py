@@ -14,7 +14,8 @@ from sqlmodel import select
 from bulletin.audience.addresses import hash_normalised
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.models import Delivery, MailingList, Subscriber, Subscription, SubscriptionState
+from bulletin.models import Delivery, MailingList, Subscriber, Subscription
+from bulletin.statuses import SubscriptionState
 from tests.conftest import cli_runner
 from tests.render.test_targeting import TARGETS
 
