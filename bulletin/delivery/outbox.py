@@ -1,7 +1,7 @@
 """The Maildir outbox after an erasure: the person's messages go too.
 
 Every message bulletin wrote for a subscriber is named from its Message-ID
-(`messenger.transport.maildir_name`), so the ledger says exactly which files
+(`messenger.maildir.maildir_name`), so the ledger says exactly which files
 hold their address, name and personal links: the Message-ID a row kept, or
 the one derived for it when the message was built.
 """
@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from bulletin.audience.links import Links
 from bulletin.config import Settings
-from bulletin.messenger.transport import maildir_name
+from bulletin.messenger.maildir import maildir_name
 from bulletin.models import Delivery, Send
 
 

@@ -8,15 +8,11 @@ transports; confirmations, answers to feedback and test proofs go through
 
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
 from bulletin.messenger.headers import clean_header, domain_of, fold, format_address
+from bulletin.messenger.maildir import MaildirTransport
 from bulletin.messenger.notice import Notice, bounce_address, deliver, send_notice, simple_message
-from bulletin.messenger.transport import (
-    MaildirTransport,
-    SendResult,
-    SMTPConfig,
-    SMTPPool,
-    Transport,
-    make_transport,
-)
+from bulletin.messenger.result import SendResult
+from bulletin.messenger.smtp import SMTPConfig, SMTPPool
+from bulletin.messenger.transport import Transport, make_transport
 
 __all__ = [
     "MaildirTransport", "Notice", "SMTPConfig", "SMTPPool", "SendResult", "Transport", "bounce_address",

@@ -18,7 +18,8 @@ from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign
 from bulletin.messenger.headers import clean_header, domain_of
-from bulletin.messenger.transport import SendResult, Transport, make_transport
+from bulletin.messenger.result import SendResult
+from bulletin.messenger.transport import Transport, make_transport
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def test_a_refusing_relay_pauses_the_send_bounces_nobody_and_resume_finishes(set
 def test_a_refused_login_pauses_at_once(settings, engine, people) -> None:  # type: ignore[no-untyped-def]
     from bulletin.delivery import service
     from bulletin.messenger import SendResult, SMTPConfig, faults
-    from bulletin.messenger.transport import SMTPPool
+    from bulletin.messenger.smtp import SMTPPool
     from bulletin.render.build import compile_issue
 
     class RefusesLogin(SMTPPool):

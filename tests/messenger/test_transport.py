@@ -13,13 +13,9 @@ import pytest
 
 from bulletin.config import load_settings
 from bulletin.errors import DeliveryError
-from bulletin.messenger.transport import (
-    MaildirTransport,
-    SMTPConfig,
-    SMTPPool,
-    maildir_name,
-    make_transport,
-)
+from bulletin.messenger.maildir import MaildirTransport, maildir_name
+from bulletin.messenger.smtp import SMTPConfig, SMTPPool
+from bulletin.messenger.transport import make_transport
 from tests.smtp_sink import SmtpSink, free_port, smtp_sink
 
 
@@ -224,7 +220,7 @@ def test_a_server_without_starttls_is_a_settings_error_not_a_retry(sink: SmtpSin
 
 
 def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> None:
-    from bulletin.messenger.transport import RateLimiter
+    from bulletin.messenger.smtp import RateLimiter
 
     now = [100.0]
     slept: list[float] = []
@@ -250,10 +246,20 @@ def test_the_rate_limit_spaces_messages_evenly_and_zero_means_unlimited() -> Non
 def test_dot_stuffing_doubles_every_dot_that_starts_a_line_and_nothing_else():
     import random
 
-    from bulletin.messenger.transport import dot_stuff
+    from bulletin.messenger.smtp import dot_stuff
 
     rng = random.Random(7)
     cases = [b"", b"no dots", b"\r\n.", b"a\r\n.b\r\n..c\r\n.", b"\r\n\r\n.\r\n.", b"x.\r\ny"]
     cases += [bytes(rng.choice(b"\r\n.a") for _ in range(rng.randint(0, 40))) for _ in range(500)]
     for data in cases:
         assert dot_stuff(data) == data.replace(b"\r\n.", b"\r\n.."), data
+
+
+def test_the_moved_names_still_import_from_transport():
+    from bulletin.messenger import maildir, result, smtp, transport
+
+    for module, names in ((maildir, ["MaildirTransport", "maildir_name"]), (result, ["SendResult"]),
+                          (smtp, ["RateLimiter", "SMTPConfig", "SMTPConnection", "SMTPPool", "StageFailure",
+                                  "dot_stuff", "transaction"])):
+        for name in names:
+            assert getattr(transport, name) is getattr(module, name), name
