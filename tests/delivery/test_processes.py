@@ -28,6 +28,35 @@ def test_two_processes_send_each_recipient_exactly_once_and_both_take_a_share(se
     assert seen == sorted(seen)  # progress counts every process's work, from the ledger
 
 
+def test_children_start_with_the_parents_objects_frozen_and_the_parent_gets_them_back(  # type: ignore[no-untyped-def]
+        settings, engine, sink, tmp_path):
+    """Frozen before the fork: a child's send finds the inherited objects frozen (so it never runs the
+    full collection that copies the parent's pages), and the parent's collector has them back after."""
+    import gc
+    import os
+
+    from bulletin.delivery.processes import send_in_processes
+
+    s = smtp_settings(settings, sink, connections=2)
+    add_subscribers(engine, add_list(engine), 20)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    seen = tmp_path / "frozen"
+
+    def send(*args, **kw):  # type: ignore[no-untyped-def]
+        with seen.open("a") as fh:  # appended whole lines: the parent and the child each write one
+            fh.write(f"{os.getpid()} {gc.get_freeze_count()}\n")
+        return service.send_queued(*args, **kw)
+
+    assert gc.get_freeze_count() == 0
+    tally = send_in_processes(engine, s, [queued.send_id], send, processes=2, options=None, stop=None,
+                              progress=None)
+    assert tally.sent == 20 and sink.count() == 20
+    lines = [line.split() for line in seen.read_text().splitlines()]
+    assert len(lines) == 2 and {pid for pid, _ in lines} >= {str(os.getpid())}
+    assert all(int(frozen) > 10_000 for _, frozen in lines)  # the child's too: inherited, not collected
+    assert gc.get_freeze_count() == 0
+
+
 def test_connections_are_shared_out_not_multiplied(settings):  # type: ignore[no-untyped-def]
     assert split_connections(settings.model_copy(update={"smtp_connections": 4}), 2).smtp_connections == 2
     assert split_connections(settings.model_copy(update={"smtp_connections": 1}), 3).smtp_connections == 1
