@@ -254,9 +254,10 @@ _LEADING_DOT = re.compile(rb"\r\n\.")
 def dot_stuff(data: bytes) -> bytes:
     """RFC 5321 4.5.2 transparency: double a dot at the start of a line.
 
-    Measured on a 62 KB message: the regex ~38 us, a `in` test ~2 us; rendered
-    mail almost never has a line starting with a dot (quoted-printable bodies
-    never do), so look first and rewrite only when there is one.
+    Rendered mail rarely has a line starting with a dot (quoted-printable turns
+    a line of only "." into "=2E", but leaves a dot that starts a longer line),
+    so look first and rewrite only when there is one: on the 69 KB sample
+    message the `in` test takes about 8 us, the regex about 25 us.
     """
     if b"\r\n." not in data:
         return data
