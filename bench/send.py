@@ -13,7 +13,8 @@ of messages to the same sink. Messages are the size of the sample issue (62 KB).
 Prints medians,
 the ratio ours / theirs, peak memory of the sending process, and the Maildir
 outbox rate. Needs /usr/sbin/smtp-sink and /usr/sbin/smtp-source (package postfix;
-the postfix daemon is not started).
+the postfix daemon is not started). PostgreSQL: $BULLETIN_BENCH_PG; the databases
+$BULLETIN_BENCH_DB_tpl and _run (default bulletin_bench_*) are dropped and re-created.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def compiled_issue(size: int):  # type: ignore[no-untyped-def]
 
 
 PG_URL = os.environ.get("BULLETIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Another prefix lets two runs share a server (each drops and re-creates its own two databases).
+DB = os.environ.get("BULLETIN_BENCH_DB", "bulletin_bench")
+TPL, RUN = f"{DB}_tpl", f"{DB}_run"
 
 
 def _pg_admin(sql: str) -> None:
@@ -73,7 +77,7 @@ def _pg_db_url(name: str) -> str:
 def prepare(folder: Path, n: int, database: str = "sqlite") -> Path:
     """A workspace whose ledger holds one list and n confirmed subscribers.
 
-    On PostgreSQL the data goes into database `bulletin_bench_tpl`, which each run copies.
+    On PostgreSQL the data goes into database `<BULLETIN_BENCH_DB>_tpl`, which each run copies.
     """
     from sqlalchemy import insert
 
@@ -84,9 +88,9 @@ def prepare(folder: Path, n: int, database: str = "sqlite") -> Path:
 
     url = None
     if database == "postgresql":
-        _pg_admin("DROP DATABASE IF EXISTS bulletin_bench_tpl")
-        _pg_admin("CREATE DATABASE bulletin_bench_tpl")
-        url = _pg_db_url("bulletin_bench_tpl")
+        _pg_admin(f"DROP DATABASE IF EXISTS {TPL}")
+        _pg_admin(f"CREATE DATABASE {TPL}")
+        url = _pg_db_url(TPL)
     settings = load_settings(folder, sending_domain="news.example.org", public_base_url="https://news.example.org",
                              database_url=url)
     engine = make_engine(settings.effective_database_url, address_key=settings.address_key)
@@ -162,9 +166,9 @@ def run_ours(template_db: Path, folder: Path, size: int, transport: str, port: i
     (ws / ".bulletin").mkdir()
     extra = []
     if database == "postgresql":
-        _pg_admin("DROP DATABASE IF EXISTS bulletin_bench_run")
-        _pg_admin("CREATE DATABASE bulletin_bench_run TEMPLATE bulletin_bench_tpl")
-        extra = ["--database-url", _pg_db_url("bulletin_bench_run")]
+        _pg_admin(f"DROP DATABASE IF EXISTS {RUN}")
+        _pg_admin(f"CREATE DATABASE {RUN} TEMPLATE {TPL}")
+        extra = ["--database-url", _pg_db_url(RUN)]
     else:
         shutil.copy(template_db, ws / ".bulletin" / "bulletin.db")
     shutil.copy(template_db.parent / "secret_keys.json", ws / ".bulletin" / "secret_keys.json")
@@ -230,8 +234,8 @@ def main() -> None:
         sink.terminate()
         sink.wait()
         if args.database != "sqlite":
-            _pg_admin("DROP DATABASE IF EXISTS bulletin_bench_run")
-            _pg_admin("DROP DATABASE IF EXISTS bulletin_bench_tpl")
+            _pg_admin(f"DROP DATABASE IF EXISTS {RUN}")
+            _pg_admin(f"DROP DATABASE IF EXISTS {TPL}")
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -24,10 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPORA = next((p / "shared" / "corpora" for p in ROOT.parents if (p / "shared" / "corpora").is_dir()),
                ROOT.parent / "shared" / "corpora")
 PG_URL = os.environ.get("BULLETIN_TEST_DATABASE_URL")
-# pytest-xdist's workers start with COLUMNS=80, and rich fixes a console's width from COLUMNS when
-# the console is made (bulletin.cli.common's, at import). Without it, rich reads COLUMNS at each
-# print, so the tests' CliRunner(env={"COLUMNS": ...}) decides the width, as in a serial run.
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24, and rich fixes a console's size from
+# them when the console is made (bulletin.cli.common's, at import). Without them, rich reads them at
+# each print, so the tests' CliRunner(env={"COLUMNS": ...}) decides the width, as in a serial run.
 os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 
 def corpus(*parts: str) -> Path:
