@@ -27,6 +27,7 @@ from bulletin.db import make_engine, session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.counts import state_counts
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
+from bulletin.errors import DeliveryError
 from bulletin.heap import long_lived_frozen
 from bulletin.models import Send
 from bulletin.statuses import DeliveryState
@@ -58,20 +59,32 @@ def send_in_processes(engine: Engine, settings: Settings, send_ids: list[int], s
     children = [fork.Process(target=_child, args=(engine, shared, send_ids, send, options), daemon=False)
                 for _ in range(processes - 1)]
     with long_lived_frozen():
-        for child in children:
-            child.start()
         started = time.monotonic()
         try:
+            _start(children)
             send(engine, shared, send_ids, options=options, stop=stop,
                  progress=_from_ledger(engine, send_ids, progress, started))
         finally:
-            if stop is not None and stop.is_set():
-                for child in children:
-                    if child.pid is not None and child.is_alive():
-                        os.kill(child.pid, signal.SIGTERM)
-            for child in children:
+            forked = [child for child in children if child.pid is not None]
+            if len(forked) < len(children) or (stop is not None and stop.is_set()):
+                for child in forked:
+                    if child.is_alive():
+                        os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+            for child in forked:
                 child.join()
     return ledger_tally(engine, send_ids, started)
+
+
+def _start(children: list[multiprocessing.process.BaseProcess]) -> None:
+    """Fork each helper; when one cannot be forked, the caller stops those that were (they give back
+    their claims on SIGTERM) and the send can be resumed."""
+    for number, child in enumerate(children, start=2):
+        try:
+            child.start()
+        except OSError as exc:
+            raise DeliveryError(f"cannot start sending process {number} of {len(children) + 1}: {exc}; "
+                                "the send is stopped and can be resumed (`bulletin resume`), "
+                                "or use fewer processes (setting 'send_processes')") from None
 
 
 def ledger_tally(engine: Engine, send_ids: list[int], started: float) -> Tally:

@@ -57,6 +57,42 @@ def test_children_start_with_the_parents_objects_frozen_and_the_parent_gets_them
     assert gc.get_freeze_count() == 0
 
 
+def test_a_helper_that_cannot_be_forked_stops_the_send_cleanly_and_resume_finishes_it(  # type: ignore[no-untyped-def]
+        settings, engine, sink, monkeypatch):
+    """The machine refuses the second fork (EAGAIN): a clear error naming the process, the helper that
+    did start is stopped and gives back its claims, nothing is sent twice, and a resume sends the rest."""
+    import errno
+    import multiprocessing.context
+
+    import pytest
+
+    from bulletin.errors import DeliveryError
+
+    s = smtp_settings(settings, sink, connections=3)
+    emails = add_subscribers(engine, add_list(engine), 300)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    real_start = multiprocessing.context.ForkProcess.start
+    forks = []
+
+    def start(self):  # type: ignore[no-untyped-def]
+        forks.append(self)
+        if len(forks) == 2:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_start(self)
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start)
+    with pytest.raises(DeliveryError, match=r"cannot start sending process 3 of 3: .*Resource temporarily"):
+        service.send_queued(engine, s, [queued.send_id], processes=3)
+    assert not forks[0].is_alive() and forks[0].exitcode is not None  # stopped and joined, not left running
+    with session_scope(engine) as session:
+        assert DeliveryState.CLAIMED not in {r.state for r in session.exec(select(Delivery)).all()}
+    monkeypatch.undo()
+    with session_scope(engine) as session:
+        ids = service.resume_issue(session, "2026-05-test")
+    service.send_queued(engine, s, ids)
+    assert sorted(sink.copies()) == sorted(emails) and set(sink.copies().values()) == {1}
+
+
 def test_connections_are_shared_out_not_multiplied(settings):  # type: ignore[no-untyped-def]
     assert split_connections(settings.model_copy(update={"smtp_connections": 4}), 2).smtp_connections == 2
     assert split_connections(settings.model_copy(update={"smtp_connections": 1}), 3).smtp_connections == 1
