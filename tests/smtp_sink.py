@@ -119,6 +119,19 @@ def free_port() -> int:
 
 
 @contextmanager
+def closed_port() -> Iterator[int]:
+    """A TCP port of 127.0.0.1 where nothing listens, held for the block.
+
+    Bound but not listening, so a connection is refused at once, and no other
+    test (another pytest-xdist worker) can start a server on it meanwhile, as it
+    could on a port that `free_port` found free and gave up.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+@contextmanager
 def smtp_sink(server_options: dict[str, object] | None = None, **rules: object) -> Iterator[SmtpSink]:
     """Run a sink on a free port of 127.0.0.1 for the duration of the block.
 

@@ -11,7 +11,7 @@ import pytest
 from bulletin.config import Settings, load_settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger import MaildirTransport, Notice, send_notice
-from tests.smtp_sink import SmtpSink, free_port
+from tests.smtp_sink import SmtpSink, closed_port
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
@@ -39,8 +39,8 @@ def test_a_refused_notice_is_a_delivery_error_naming_the_address(tmp_path: Path,
 
 
 def test_no_server_is_a_delivery_error_not_a_traceback(tmp_path: Path) -> None:
-    conf = _settings(tmp_path, transport="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout=2)
-    with pytest.raises(DeliveryError) as err:
+    with closed_port() as port, pytest.raises(DeliveryError) as err:
+        conf = _settings(tmp_path, transport="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_timeout=2)
         send_notice(conf, Notice(to="pat@example.org", subject="s", text="t"), what="answer")
     assert "pat@example.org" in str(err.value)
 

@@ -16,7 +16,7 @@ from bulletin.errors import DeliveryError
 from bulletin.messenger.maildir import MaildirTransport, maildir_name
 from bulletin.messenger.smtp import SMTPConfig, SMTPPool
 from bulletin.messenger.transport import make_transport
-from tests.smtp_sink import SmtpSink, free_port, smtp_sink
+from tests.smtp_sink import SmtpSink, closed_port, free_port, smtp_sink
 
 
 def _msg(mid: str, body: str = "hello") -> bytes:
@@ -92,8 +92,9 @@ def test_4xx_is_temporary_and_5xx_is_permanent(sink: SmtpSink) -> None:
 
 
 def test_no_server_is_a_temporary_failure() -> None:
-    pool = SMTPPool(SMTPConfig("127.0.0.1", free_port(), timeout=2), connections=1)
-    result = pool.send("b@x.example", ["r@example.org"], _msg("<m@x>"), "<m@x>")
+    with closed_port() as port:
+        pool = SMTPPool(SMTPConfig("127.0.0.1", port, timeout=2), connections=1)
+        result = pool.send("b@x.example", ["r@example.org"], _msg("<m@x>"), "<m@x>")
     assert not result.ok and not result.permanent and result.code == 0
 
 

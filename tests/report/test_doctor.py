@@ -19,6 +19,7 @@ from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
 from bulletin.workspace import Workspace
 from tests.report.servers import dns_server, free_port, http_server
+from tests.smtp_sink import closed_port
 
 
 @pytest.fixture
@@ -59,8 +60,8 @@ def test_database_without_schema_warns_with_the_upgrade_fix(ws_settings, tmp_pat
 
 
 def test_unreachable_database_fails_naming_the_setting_and_hiding_the_password(ws_settings):
-    port = free_port()
-    check = check_database(ws_settings(database_url=f"postgresql://u:hunter2@127.0.0.1:{port}/x"), 2)
+    with closed_port() as port:
+        check = check_database(ws_settings(database_url=f"postgresql://u:hunter2@127.0.0.1:{port}/x"), 2)
     assert check.status == "fail" and "cannot reach" in check.detail
     assert "hunter2" not in check.detail
     assert "database_url" in check.fix
@@ -149,7 +150,8 @@ def test_public_url_over_plain_http_off_loopback_warns_about_https(ws_settings):
 
 
 def test_public_url_with_nothing_listening_fails(ws_settings):
-    check = check_public_url(ws_settings(public_base_url=f"http://127.0.0.1:{free_port()}"), 2)
+    with closed_port() as port:
+        check = check_public_url(ws_settings(public_base_url=f"http://127.0.0.1:{port}"), 2)
     assert check.status == "fail" and "bulletin serve" in check.fix
 
 
