@@ -240,6 +240,7 @@ def command_times(ws: Path, runs: int = 3) -> tuple[float, float]:
     import compileall
 
     compileall.compile_dir(str(ROOT / "bulletin"), quiet=1)
+
     def median_ms(*args: str) -> float:
         times = []
         for _ in range(runs):

@@ -47,6 +47,7 @@ def test_children_start_with_the_parents_objects_frozen_and_the_parent_gets_them
             fh.write(f"{os.getpid()} {gc.get_freeze_count()}\n")
         return service.send_queued(*args, **kw)
 
+    gc.unfreeze()  # whatever an earlier test left frozen (as the other freeze tests do)
     assert gc.get_freeze_count() == 0
     tally = send_in_processes(engine, s, [queued.send_id], send, processes=2, options=None, stop=None,
                               progress=None)
