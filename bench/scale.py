@@ -10,7 +10,8 @@ of the sample issue, two `bulletin worker` processes (4 connections between
 them) relaying to Postfix's smtp-sink, then `status` and `report`. Beside the
 command times (which include starting Python, about 0.5 s), `status` and
 `report` are also timed as function calls, median of 5, since the goal is about
-the queries. While the workers send, a probe runs the ledger's own `claim`
+the queries, and beside them the floor: a bare Python process that imports psycopg,
+connects and runs status's first query. While the workers send, a probe runs the ledger's own `claim`
 (200 rows, then gives them back) nine times, half a second apart, from 1 % and from 99 % of the send:
 the claim should cost the same on a full ledger and an almost-drained one.
 smtp-sink logs every RCPT TO, so duplicates and missing recipients are counted
@@ -254,6 +255,24 @@ def command_times(ws: Path, runs: int = 3) -> tuple[float, float]:
     return median_ms("status", ISSUE), median_ms("report", ISSUE)
 
 
+FLOOR = ("import sys, psycopg\n"
+         "with psycopg.connect(sys.argv[1]) as c:\n"
+         "    print(c.execute('SELECT state, sum(n) FROM delivery_count GROUP BY state').fetchall())\n")
+
+
+def floor_ms(runs: int = 3) -> float:
+    """Median wall ms of the least any command reading this ledger can cost: start Python, import
+    psycopg, connect, run status's first query, print. Nothing of bulletin, typer, SQLAlchemy.
+    The peer of `command_times`, measured in the same run."""
+    url = db_url().replace("postgresql+psycopg://", "postgresql://")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FLOOR, url], check=True, stdout=subprocess.DEVNULL)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
 def empty_ledger_times(folder: Path, port: int) -> tuple[float, float]:
     """The same commands on an empty ledger of the same server (the issue queued to nobody): what
     starting Python, the CLI, SQLAlchemy and the driver cost whatever the ledger holds."""
@@ -371,9 +390,11 @@ def main() -> None:
               f"({st[0] * 1000:.0f} ms as a command)")
         print(f"  report:               median {statistics.median(q['report_ms']):.0f} ms as a call "  # type: ignore[arg-type]
               f"({rp[0] * 1000:.0f} ms as a command)")
-        full, empty = command_times(ws), empty_ledger_times(folder, port)
+        full, floor, empty = command_times(ws), floor_ms(), empty_ledger_times(folder, port)
         print(f"  as commands, median of 3: status {full[0]:.0f} ms, report {full[1]:.0f} ms here; on an empty "
               f"ledger of the same server {empty[0]:.0f} ms and {empty[1]:.0f} ms (startup, not the ledger)")
+        print(f"  the floor: Python + psycopg + connect + status's first query, nothing else: {floor:.0f} ms "
+              f"(status {full[0] / floor:.2f}x, report {full[1] / floor:.2f}x that)")
         for name, plan in q["plans"].items():  # type: ignore[union-attr]
             print(f"  EXPLAIN {name}:")
             for line in plan:

@@ -113,6 +113,12 @@ class SmtpSink:
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago, for a server that can only be told a port.
+
+    The one copy every test uses. Between closing it here and the server binding it, another
+    xdist worker could take it: unlikely, and the test would then fail with "address in use",
+    never pass wrongly.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,23 +20,19 @@ import pytest
 
 from bulletin.config import Settings, load_settings
 from tests.console.conftest import AMINA, PASSWORD, Sample, email_of
+from tests.smtp_sink import free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "console.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 def served(sample: Sample) -> Iterator[Settings]:
     """`bulletin serve` over plain http on 127.0.0.1 for the sample workspace and database."""
     settings = sample.settings
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     (settings.workspace / "bulletin.toml").write_text(
         f'database_url = "{settings.effective_database_url}"\npublic_base_url = "{base}"\n'

@@ -26,6 +26,7 @@ from bulletin.inbound import ingest
 from bulletin.inbound.acting.sources import imap_poll
 from bulletin.models import InboundMessage
 from tests.inbound.conftest import World, dsn, mail
+from tests.smtp_sink import free_port
 
 DOVECOT = Path("/usr/sbin/dovecot")
 USER, PASSWORD = "bulletin", "not-a-secret"
@@ -36,11 +37,6 @@ class Imap:
     host: str
     port: int
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(root: Path, mail_root: Path, port: int, uid: int, gid: int) -> str:
@@ -96,7 +92,7 @@ def dovecot() -> Iterator[Imap]:
     if os.getuid() == 0:
         os.chown(mail_root, uid, gid)
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-    port = _free_port()
+    port = free_port()
     (root / "dovecot.conf").write_text(_config(root, mail_root, port, uid, gid))
     proc = subprocess.Popen([str(DOVECOT), "-c", str(root / "dovecot.conf"), "-F"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

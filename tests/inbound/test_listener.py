@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 
 import pytest
 from sqlmodel import select
@@ -13,17 +12,12 @@ from bulletin.inbound import IngestResult
 from bulletin.inbound.acting.listener import start_listener
 from bulletin.models import InboundMessage
 from tests.inbound.conftest import World, mail
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.smtp_sink import free_port
 
 
 def test_lmtp_delivery_is_stored_and_answered_per_recipient(world: World) -> None:
     seen: list[IngestResult] = []
-    port = _port()
+    port = free_port()
     controller = start_listener(world.engine, world.settings, port=port, lmtp=True, on_result=seen.append)
     try:
         sid = world.subscribers["ben@example.org"]
@@ -44,7 +38,7 @@ def test_lmtp_delivery_is_stored_and_answered_per_recipient(world: World) -> Non
 def test_smtp_listener_answers_451_when_the_message_cannot_be_stored(world: World) -> None:
     from bulletin.db import make_engine
 
-    port = _port()
+    port = free_port()
     gone = world.settings.workspace / "gone"
     engine = make_engine(f"sqlite:///{gone / 'x.db'}")  # a database whose folder then disappears
     engine.dispose()
@@ -69,7 +63,7 @@ def test_cli_serve_runs_an_lmtp_server_that_stores_mail(world: World) -> None:
     from tests.inbound.conftest import run_cli
 
     run_cli(world, "inbound", "reprocess")  # writes bulletin.toml for this database
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bulletin", "-w", str(world.settings.workspace), "inbound",
                              "serve", "--port", str(port), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -97,7 +91,7 @@ def test_cli_serve_runs_an_lmtp_server_that_stores_mail(world: World) -> None:
 def test_concurrent_lmtp_sessions_are_group_committed_and_all_stored(world: World) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    port = _port()
+    port = free_port()
     controller = start_listener(world.engine, world.settings, port=port, lmtp=True)
 
     def send(n: int) -> dict[str, tuple[int, bytes]]:

@@ -14,12 +14,6 @@ import dns.resolver
 import dns.rrset
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def dns_server(txt: dict[str, list[str]], *, offline: bool = False) -> Iterator[dns.resolver.Resolver]:
     """A UDP DNS server answering TXT from `txt` and the root's NS; SERVFAIL everywhere when offline."""

@@ -18,8 +18,8 @@ from bulletin.doctor.mailauth import check_alignment, check_records, org_domain
 from bulletin.doctor.secrets import check_secrets
 from bulletin.models import MailingList
 from bulletin.workspace import Workspace
-from tests.report.servers import dns_server, free_port, http_server
-from tests.smtp_sink import closed_port
+from tests.report.servers import dns_server, http_server
+from tests.smtp_sink import closed_port, free_port
 
 
 @pytest.fixture

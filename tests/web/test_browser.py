@@ -7,7 +7,6 @@ Screenshots of each page at phone width (375 px) go to test-artifacts/web/
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from sqlmodel import Session
 from bulletin.audience.links import Links
 from bulletin.audience.subscribers import find_subscriber
 from bulletin.config import Settings, load_settings
+from tests.smtp_sink import free_port
 from tests.web.conftest import confirm_link, list_id, outbox, state_of
 
 pytestmark = pytest.mark.browser
@@ -28,16 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "web"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 def served(synced: Settings) -> Iterator[Settings]:
     """`bulletin serve` on a free port of 127.0.0.1, for the synced workspace and database."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     (synced.workspace / "bulletin.toml").write_text(
         f'database_url = "{synced.effective_database_url}"\npublic_base_url = "{base}"\n'

@@ -15,14 +15,15 @@ from sqlmodel import Session, select
 
 from bulletin.config import Settings
 from bulletin.models import SubscriberEvent
-from tests.web.test_browser import _free_port, _wait_until_up
+from tests.smtp_sink import free_port
+from tests.web.test_browser import _wait_until_up
 
 LIMIT = 20
 
 
 @pytest.fixture
 def two_workers(synced: Settings) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     (synced.workspace / "bulletin.toml").write_text(
         f'database_url = "{synced.effective_database_url}"\npublic_base_url = "{base}"\n'
