@@ -5,8 +5,10 @@
 
 Each writer is a process with its own `SentWriter` (the driver-SQL statement a
 send runs per group of 250s) marking its share of one issue's claimed rows
-sent. Each round runs once with the triggers of migration 0019 and once with
-them disabled, back to back, so a busy machine weighs on both alike. Needs
+sent. Each round runs once with the count triggers (the statement triggers of
+migration 0019 and the row trigger of 0022, which the sent writer's statements
+fire) and once with them all disabled, back to back, so a busy machine weighs
+on both alike. Needs
 PostgreSQL at $BULLETIN_BENCH_PG (a scratch database is created and dropped).
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PG_URL = os.environ.get("BULLETIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TRIGGERS = ("delivery_counts_insert", "delivery_counts_update", "delivery_counts_delete")
+TRIGGERS = ("delivery_counts_insert", "delivery_counts_update", "delivery_counts_delete", "delivery_counts_row")
 
 
 def _write(url: str, ids: list[int], group: int) -> None:
