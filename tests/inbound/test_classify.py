@@ -86,10 +86,17 @@ def test_rfc3464_report_reads_status_and_diagnostic(sisimai: dict) -> None:  # t
 
 
 def test_arf_complaints_are_recognised(sisimai: dict) -> None:  # type: ignore[type-arg]
-    """Every report with a feedback-report part is a complaint; the subject-only ones (Hotmail's old JMRP) are not."""
+    """A report with a feedback-report part is a complaint when its type says the recipient objected
+    (abuse, opt-out); a DMARC failure report (auth-failure) is not, and neither are the subject-only
+    ones (Hotmail's old JMRP)."""
     arf = {k: c for k, (c, rows) in sisimai.items() if rows[0]["reason"] == "feedback"}
     standard = [k for k in arf if b"message/feedback-report" in (corpus("sisimai", "maildir", "bsd", k)).read_bytes()]
-    assert len(standard) >= 13 and all(arf[k].kind == "complaint" for k in standard)
+    objected = [k for k in standard if arf[k].feedback_type in ("abuse", "opt-out")]
+    failures = [k for k in standard if arf[k].feedback_type == "auth-failure"]
+    assert len(objected) >= 10 and all(arf[k].kind == "complaint" for k in objected)
+    assert len(failures) >= 3 and all(arf[k].kind == "auto_reply" and arf[k].reason == "arf-not-a-complaint"
+                                      and arf[k].complaint_addresses for k in failures)
+    assert len(objected) + len(failures) == len(standard)
     assert all(c.kind != "complaint" for k, c in arf.items() if k not in standard)
 
 

@@ -31,6 +31,7 @@ from bulletin.inbound.reading.bounce_text import (
 )
 from bulletin.inbound.reading.parse import addresses, body_text
 from bulletin.inbound.reading.reports import (
+    COMPLAINT_TYPES,
     BounceRecipient,
     arf_complaint,
     bare_address,
@@ -65,6 +66,9 @@ def classify(msg: Message, tokens: AddressTokens, *, sns_certificates: Sequence[
         return Classification(UNSUBSCRIBE, "list-unsubscribe-mailto")
     complaint = arf_complaint(msg)
     if complaint is not None:
+        if complaint.feedback_type not in COMPLAINT_TYPES:
+            return Classification(AUTO_REPLY, "arf-not-a-complaint", complaint_addresses=complaint.addresses,
+                                  feedback_type=_shown_type(complaint.feedback_type))
         return Classification(COMPLAINT, "arf", complaint_addresses=complaint.addresses,
                               feedback_type=complaint.feedback_type)
     ses = ses_notice(msg)
@@ -97,6 +101,9 @@ def classify(msg: Message, tokens: AddressTokens, *, sns_certificates: Sequence[
 def _from_ses(ses: SesNotice, verified: bool) -> Classification:
     detail: dict[str, object] = {"ses_verified": verified}
     if ses.kind == "complaint":
+        if ses.feedback_type not in COMPLAINT_TYPES:
+            return Classification(AUTO_REPLY, "ses-not-a-complaint", complaint_addresses=ses.complained,
+                                  feedback_type=_shown_type(ses.feedback_type), detail=detail)
         if not verified:
             return Classification(AUTO_REPLY, "ses-complaint-unverified", complaint_addresses=ses.complained,
                                   feedback_type=ses.feedback_type, detail=detail)
@@ -105,6 +112,11 @@ def _from_ses(ses: SesNotice, verified: bool) -> Classification:
     if ses.kind == "bounce" and ses.bounces:
         return Classification(BOUNCE, "ses" if verified else "ses-unverified", bounces=ses.bounces, detail=detail)
     return Classification(AUTO_REPLY, "ses-" + ses.kind, detail=detail)
+
+
+def _shown_type(feedback_type: str) -> str:
+    """A stranger's feedback type as it may be stored and shown: letters, digits and dashes, 32 at most."""
+    return "".join(c for c in feedback_type if c.isalnum() or c == "-")[:32] or "unknown"
 
 
 def _heuristic_bounces(msg: Message, shaped: bool) -> list[BounceRecipient]:

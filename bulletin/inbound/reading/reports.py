@@ -156,6 +156,14 @@ def dsn_success_only(msg: Message) -> bool:
         or status_code(b.get("Status") or "").startswith("2") for b in blocks)
 
 
+# RFC 5965 and its registry: the feedback types that mean "the recipient did not want this".
+# `not-spam` (RFC 6430) is the opposite, `auth-failure` (RFC 6591) is a DMARC/DKIM failure
+# report about the message, and `other` is anything else: none of them is a complaint, so
+# none may unsubscribe or suppress anyone. They are kept as evidence. `opt-out` (early ARF
+# drafts, still sent by some providers) is the recipient asking to stop: acted on like abuse.
+COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "opt-out"})
+
+
 @dataclass(frozen=True)
 class Complaint:
     """What an ARF report says about who complained and about which message."""

@@ -63,7 +63,7 @@ def _notice(data: dict) -> SesNotice | None:  # type: ignore[type-arg]
         complaint = data.get("complaint") or {}
         addrs = [bare_address(str(r.get("emailAddress", ""))) for r in complaint.get("complainedRecipients") or []]
         return SesNotice("complaint", complained=tuple(a for a in addrs if a),
-                         feedback_type=str(complaint.get("complaintFeedbackType") or "abuse"))
+                         feedback_type=str(complaint.get("complaintFeedbackType") or "abuse").strip().lower())
     return SesNotice("delivery") if kind else None
 
 
