@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from bulletin.db import session_scope
@@ -64,6 +65,25 @@ def test_forged_reply_token_stays_unmatched_even_from_a_subscriber(world: World)
     assert (result.classification, result.reason, result.subscriber_id) == ("unmatched", "forged-token", None)
     with session_scope(world.engine) as session:
         assert session.exec(select(Feedback)).all() == []
+
+
+@pytest.mark.parametrize("other", ["Ticket <reply+ABCD1234EFGH5678@reply.github.com>",
+                                   "bounces+4242-ab12-jo=example.org@em.sendgrid.net"])
+def test_another_services_plus_address_beside_our_reply_address_is_not_a_forgery(world: World, other: str) -> None:
+    """Trackers and senders use the same `reply+`/`bounces+` shapes; only a bad token at our domain is forged."""
+    sid = world.subscribers["ben@example.org"]
+    raw = mail(to=f"{other}, {world.links.reply_address(sid, world.issue_id)}", frm="Ben <ben@example.org>",
+               body="Looping in our tracker. Great issue.\n")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.match, result.subscriber_id) == ("reply", "reply-token", sid)
+
+
+def test_a_bad_token_at_our_domain_beside_a_good_one_is_still_forged(world: World) -> None:
+    sid = world.subscribers["ben@example.org"]
+    forged = f"{world.settings.reply_local}+aaaaaaaaaaaaaaaa@{world.settings.sending_domain}"
+    raw = mail(to=f"{forged}, {world.links.reply_address(sid, world.issue_id)}", frm="Ben <ben@example.org>")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.reason, result.subscriber_id) == ("unmatched", "forged-token", None)
 
 
 def test_reply_matched_by_in_reply_to_our_message_id(world: World) -> None:

@@ -28,8 +28,16 @@ class AddressTokens:
 
 
 def read_tokens(msg: Message, links: Links, envelope_to: list[str]) -> AddressTokens:
+    """The tokens of every recipient address; a bad one at our sending domain marks the message forged.
+
+    A bad token at another domain is somebody else's: trackers and senders use the same
+    `reply+...@` and `bounces+...@` shapes (GitHub, SendGrid), and a subscriber may copy one in.
+    It is ignored. A good token at another domain still counts, since a relay may rewrite
+    the domain of the address it delivers to.
+    """
     reply = bounce = unsub = None
     forged = False
+    ours = "@" + links.settings.sending_domain.lower()
     candidates = [a.strip().strip("<>").lower() for a in envelope_to] + addresses(msg, *RECIPIENT_HEADERS)
     for addr in dict.fromkeys(candidates):
         try:
@@ -37,7 +45,7 @@ def read_tokens(msg: Message, links: Links, envelope_to: list[str]) -> AddressTo
             bounce = bounce or links.parse_bounce_address(addr)
             unsub = unsub or _unsubscribe_token(links, addr)
         except TokenError:
-            forged = True
+            forged = forged or addr.endswith(ours)
     return AddressTokens(reply=reply, bounce=bounce, unsubscribe=unsub, forged=forged)
 
 
