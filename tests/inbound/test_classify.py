@@ -154,6 +154,19 @@ def test_auto_reply_signs(headers: dict[str, str], subject: str, links: Links) -
     assert _classify(_msg(headers, subject), links).kind == "auto_reply"
 
 
+@pytest.mark.parametrize("subject", ["Re: Absence management: new shared service",
+                                     "Re: Vacation policy across the three councils", "Re: On leave? Who covers payroll",
+                                     "Automatic replies to the consultation"])
+def test_a_subject_that_only_starts_with_an_away_word_is_a_person_writing(subject: str, links: Links) -> None:
+    assert _classify(_msg({}, subject), links).kind == "mail"
+
+
+@pytest.mark.parametrize("subject", ["Out of Office", "Out of office - June bulletin", "不在：June bulletin",
+                                     "On leave (until 5 June)", "Re: Out of office: June bulletin"])
+def test_away_subjects_as_mail_systems_write_them(subject: str, links: Links) -> None:
+    assert _classify(_msg({}, subject), links).kind == "auto_reply"
+
+
 @pytest.mark.parametrize("headers", [{}, {"Auto-Submitted": "no"}, {"Return-Path": "<amina@example.gov.uk>"}])
 def test_human_mail_is_not_an_auto_reply(headers: dict[str, str], links: Links) -> None:
     assert _classify(_msg(headers), links).kind == "mail"
