@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -63,9 +64,16 @@ def mail(*, to: str, frm: str = "Amina <amina@example.gov.uk>", subject: str = "
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
 
 
+def arf(original_message_id: str, unsubscribe: str = "mailto:x@elsewhere") -> bytes:
+    """data/arf.eml: an abuse report returning the original with its Message-ID and List-Unsubscribe."""
+    text = (Path(__file__).parent / "data" / "arf.eml").read_text()
+    return (text.replace("ORIGINAL_MID", original_message_id).replace("ORIGINAL_UNSUBSCRIBE", unsubscribe)
+            .replace("\n", "\r\n").encode())
+
+
 def dsn(*, to: str, recipient: str, status: str, original_message_id: str = "<x@elsewhere>",
-        message_id: str = "<dsn1@mx.example.net>") -> bytes:
-    """An RFC 3464 delivery status notification for one recipient."""
+        message_id: str = "<dsn1@mx.example.net>", unsubscribe: str = "mailto:x@elsewhere") -> bytes:
+    """An RFC 3464 delivery status notification for one recipient, returning the original's headers."""
     action = "failed" if status.startswith("5") else "delayed"
     return f"""From: MAILER-DAEMON@mx.example.net
 To: {to}
@@ -97,6 +105,7 @@ From: bulletin@news.example.org
 To: {recipient}
 Subject: {ISSUE_SUBJECT}
 Message-ID: {original_message_id}
+List-Unsubscribe: <{unsubscribe}>
 
 --B--
 """.replace("\n", "\r\n").encode()

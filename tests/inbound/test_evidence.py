@@ -19,9 +19,7 @@ from bulletin.db import session_scope
 from bulletin.inbound import ingest
 from bulletin.inbound.reading.ses import sns_signed_text
 from bulletin.models import Evidence, Subscription
-from tests.inbound.conftest import ISSUE_SUBJECT, World, dsn
-
-DATA = Path(__file__).parent / "data"
+from tests.inbound.conftest import ISSUE_SUBJECT, World, arf, dsn
 
 
 def _all_states(world: World) -> dict[int, set[str]]:
@@ -37,8 +35,9 @@ def _evidence(world: World, inbound_id: int) -> list[Evidence]:
         return list(session.exec(select(Evidence).where(Evidence.inbound_id == inbound_id)).all())
 
 
-def _arf(mid: str) -> bytes:
-    return (DATA / "arf.eml").read_text().replace("ORIGINAL_MID", mid).replace("\n", "\r\n").encode()
+def _unsubscribe(world: World, sid: int) -> str:
+    """The List-Unsubscribe mailto address of `sid`'s copy: carried only by the copy delivered to them."""
+    return world.links.unsubscribe_mailto(sid, world.list_ids[0]).removeprefix("mailto:")
 
 
 def test_dsn_without_token_changes_nothing_its_tokened_twin_bounces(world: World) -> None:
@@ -51,16 +50,18 @@ def test_dsn_without_token_changes_nothing_its_tokened_twin_bounces(world: World
     assert (ev.kind, ev.verified, ev.permanent, ev.subscriber_id, ev.auth) == (
         "bounce", False, True, sid, "nothing-of-ours-in-report")
     twin = dsn(to="postmaster@news.example.org", recipient="ben@example.org", status="5.1.1",
-               original_message_id=world.links.message_id(sid, world.issue_id), message_id="<dsn2@mx.example.net>")
+               original_message_id=world.links.message_id(sid, world.issue_id), message_id="<dsn2@mx.example.net>",
+               unsubscribe=_unsubscribe(world, sid))
     result = ingest(world.engine, world.settings, twin, source="test")
-    assert result.verified is True and result.bounces[0]["auth"] == "report-message-id"
+    assert result.verified is True and result.bounces[0]["auth"] == "report-unsubscribe"
+    assert result.issue_id == world.issue_id  # the issue comes from the Message-ID beside the token
     assert _all_states(world)[sid] == {"bounced"}
 
 
-def test_report_carrying_one_subscribers_message_id_cannot_bounce_another(world: World) -> None:
+def test_report_carrying_one_subscribers_token_cannot_bounce_another(world: World) -> None:
     amina, ben = world.subscribers["amina@example.gov.uk"], world.subscribers["ben@example.org"]
     raw = dsn(to="postmaster@news.example.org", recipient="ben@example.org", status="5.1.1",
-              original_message_id=world.links.message_id(amina, world.issue_id))
+              original_message_id=world.links.message_id(amina, world.issue_id), unsubscribe=_unsubscribe(world, amina))
     result = ingest(world.engine, world.settings, raw, source="test")
     assert result.verified is False and result.bounces[0]["auth"] == "recipient-not-the-reports-subscriber"
     assert _all_states(world)[ben] == {"confirmed"} and _all_states(world)[amina] == {"confirmed"}
@@ -69,13 +70,32 @@ def test_report_carrying_one_subscribers_message_id_cannot_bounce_another(world:
 def test_hand_made_arf_changes_nothing_its_signed_twin_complains(world: World) -> None:
     sid = world.subscribers["ben@example.org"]
     before = _all_states(world)
-    forged = ingest(world.engine, world.settings, _arf("<made-up@news.example.org>"), source="test")
+    forged = ingest(world.engine, world.settings, arf("<made-up@news.example.org>"), source="test")
     assert (forged.classification, forged.verified) == ("complaint", False)
     assert _all_states(world) == before
-    twin = _arf(world.links.message_id(sid, world.issue_id)).replace(b"arf-test-1@", b"arf-test-2@")
+    twin = arf(world.links.message_id(sid, world.issue_id), _unsubscribe(world, sid)).replace(
+        b"arf-test-1@", b"arf-test-2@")
     result = ingest(world.engine, world.settings, twin, source="test")
     assert (result.classification, result.verified, result.subscriber_id) == ("complaint", True, sid)
     assert _all_states(world)[sid] == {"complained"}
+
+
+@pytest.mark.parametrize("named", ["ben@example.org", None])
+def test_what_a_reply_shows_others_cannot_make_a_complaint(world: World, named: str | None) -> None:
+    """Ben replied with a colleague in Cc: the colleague saw Ben's reply address and our Message-ID
+    (In-Reply-To). A report built from those two, naming Ben or nobody, changes nothing."""
+    sid = world.subscribers["ben@example.org"]
+    before = _all_states(world)
+    raw = arf(world.links.message_id(sid, world.issue_id), world.links.reply_address(sid, world.issue_id))
+    if named is None:
+        raw = raw.replace(b"Original-Rcpt-To: ben@example.org\r\n", b"").replace(b"To: ben@example.org\r\n", b"")
+    raw = raw.replace(b"To: bounces@news.example.org", b"To: " + world.links.reply_address(sid, world.issue_id).encode())
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.verified) == ("complaint", False)
+    assert _all_states(world) == before
+    evidence = _evidence(world, result.inbound_id)
+    assert all(not e.verified for e in evidence)
+    assert named is None or [e.auth for e in evidence] == ["only-values-a-reply-shows"]
 
 
 def test_informal_spam_report_with_rfc822_headers_changes_nothing(world: World) -> None:
@@ -138,14 +158,15 @@ def test_unsigned_ses_json_changes_nothing_the_signed_twin_complains(
     assert _all_states(world)[sid] == {"complained"}
 
 
-def _dsn_many(recipients: list[str], original_mid: str) -> bytes:
+def _dsn_many(recipients: list[str], original_mid: str, unsubscribe: str = "mailto:x@elsewhere") -> bytes:
     blocks = "".join(f"Final-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" for r in recipients)
     return ("From: MAILER-DAEMON@mx.example.net\r\nTo: postmaster@news.example.org\r\n"
             "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <many@mx.example.net>\r\n"
             "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
             "--B\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
             f"Reporting-MTA: dns; mx.example.net\r\n\r\n{blocks}--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-            f"From: bulletin@news.example.org\r\nMessage-ID: {original_mid}\r\n\r\n--B--\r\n").encode()
+            f"From: bulletin@news.example.org\r\nMessage-ID: {original_mid}\r\n"
+            f"List-Unsubscribe: <{unsubscribe}>\r\n\r\n--B--\r\n").encode()
 
 
 def test_dsn_to_postmaster_naming_88_subscribers_bounces_nobody(world: World) -> None:
@@ -159,9 +180,10 @@ def test_dsn_to_postmaster_naming_88_subscribers_bounces_nobody(world: World) ->
     assert result.verified is False and len(result.bounces) == 88
     assert all(not b["verified"] for b in result.bounces)
     assert _all_states(world) == before
-    # The same report carrying Ben's signed Message-ID: only Ben bounces.
+    # The same report carrying Ben's signed List-Unsubscribe address: only Ben bounces.
     ben = world.subscribers["ben@example.org"]
-    twin = _dsn_many(named, world.links.message_id(ben, world.issue_id)).replace(b"<many@", b"<many2@")
+    twin = _dsn_many(named, world.links.message_id(ben, world.issue_id), _unsubscribe(world, ben)).replace(
+        b"<many@", b"<many2@")
     again = ingest(world.engine, world.settings, twin, source="test")
     assert sum(b["verified"] for b in again.bounces) == 1
     after = _all_states(world)

@@ -8,7 +8,7 @@ from sqlmodel import select
 from bulletin.db import session_scope
 from bulletin.inbound import ingest, reprocess
 from bulletin.models import Feedback, InboundMessage
-from tests.inbound.conftest import ISSUE_SUBJECT, World, mail
+from tests.inbound.conftest import ISSUE_SUBJECT, World, arf, mail
 
 
 def test_reply_to_token_address_becomes_feedback_with_block(world: World) -> None:
@@ -154,14 +154,12 @@ def test_repeated_soft_bounces_in_one_day_count_once(world: World) -> None:
 
 
 def test_complaint_unsubscribes_every_list_and_suppresses(world: World) -> None:
-    from pathlib import Path
-
     from bulletin.audience.subscribers import is_suppressed
 
     sid = world.subscribers["ben@example.org"]
-    mid = world.links.message_id(sid, world.issue_id)
-    raw = (Path(__file__).parent / "data" / "arf.eml").read_text().replace("ORIGINAL_MID", mid)
-    result = ingest(world.engine, world.settings, raw.replace("\n", "\r\n").encode(), source="test")
+    raw = arf(world.links.message_id(sid, world.issue_id),
+              world.links.unsubscribe_mailto(sid, world.list_ids[0]).removeprefix("mailto:"))
+    result = ingest(world.engine, world.settings, raw, source="test")
     assert (result.classification, result.subscriber_id, result.issue_id) == ("complaint", sid, world.issue_id)
     assert _states(world, sid) == {"complained"}
     with session_scope(world.engine) as session:

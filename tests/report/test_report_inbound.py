@@ -1,15 +1,12 @@
 """The report over what the real inbound pipeline writes: the stages must agree on issue attribution."""
 
-from pathlib import Path
 
 from bulletin.audience.lifecycle import unsubscribe
 from bulletin.db import session_scope
 from bulletin.inbound import ingest
 from bulletin.models import Delivery, Send, utcnow
 from bulletin.report import issue_report
-from tests.inbound.conftest import ISSUE_SUBJECT, World, dsn, mail, world  # noqa: F401 - fixture
-
-ARF = Path(__file__).resolve().parent.parent / "inbound" / "data" / "arf.eml"
+from tests.inbound.conftest import ISSUE_SUBJECT, World, arf, dsn, mail, world  # noqa: F401 - fixture
 
 
 def _sent_to_everyone(w: World) -> None:
@@ -33,8 +30,8 @@ def test_reply_auto_reply_bounce_complaint_and_unsubscribe_land_in_the_report(wo
         mail(to=reply_to, subject="Out of Office: away until Monday", message_id="<oo1@client.example.org>",
              headers={"Auto-Submitted": "auto-replied"}),
         dsn(to=world.links.bounce_address(carl, world.issue_id), recipient="carl@example.org", status="5.1.1"),
-        ARF.read_text().replace("ORIGINAL_MID", world.links.message_id(ben, world.issue_id))
-        .replace("\n", "\r\n").encode(),
+        arf(world.links.message_id(ben, world.issue_id),
+            world.links.unsubscribe_mailto(ben, world.list_ids[0]).removeprefix("mailto:")),
     ]
     classes = [ingest(world.engine, world.settings, raw, source="test").classification for raw in inbound]
     assert classes == ["reply", "auto_reply", "bounce", "complaint"]

@@ -3,11 +3,13 @@
 A report names addresses and anyone can write one, so a named address alone
 proves nothing. A signal is *authenticated* only by something a stranger
 cannot make: our signed VERP token in the address the report came to
-(`verp-token`), one of our signed Message-IDs or token addresses inside the
-report whose subscriber is the very recipient the report names
-(`report-<mark>`), an Amazon SES notice whose SNS signature verifies against a
-configured certificate (`ses-sns`), or the signed List-Unsubscribe address
-(`unsubscribe-token`). Everything else is kept as unverified evidence, with
+(`verp-token`), the signed VERP sender or List-Unsubscribe address of the
+returned original, whose subscriber is the very recipient the report names
+(`report-bounce`, `report-unsubscribe`; our Message-ID and reply address do not
+count, since every reply the subscriber writes shows them to others), an
+Amazon SES notice whose SNS signature verifies against a configured
+certificate (`ses-sns`), or the signed List-Unsubscribe address the message
+came to (`unsubscribe-token`). Everything else is kept as unverified evidence, with
 the reason, for staff to read; it changes nothing.
 """
 
@@ -23,11 +25,12 @@ from bulletin.errors import AddressError
 from bulletin.inbound.acting.match import match_address
 from bulletin.inbound.reading.addresses import AddressTokens
 from bulletin.inbound.reading.classify import BOUNCE, Classification
-from bulletin.inbound.reading.report_identity import ReportIdentity
+from bulletin.inbound.reading.report_identity import BOUNCE_TOKEN, UNSUBSCRIBE_TOKEN, ReportIdentity
 from bulletin.inbound.reading.reports import BounceRecipient
 from bulletin.models import IssueRecord, MailingList, Subscriber
 
 BOUNCE_KIND, COMPLAINT_KIND, UNSUBSCRIBE_KIND = "bounce", "complaint", "unsubscribe"
+STRONG_MARKS = frozenset({BOUNCE_TOKEN, UNSUBSCRIBE_TOKEN})
 
 
 @dataclass(frozen=True)
@@ -63,19 +66,37 @@ def _issue(session: Session, issue_id: int | None) -> int | None:
 
 
 def _trusted(session: Session, tokens: AddressTokens, identity: ReportIdentity | None) -> tuple[dict[str, tuple[int, int | None]], str]:
-    """Subscribers our signed values name: {normalised email: (subscriber_id, issue_id)} and the method."""
+    """Subscribers our signed values name: {normalised email: (subscriber_id, issue_id)} and the method.
+
+    Only values that travel in the delivered copy alone authenticate: the VERP sender and the
+    List-Unsubscribe address. Our Message-ID and reply address also go out in every reply the
+    subscriber writes (In-Reply-To, References, To), so anyone they copied in could put them in a
+    forged report; those two only say which issue an authenticated report is about.
+    """
     if tokens.bounce is not None:
         email = _email(session, tokens.bounce[0])
         if email:
             return {email: (tokens.bounce[0], _issue(session, tokens.bounce[1]))}, "verp-token"
+    marks = identity.verified_marks if identity is not None else ()
+    issues: dict[int, int] = {}
+    for mark in marks:
+        if mark.subscriber_id is not None and mark.issue_id is not None:
+            issues.setdefault(mark.subscriber_id, mark.issue_id)
     out: dict[str, tuple[int, int | None]] = {}
     method = ""
-    for mark in identity.verified_marks if identity is not None else ():
+    for mark in marks:
+        if mark.kind not in STRONG_MARKS or mark.subscriber_id is None:
+            continue
         email = _email(session, mark.subscriber_id)
-        if email and mark.subscriber_id is not None and email not in out:
-            out[email] = (mark.subscriber_id, _issue(session, mark.issue_id))
+        if email and email not in out:
+            out[email] = (mark.subscriber_id, _issue(session, issues.get(mark.subscriber_id)))
             method = method or f"report-{mark.kind}".replace("_", "-")
     return out, method
+
+
+def _weak_only(identity: ReportIdentity) -> bool:
+    """Verified values of ours inside, but only ones a reply shows to whoever the subscriber wrote to."""
+    return bool(identity.verified_marks) and all(m.kind not in STRONG_MARKS for m in identity.verified_marks)
 
 
 def gather(session: Session, tokens: AddressTokens, cls: Classification,
@@ -112,7 +133,8 @@ def _gather(session: Session, tokens: AddressTokens, cls: Classification,
             out.append(Signal(kind, r.address, True, method, hit[0], hit[1], None, r.permanent, r.status,
                               r.diagnostic))
         else:
-            why = "recipient-not-the-reports-subscriber" if trusted else "nothing-of-ours-in-report"
+            why = ("recipient-not-the-reports-subscriber" if trusted else
+                   "only-values-a-reply-shows" if _weak_only(identity) else "nothing-of-ours-in-report")
             if cls.reason.startswith("ses"):
                 why = "ses-signature-not-verified"
             out.append(_unverified(session, kind, r, why))
