@@ -227,6 +227,34 @@ def test_reprocessing_a_soft_bounce_does_not_count_it_twice(world: World) -> Non
         assert len(session.exec(select(Bounce).where(Bounce.subscriber_id == sid)).all()) == 1
 
 
+@pytest.mark.parametrize("how", ["unsubscribe", "complaint"])
+def test_reprocessing_does_not_apply_an_old_consent_action_to_todays_choice(world: World, how: str) -> None:
+    """Ben left (by the List-Unsubscribe mailto, or by complaining), then chose to come back; a
+    reprocess after a rule change must not take him off again."""
+    from bulletin.audience.lifecycle import set_state
+    from bulletin.models import Subscriber, Suppression
+
+    sid = world.subscribers["ben@example.org"]
+    unsubscribe = world.links.unsubscribe_mailto(sid, world.list_ids[0]).removeprefix("mailto:").split("?")[0]
+    if how == "unsubscribe":
+        raw, envelope = mail(to=unsubscribe, frm="ben@example.org", subject="unsubscribe"), [unsubscribe]
+    else:
+        raw, envelope = arf(world.links.message_id(sid, world.issue_id), unsubscribe), []
+    first = ingest(world.engine, world.settings, raw, source="test", envelope_to=envelope)
+    assert first.verified and _states(world, sid) != {"confirmed"}
+    with session_scope(world.engine) as session:
+        for row in session.exec(select(Suppression)).all():
+            session.delete(row)
+        ben = session.get(Subscriber, sid)
+        assert ben is not None
+        ben.suppressed = False
+        for list_id in world.list_ids:
+            set_state(session, sid, list_id, "confirmed", kind="confirm", source="web", actor="ben")
+    again = reprocess(world.engine, world.settings)
+    assert [r.verified for r in again] == [True]  # still authenticated evidence, only not acted on twice
+    assert _states(world, sid) == {"confirmed"}
+
+
 def test_malformed_corpus_messages_are_all_stored_and_never_crash(world: World) -> None:
     from tests.conftest import corpus
 

@@ -9,7 +9,7 @@ never counts the same report twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -50,6 +50,10 @@ class EvidenceRecord:
     diagnostic: str
     verified: bool
     auth: str
+    # Verified already when this message was last processed, for the same subscriber: its consent
+    # action (complaint, unsubscribe) was applied then, and a reprocess must not apply it again to
+    # whatever the person has chosen since (a re-subscription, a lifted suppression).
+    applied: bool = False
 
 
 def _values(row: InboundRow, s: Signal) -> dict[str, object]:
@@ -82,12 +86,13 @@ def store_evidence(session: Session, row: InboundRow, signals: list[Signal]) -> 
     out = []
     for v in values:
         ev = old.pop((str(v["kind"]), str(v["address"]).lower()), None) or Evidence(kind=str(v["kind"]))
+        applied = ev.id is not None and ev.verified and ev.subscriber_id == v["subscriber_id"] and bool(v["verified"])
         for key, value in v.items():
             setattr(ev, key, value)
         session.add(ev)
         session.flush()
         assert ev.id is not None
-        out.append(_record(ev.id, v))
+        out.append(replace(_record(ev.id, v), applied=applied))
     for gone in old.values():
         session.exec(update(Bounce).where(Bounce.evidence_id == gone.id).values(evidence_id=None))  # type: ignore[call-overload]
         session.delete(gone)
@@ -135,6 +140,8 @@ def act_on(session: Session, settings: Settings, row: InboundRow,
             record_bounce(session, ev.subscriber_id, permanent=ev.permanent, source=SOURCE, evidence_id=ev.id,
                           when=row.received_at, policy=policy, actor=actor_of(row), issue_id=ev.issue_id,
                           inbound_id=row.id, status_code=ev.status_code, diagnostic=ev.diagnostic)
+        elif ev.applied:
+            continue  # a reprocess: this complaint or unsubscribe was applied the first time
         elif ev.kind == COMPLAINT_KIND:
             complain(session, ev.subscriber_id, source=SOURCE, actor=actor_of(row), issue_id=ev.issue_id,
                      detail={"inbound_id": row.id, "evidence_id": ev.id, "auth": ev.auth})
