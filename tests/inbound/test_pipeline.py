@@ -86,6 +86,30 @@ def test_a_bad_token_at_our_domain_beside_a_good_one_is_still_forged(world: Worl
     assert (result.classification, result.reason, result.subscriber_id) == ("unmatched", "forged-token", None)
 
 
+@pytest.mark.parametrize("by", ["reply-token", "in-reply-to"])
+def test_a_reply_all_from_another_subscriber_is_filed_under_the_writer(world: World, by: str) -> None:
+    amina, carl = world.subscribers["amina@example.gov.uk"], world.subscribers["carl@example.org"]
+    if by == "reply-token":
+        raw = mail(to=f"Amina <amina@example.gov.uk>, {world.links.reply_address(amina, world.issue_id)}",
+                   frm="Carl <carl@example.org>", body="I disagree with Amina.\n")
+    else:
+        raw = mail(to="shared-services@example.gov.uk", frm="Carl <carl@example.org>", body="I disagree.\n",
+                   headers={"References": world.links.message_id(amina, world.issue_id)})
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.issue_id, result.match) == (
+        "reply", carl, world.issue_id, "sender+" + by)
+    with session_scope(world.engine) as session:
+        assert session.exec(select(Feedback.subscriber_id)).all() == [carl]
+
+
+def test_a_reply_from_an_address_we_do_not_know_stays_with_the_token(world: World) -> None:
+    """People answer from a second address: an unknown sender does not move the reply off the token."""
+    amina = world.subscribers["amina@example.gov.uk"]
+    raw = mail(to=world.links.reply_address(amina, world.issue_id), frm="Amina <amina.home@example.net>")
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.match) == ("reply", amina, "reply-token")
+
+
 def test_reply_matched_by_in_reply_to_our_message_id(world: World) -> None:
     sid = world.subscribers["ben@example.org"]
     raw = mail(to="shared-services@example.gov.uk", frm="ben@example.org",

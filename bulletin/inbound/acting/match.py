@@ -2,6 +2,7 @@
 
 1. the signed token in `reply+<token>@` (or a VERP `bounces+<token>@`);
 2. one of our own Message-IDs in In-Reply-To / References (they are signed too);
+   with either, a sender who is another subscriber (a reply-all) is the one who wrote;
 3. the sender's address, with the issue taken from the subject when it names one.
 A token that has our shape but does not verify stops matching altogether.
 """
@@ -31,7 +32,7 @@ _TAG_RE = re.compile(r"\s*\[([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})\]\s*$")
 class Match:
     subscriber_id: int
     issue_id: int | None
-    method: str  # reply-token, bounce-token, in-reply-to, sender+subject, sender
+    method: str  # reply-token, bounce-token, in-reply-to, sender+reply-token, sender+in-reply-to, sender+subject, sender
 
 
 def match_sender(session: Session, msg: Message, links: Links, tokens: AddressTokens) -> Match | None:
@@ -39,13 +40,27 @@ def match_sender(session: Session, msg: Message, links: Links, tokens: AddressTo
     if tokens.forged:
         return None
     if tokens.reply is not None:
-        return _checked(session, tokens.reply, "reply-token")
+        return _writer(session, msg, _checked(session, tokens.reply, "reply-token"))
     if tokens.bounce is not None:
         return _checked(session, tokens.bounce, "bounce-token")
     found = match_message_ids(session, links, header(msg, "In-Reply-To") + " " + header(msg, "References"))
     if found is not None:
-        return found
+        return _writer(session, msg, found)
     return match_address(session, sender(msg)[1], header(msg, "Subject"))
+
+
+def _writer(session: Session, msg: Message, found: Match | None) -> Match | None:
+    """A reply-all: the token or Message-ID is the first reader's, but another subscriber wrote this.
+
+    The words are theirs, so the feedback is filed under them (the issue still comes from the
+    token). A sender we do not know keeps the token's subscriber: people write from a second address.
+    """
+    if found is None:
+        return None
+    writer = _subscriber_by_address(session, sender(msg)[1])
+    if writer is None or writer.id is None or writer.id == found.subscriber_id:
+        return found
+    return Match(writer.id, found.issue_id, "sender+" + found.method)
 
 
 def match_message_ids(session: Session, links: Links, value: str) -> Match | None:
