@@ -110,6 +110,19 @@ def test_a_reply_from_an_address_we_do_not_know_stays_with_the_token(world: Worl
     assert (result.classification, result.subscriber_id, result.match) == ("reply", amina, "reply-token")
 
 
+def test_a_bounce_a_subscriber_forwards_to_the_reply_address_is_their_feedback(world: World) -> None:
+    """Ben forwards, as an attachment, a bounce he got from an address in the issue, to tell us."""
+    from pathlib import Path
+
+    sid = world.subscribers["ben@example.org"]
+    raw = (Path(__file__).parent / "data" / "forwarded_dsn.eml").read_text().replace(
+        "REPLY_ADDRESS", world.links.reply_address(sid, world.issue_id)).replace("\n", "\r\n").encode()
+    result = ingest(world.engine, world.settings, raw, source="test")
+    assert (result.classification, result.subscriber_id, result.evidence) == ("reply", sid, [])
+    assert "does not work" in (result.visible_text or "")
+    assert _states(world, sid) == {"confirmed"}
+
+
 def test_reply_matched_by_in_reply_to_our_message_id(world: World) -> None:
     sid = world.subscribers["ben@example.org"]
     raw = mail(to="shared-services@example.gov.uk", frm="ben@example.org",

@@ -80,7 +80,11 @@ def classify(msg: Message, tokens: AddressTokens, *, sns_certificates: Sequence[
     if dsn is not None and dsn_success_only(msg):
         return Classification(AUTO_REPLY, "delivery-report")
     reason = auto_reply_reason(msg)
-    shaped = looks_like_bounce(msg)
+    # Written to a reply address (and not to a VERP one) with no standard report at its top: a
+    # person's message, even when it forwards a bounce ("Fw: Undelivered Mail ..." to tell us a
+    # link is dead). Reading the forwarded bounce would file their words as a bounce, unread.
+    written = tokens.reply is not None and tokens.bounce is None and dsn is None
+    shaped = not written and looks_like_bounce(msg)
     bouncey = shaped or dsn is not None
     if reason and not bouncey:
         return Classification(AUTO_REPLY, reason)
