@@ -211,6 +211,22 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
+# What a URL or a form may ask for ------------------------------------------------------------------
+# The largest integer both databases bind (SQLite INTEGER, PostgreSQL BIGINT). A bigger id names no row,
+# but binding it raises (SQLite: OverflowError) instead of finding none, so the edge refuses it first.
+MAX_ROW_ID = 2**63 - 1
+
+
+def page_bounds(total: int, page: int, per_page: int) -> tuple[int, int]:
+    """(page, pages): the page asked for, clamped to 1..pages, for `total` rows `per_page` to a page.
+
+    A page number from a URL past the last page becomes an OFFSET too large to bind
+    (a 500 on both databases); past the end, the last page is the useful answer.
+    """
+    pages = max((total + per_page - 1) // per_page, 1)
+    return min(max(page, 1), pages), pages
+
+
 def forget_old_pages(engine: Engine) -> None:
     """After an erasure: SQLite's WAL still holds the old pages until a checkpoint; fold it in and truncate.
 

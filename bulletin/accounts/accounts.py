@@ -87,9 +87,28 @@ def list_accounts(session: Session) -> list[Account]:
     return [view(r) for r in session.exec(select(StaffAccount).order_by(StaffAccount.email)).all()]
 
 
+def _keep_an_admin(session: Session, row: StaffAccount) -> None:
+    """Refuse to demote or disable the last enabled admin: nobody could then manage accounts from the
+    console (the CLI's `staff add --role admin` would be the only way back).
+
+    The enabled admins are read FOR UPDATE (PostgreSQL), so two admins demoting each other at
+    once cannot both pass: the second waits, then sees the first one's change.
+    """
+    if row.role != "admin" or row.disabled:
+        return
+    admins = session.exec(select(StaffAccount.id).where(StaffAccount.role == "admin",
+                                                        StaffAccount.disabled.is_(False))  # type: ignore[attr-defined]
+                          .with_for_update()).all()
+    if set(admins) <= {row.id}:
+        raise StateError("is the last enabled admin; make another account admin first",
+                         where=f"staff:{row.email}")
+
+
 def set_role(session: Session, email: str, role: str, *, actor: str) -> Account:
     row = _get(session, email)
-    row.role, row.updated_at = _check_role(role), utcnow()
+    if _check_role(role) != "admin":
+        _keep_an_admin(session, row)
+    row.role, row.updated_at = role, utcnow()
     session.add(row)
     record_audit(session, actor, "staff.role", f"staff:{row.email} role={role}")
     return view(row)
@@ -98,6 +117,7 @@ def set_role(session: Session, email: str, role: str, *, actor: str) -> Account:
 def disable_account(session: Session, email: str, *, actor: str) -> Account:
     """Disable and end every open session of the account at once."""
     row = _get(session, email)
+    _keep_an_admin(session, row)
     row.disabled, row.updated_at = True, utcnow()
     session.add(row)
     session.exec(delete(StaffSession).where(StaffSession.account_id == id_of(row)))  # type: ignore[call-overload]

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from bulletin.db import page_bounds
 from bulletin.models import AuditEntry
 
 
@@ -36,7 +37,8 @@ def list_audit(session: Session, *, page: int = 1, per_page: int = 50,
     if actor:
         stmt, count = stmt.where(AuditEntry.actor == actor), count.where(AuditEntry.actor == actor)
     total = int(session.exec(count).one())
-    page, per_page = max(page, 1), max(min(per_page, 1000), 1)
+    per_page = max(min(per_page, 1000), 1)
+    page, _pages = page_bounds(total, page, per_page)
     rows = session.exec(stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[attr-defined,union-attr]
                         .offset((page - 1) * per_page).limit(per_page)).all()
     return total, [AuditView(r.at, r.actor, r.action, r.target) for r in rows]

@@ -20,6 +20,7 @@ from bulletin.audience.links import Links
 from bulletin.audience.notices import queue_notice
 from bulletin.audience.optin import confirmation_notice
 from bulletin.audience.staff import Profile, profile
+from bulletin.db import page_bounds
 from bulletin.errors import NotFound
 from bulletin.models import (
     Bounce,
@@ -34,6 +35,8 @@ from bulletin.models import (
 from bulletin.statuses import SubscriptionState
 
 PER_PAGE = 50
+MAX_CODE_POINT = 0x10FFFF
+SURROGATES = (0xD800, 0xDFFF)
 COUNT_CAP = 1000
 
 
@@ -57,8 +60,20 @@ class PeoplePage:
 
 def _prefix(column: Any, text: str) -> Any:
     """`column` starts with `text`, as a range the column's index answers (LIKE would not use it)."""
-    upper = text[:-1] + chr(ord(text[-1]) + 1)
-    return (column >= text) & (column < upper)
+    upper = _past_prefix(text)
+    return (column >= text) if upper is None else (column >= text) & (column < upper)
+
+
+def _past_prefix(text: str) -> str | None:
+    """The least string above every string that starts with `text` (both databases compare code points
+    here), or None when there is none: U+10FFFF has no successor, and a surrogate cannot be bound."""
+    stem = text.rstrip(chr(MAX_CODE_POINT))
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if SURROGATES[0] <= following <= SURROGATES[1]:
+        following = SURROGATES[1] + 1
+    return stem[:-1] + chr(following)
 
 
 def _search_columns(session: Session) -> tuple[Any, ...]:
@@ -98,14 +113,12 @@ def search_people(session: Session, text: str = "", *, page: int = 1, per_page: 
         columns = _search_columns(session)
         matches = select(Subscriber.id).where(or_(*(_prefix(c, needle) for c in columns)))
         total = int(session.exec(select(func.count()).select_from(matches.limit(COUNT_CAP + 1).subquery())).one())
-        pages = max((min(total, COUNT_CAP) + per_page - 1) // per_page, 1)
-        page = min(max(page, 1), pages)
+        page, pages = page_bounds(min(total, COUNT_CAP), page, per_page)
         ids = _merged_page(session, columns, needle, page, per_page)
     else:
         everyone = select(Subscriber.id).where(col(Subscriber.email).is_not(None))  # erased: no address
         total = int(session.exec(select(func.count()).select_from(everyone.subquery())).one())
-        pages = max((total + per_page - 1) // per_page, 1)
-        page = min(max(page, 1), pages)
+        page, pages = page_bounds(total, page, per_page)
         ids = list(session.exec(everyone.order_by(Subscriber.id).offset((page - 1) * per_page)
                                 .limit(per_page)).all())
     people = {row[0]: row for row in session.exec(
@@ -168,12 +181,13 @@ def pending_signups(session: Session, *, page: int = 1, per_page: int = PER_PAGE
     """(total, newest-first page) of subscriptions waiting for confirmation, with where they came from."""
     where = Subscription.state == SubscriptionState.PENDING
     total = int(session.exec(select(func.count()).select_from(Subscription).where(where)).one())
+    page, _pages = page_bounds(total, page, per_page)
     rows = session.exec(
         select(Subscription, Subscriber, MailingList)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
         .join(MailingList, MailingList.id == Subscription.list_id)  # type: ignore[arg-type]
         .where(where).order_by(col(Subscription.created_at).desc())
-        .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
+        .offset((page - 1) * per_page).limit(per_page)).all()
     out = []
     for sub, person_row, ml in rows:
         ev = session.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.subscriber_id,

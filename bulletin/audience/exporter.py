@@ -14,6 +14,7 @@ from typing import Any, Literal, TextIO
 
 from sqlmodel import Session, select
 
+from bulletin.audience.import_rows import escape_cell
 from bulletin.audience.subscribers import get_list
 from bulletin.errors import StateError
 from bulletin.models import MailingList, Subscriber, Subscription, id_of
@@ -97,23 +98,15 @@ def _csv(session: Session, out: TextIO, list_slug: str | None, state: str | None
     writer.writerow([*COLUMNS, *keys])
     n = 0
     for item in iter_subscribers(session, list_slug=list_slug, state=state):
-        writer.writerow([item.email, _cell(item.name), _cell(item.organisation), ";".join(item.subscriptions),
+        writer.writerow([_cell(item.email), _cell(item.name), _cell(item.organisation), ";".join(item.subscriptions),
                          *(_cell(item.attributes.get(k)) for k in keys)])
         n += 1
     return n
 
 
-FORMULA_START = ("=", "+", "-", "@")
-
-
 def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula.
-
-    Names come from public signup forms; `=HYPERLINK(...)` in a name must not
-    execute when staff open the export in Excel. A leading quote marks the cell
-    as text, and the importer takes it off again (`import_rows.unescape_cell`).
-    """
+    """A CSV cell, every column alike (the address too), that a spreadsheet will not run as a formula;
+    the importer takes the guard off again (`import_rows.unescape_cell`)."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return escape_cell(value if isinstance(value, str) else json.dumps(value))

@@ -129,11 +129,30 @@ CAPS = {"name": 200, "organisation": 200}
 ATTRIBUTE_CAP = 1000
 
 
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def _guarded(text: str) -> bool:
+    """Starts, after any quotes, like a formula: such a cell gets one more quote on export.
+
+    Counting the quotes already there keeps export and import each other's inverse, which
+    matters for the email column: `'=x@example.org` is a valid address of its own.
+    """
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
+def escape_cell(text: str) -> str:
+    """The exporter's formula guard: `=x` (and `+`, `-`, `@`) as `'=x`, which a spreadsheet shows as text.
+
+    Names and addresses come from public signup forms; `=HYPERLINK(...)` must not run when
+    staff open the export in Excel.
+    """
+    return "'" + text if _guarded(text) else text
+
+
 def unescape_cell(value: str) -> str:
-    """Undo the exporter's formula guard: `'=x` (and `'+`, `'-`, `'@`) back to `=x`."""
-    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
-        return value[1:]
-    return value
+    """Undo `escape_cell`: `'=x` back to `=x`."""
+    return value[1:] if value.startswith("'") and _guarded(value[1:]) else value
 
 
 ALIASES = {"e-mail": "email", "email address": "email", "organization": "organisation", "list": "lists"}
@@ -158,7 +177,7 @@ def _header(names: list[str], path: Path) -> list[str]:
 
 def _parse(record: dict[str | Any, Any], line: int, slugs: dict[str, int], extra: list[int],
            report: ImportReport) -> Row | None:
-    raw_email = (record.get("email") or "").strip(" ")
+    raw_email = unescape_cell((record.get("email") or "").strip(" "))
     if None in record:
         report.errors.append(RowError(line, "more fields than columns in the header", raw_email or None))
         return None

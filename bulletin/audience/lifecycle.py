@@ -24,7 +24,7 @@ from bulletin.audience.subscribers import (
     find_subscriber,
     get_subscriber,
     is_suppressed,
-    suppression_hash,
+    keyed_address_hash,
 )
 from bulletin.audience.text import check_text
 from bulletin.errors import NotFound, StateError
@@ -248,9 +248,9 @@ def suppress(session: Session, email_or_id: str | int, reason: str, *, source: s
     if isinstance(email_or_id, int):
         subscriber = get_subscriber(session, email_or_id)
         # An erased row already holds only its keyed hash.
-        digest = suppression_hash(session, subscriber.email) if subscriber.email else subscriber.email_hash
+        digest = keyed_address_hash(session, subscriber.email) if subscriber.email else subscriber.email_hash
     else:
-        digest = suppression_hash(session, email_or_id)
+        digest = keyed_address_hash(session, email_or_id)
         subscriber = session.exec(select(Subscriber).where(Subscriber.email_hash == address_hash(email_or_id))).first()
     row = session.exec(select(Suppression).where(Suppression.email_hash == digest)).first()
     if row is None:
@@ -298,7 +298,7 @@ def erase(session: Session, subscriber_id: int, *, source: str, actor: str) -> S
     scrub_delivery(session, subscriber_id, address)
     now = utcnow()
     if address:  # the plain sha256 lookup key would confirm a guessed address: keep only the keyed one
-        subscriber.email_hash = suppression_hash(session, address)
+        subscriber.email_hash = keyed_address_hash(session, address)
     subscriber.email, subscriber.name, subscriber.organisation = None, "", ""
     subscriber.attributes = {}
     subscriber.erased_at = now

@@ -1,4 +1,4 @@
-"""What a subscriber does from a link in a mail: unsubscribe, choose bulletins, export, erase.
+"""What a subscriber does from a link in a mail: unsubscribe, choose bulletins, export (erasure: `forget`).
 
 The signed token is the proof of identity (it only ever went to the mailbox),
 so these flows change state without a password. Unsubscribe links never
@@ -15,7 +15,7 @@ from sqlalchemy import and_, literal
 from sqlmodel import Session, select
 
 from bulletin.audience.access import subject_access
-from bulletin.audience.lifecycle import ACTIVE, erase, record_event, set_state, unsubscribe
+from bulletin.audience.lifecycle import ACTIVE, record_event, set_state, unsubscribe
 from bulletin.audience.links import Links
 from bulletin.audience.optin import ACTOR, SOURCE
 from bulletin.audience.subscribers import is_suppressed, subscriptions_of
@@ -41,6 +41,13 @@ class ListChoice:
     name: str
     description: str
     state: str | None
+    public_signup: bool
+
+    @property
+    def shareable(self) -> bool:
+        """Offer a "tell a colleague" link: the person gets this list, and a referral can sign up to it
+        (`/refer/` takes only lists the public may join; a members-only one would refuse the colleague)."""
+        return self.state == S.CONFIRMED and self.public_signup
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def preferences(session: Session, sub: Subscriber) -> Preferences:
     return Preferences(
         subscriber_id=sub.id, email=sub.email, name=sub.name, organisation=sub.organisation,
         suppressed=is_suppressed(session, sub.email),
-        lists=tuple(ListChoice(m.id, m.slug, m.name, m.description, states.get(m.id))  # type: ignore[arg-type]
+        lists=tuple(ListChoice(m.id, m.slug, m.name, m.description, states.get(m.id), m.public_signup)  # type: ignore[arg-type]
                     for m in lists),
     )
 
@@ -146,11 +153,6 @@ def update_preferences(session: Session, sub: Subscriber, chosen: list[str], nam
                      detail={"fields": sorted(changed)})
     session.flush()
     return preferences(session, sub)
-
-
-def erase_me(session: Session, sub: Subscriber, *, ip: str | None, user_agent: str | None) -> None:
-    assert sub.id is not None
-    erase(session, sub.id, source=SOURCE, actor=ACTOR)
 
 
 # Export ---------------------------------------------------------------------------------------------

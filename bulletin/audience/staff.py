@@ -31,7 +31,7 @@ from bulletin.statuses import SubscriptionState
 
 def resolve(session: Session, who: str) -> Subscriber:
     """A subscriber by address or `#id` (erased people have no address left, only an id)."""
-    if who.startswith("#") and who[1:].isdigit():
+    if who.startswith("#") and who[1:].isdecimal():
         return get_subscriber(session, int(who[1:]))
     found = find_subscriber(session, who)
     if found is None:

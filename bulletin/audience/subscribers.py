@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import Session, select
 
 from bulletin.audience.addresses import hash_normalised, keyed_hash, lookup_form, normalise_address
-from bulletin.db import address_key_of
+from bulletin.db import MAX_ROW_ID, address_key_of
 from bulletin.errors import AddressError, NotFound
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression
 from bulletin.statuses import SubscriptionState
@@ -22,7 +22,7 @@ __all__ = [
     "find_subscriber",
     "get_subscriber",
     "is_suppressed",
-    "suppression_hash",
+    "keyed_address_hash",
     "confirmed_subscribers",
     "subscriptions_of",
     "events_of",
@@ -38,7 +38,7 @@ def get_list(session: Session, slug: str) -> MailingList:
 
 
 def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
-    found = session.get(Subscriber, subscriber_id)
+    found = session.get(Subscriber, subscriber_id) if 0 < subscriber_id <= MAX_ROW_ID else None
     if found is None:
         raise NotFound("no such subscriber", where=f"subscriber #{subscriber_id}")
     return found
@@ -73,8 +73,11 @@ def is_suppressed(session: Session, email: str) -> bool:
     return bool(session.exec(stmt2).one())
 
 
-def suppression_hash(session: Session, email: str) -> str:
-    """The hash a new Suppression row is written under: keyed, so it confirms nothing without the key."""
+def keyed_address_hash(session: Session, email: str) -> str:
+    """The address as stored anywhere but its live row (suppressions, an erased row, rate limits).
+
+    Keyed, so it confirms nothing to whoever holds a dump and a guess without the key too.
+    """
     return keyed_hash(lookup_form(email), address_key_of(session))
 
 

@@ -136,7 +136,7 @@ class Signer:
         for key in self._keys:
             digest = self._derived_hex(key, body)
             for index, picks in slots:
-                if hmac.compare_digest(mac, digest[index * h:(index + 1) * h]):
+                if _same(mac, digest[index * h:(index + 1) * h]):
                     return tuple(numbers[i] for i in picks)
         raise TokenError("address token does not verify")
 
@@ -148,12 +148,17 @@ class Signer:
         if len(mac) == _DERIVED_HEX and purpose in _DERIVED:
             return self._parse_derived(purpose, body, mac)
         for key in self._keys:
-            if hmac.compare_digest(mac, self._mac(key, purpose, body)):
+            if _same(mac, self._mac(key, purpose, body)):
                 try:
                     return tuple(int(part, 36) for part in body.split("-"))
                 except ValueError:
                     break
         raise TokenError("address token does not verify")
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality as bytes: `compare_digest` raises on a non-ASCII str, and a link is anyone's input."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _b36(n: int) -> str:

@@ -254,13 +254,9 @@ def erase(
     """Erase a person's data (right to erasure); a hash of the address stays as a suppression."""
     if not yes and not typer.confirm(f"Erase all personal data of {address}? This cannot be undone"):
         raise typer.Exit(1)
-    from bulletin.audience import staff
-    from bulletin.db import forget_old_pages
-    from bulletin.delivery.outbox import remove_copies
+    from bulletin.audience import forget, staff
 
     c = ctx_of(ctx)
-    with c.ws.session() as session:
-        sid = staff.erase_address(session, address, actor=_actor())
-        remove_copies(c.settings, session, sid)
-    forget_old_pages(c.engine)
+    sid = forget.erase_everywhere(c.engine, c.settings,
+                                  lambda session: staff.erase_address(session, address, actor=_actor()))
     console.print(f"#{sid} erased; the address stays suppressed (by hash)")

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,6 +69,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
     for module in (signup, unsubscribe, preferences, data, archive, media, health):
         app.include_router(module.router)
     console.install(app)
+    app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(TokenError, _token_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)
@@ -92,6 +95,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     if console.is_console(request) and isinstance(exc, BulletinError):
         return await console.refused(request, exc, 404)
     return _message(request, "Not found", "There is nothing at this address.", 404)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    """A path that fails its type (an id out of range, `RowId`) names nothing here: 404, as an unknown id is."""
+    assert isinstance(exc, RequestValidationError)
+    if exc.errors() and all(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+        return await _not_found(request, NotFound("no such record"))
+    return await request_validation_exception_handler(request, exc)
 
 
 async def _form_rejected(request: Request, exc: Exception) -> Response:

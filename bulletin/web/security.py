@@ -22,7 +22,9 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Sequence
+from typing import Annotated
 
+from fastapi import Path
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -30,12 +32,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from bulletin.audience.text import PROBLEM, bad_character
+from bulletin.db import MAX_ROW_ID
 from bulletin.errors import BulletinError
 
 CSRF_COOKIE = "bulletin_csrf"
 CSRF_COOKIE_SECURE = "__Host-bulletin_csrf"
 CSRF_FIELD = "csrf_token"
 LIMITS = {"email": 320, "name": 200, "organisation": 200, "ref": 400, "website": 200}
+# A row id in a URL path. Out of range it names no row, and the app answers 404 for a path that fails
+# this (`app._bad_request`) rather than let the database driver raise on binding it.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class FormRejected(BulletinError):
@@ -77,7 +83,8 @@ def check_csrf(keys: Sequence[str], request: Request, form: FormData, *, secure:
     token = form.get(CSRF_FIELD)
     if not nonce or not isinstance(token, str) or not token:
         raise FormRejected("the form has expired; please reload the page and try again", status=403)
-    if not any(hmac.compare_digest(token, _mac(k, nonce)) for k in keys):
+    # Bytes, not str: `compare_digest` raises on a non-ASCII str, and the field is whatever was posted.
+    if not any(hmac.compare_digest(token.encode(), _mac(k, nonce).encode()) for k in keys):
         raise FormRejected("the form has expired; please reload the page and try again", status=403)
 
 

@@ -85,3 +85,22 @@ def test_formula_like_names_are_exported_as_text_and_reimport_unchanged(engine, 
     with session_scope(engine) as s:
         sub = find_subscriber(s, "f@example.org")
         assert sub.name.startswith("=HYPERLINK") and sub.attributes["note"] == "@mention"
+
+
+def test_formula_like_addresses_are_exported_as_text_and_reimport_unchanged(engine, lists, tmp_path):
+    """A public form accepts `=2+5+cmd|...@example.org` (a valid address): its cell must not run in Excel.
+    An address that already starts with a quote keeps it: the guard adds one quote and the import takes one."""
+    formula, quoted = "=2+5+cmd|'/ccalc'!a0@example.org", "'=quoted@example.org"
+    with session_scope(engine) as s:
+        for address in (formula, quoted):
+            L.subscribe(s, address, [lists["finance"]], confirmed=True, source="web", actor="form")
+    text = _export(engine)
+    emails = [row["email"] for row in csv.DictReader(io.StringIO(text))]
+    assert sorted(emails) == sorted(["'" + formula, "'" + quoted])
+    dump = tmp_path / "f.csv"
+    dump.write_text(text, encoding="utf-8")
+    report = import_csv(engine, dump, actor="t")
+    assert not report.changed and not report.errors and report.created == 0
+    with session_scope(engine) as s:
+        assert len(s.exec(select(Subscriber)).all()) == 2
+        assert find_subscriber(s, formula) is not None and find_subscriber(s, quoted) is not None

@@ -44,3 +44,16 @@ def test_postgresql_keeps_one_address_index_in_byte_order_and_searches_with_it(e
         plan = " ".join(r[0] for r in conn.execute(text(
             "EXPLAIN SELECT id FROM subscriber WHERE email COLLATE \"C\" >= 'o.b' AND email COLLATE \"C\" < 'o.c'")))
         assert "ix_subscriber_email" in plan, plan
+
+
+def test_a_prefix_ending_in_the_last_code_point_or_before_the_surrogates_is_a_range(engine) -> None:
+    """The range's upper end is the prefix's successor: past U+10FFFF there is none, and after U+D7FF
+    comes U+E000 (a surrogate cannot be bound on either database)."""
+    with session_scope(engine) as session:
+        for n, name in enumerate(["Ab\U0010ffff", "Ab\U0010ffff\U0010ffffz", "Ab\ud7ffx", "Ab\ue000", "Ac"]):
+            session.add(Subscriber(email=f"p{n}@example.org", email_hash=f"{n:064x}", name=name))
+    with session_scope(engine) as session:
+        names = {r.name for r in search_people(session, "ab\U0010ffff").rows}
+        assert names == {"Ab\U0010ffff", "Ab\U0010ffff\U0010ffffz"}
+        assert {r.name for r in search_people(session, "\U0010ffff").rows} == set()
+        assert {r.name for r in search_people(session, "ab\ud7ff").rows} == {"Ab\ud7ffx"}

@@ -66,7 +66,7 @@ def test_cli_and_console_attach_write_the_same_rows_and_both_survive_reprocess(
     by_cli, by_console = _stray(sample, 1), _stray(sample, 2)
     code, out = _cli(sample, "inbound", "attach", str(by_cli), "--subscriber", AMINA)
     assert code == 0, out
-    r = _console_attach(signed_in("editor"), by_console, AMINA)
+    r = _console_attach(signed_in("staff"), by_console, AMINA)
     assert r.status_code == 303, r.text[:300]
 
     cli_rows, console_rows = _rows(sample, by_cli), _rows(sample, by_console)
@@ -77,7 +77,7 @@ def test_cli_and_console_attach_write_the_same_rows_and_both_survive_reprocess(
     assert cli_rows["audit"] == [("inbound.attach", f"inbound #N -> subscriber #{sample.amina_id}")]
     assert cli_rows["evidence"] == 0
     assert len(cli_actors) == 1 and next(iter(cli_actors)).startswith("cli")  # type: ignore[arg-type]
-    assert console_actors == {"staff:editor@council.example"}
+    assert console_actors == {"staff:staff@council.example"}
 
     engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
     reprocess(engine, sample.settings, ids=[by_cli, by_console])
@@ -90,22 +90,22 @@ def test_cli_and_console_attach_write_the_same_rows_and_both_survive_reprocess(
 
 def test_cli_and_console_refuse_the_same_messages(sample: Sample,
                                                   signed_in: Callable[[str | None], TestClient]) -> None:
-    editor = signed_in("editor")
+    staff = signed_in("staff")
     auto = _stray(sample, 3, **{"Auto-Submitted": "auto-replied"})
     code, out = _cli(sample, "inbound", "attach", str(auto), "--subscriber", AMINA)
     assert code != 0 and f"inbound #{auto}" in out and "not unmatched" in out
-    r = _console_attach(editor, auto, AMINA)
+    r = _console_attach(staff, auto, AMINA)
     assert r.status_code == 400 and f"inbound #{auto}: it is auto_reply, not unmatched" in r.text
 
     stray = _stray(sample, 4)
     code, out = _cli(sample, "inbound", "attach", str(stray), "--subscriber", "nobody@elsewhere.example")
     assert code != 0 and "nobody@elsewhere.example" in out
-    r = _console_attach(editor, stray, "nobody@elsewhere.example")
+    r = _console_attach(staff, stray, "nobody@elsewhere.example")
     assert r.status_code == 404 and f"inbound #{stray}: no subscriber &#39;nobody@elsewhere.example&#39;" in r.text
-    r = _console_attach(editor, stray, "<b>x</b>@elsewhere.example")
+    r = _console_attach(staff, stray, "<b>x</b>@elsewhere.example")
     assert r.status_code == 404 and "&lt;b&gt;x&lt;/b&gt;@elsewhere.example" in r.text and "<b>x</b>" not in r.text
 
-    assert _console_attach(editor, stray, AMINA).status_code == 303
+    assert _console_attach(staff, stray, AMINA).status_code == 303
     code, out = _cli(sample, "inbound", "attach", str(stray), "--subscriber", AMINA)  # already attached
     assert code != 0 and "reply, not unmatched" in out
     engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
@@ -115,3 +115,19 @@ def test_cli_and_console_refuse_the_same_messages(sample: Sample,
                 inbound_id == stray)
         assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "inbound.attach")).all()) == 1
     engine.dispose()
+
+
+def test_an_editor_cannot_attach_so_cannot_look_a_subscriber_up(sample: Sample,
+                                                                signed_in: Callable[[str | None], TestClient]) -> None:
+    """Attach by #id made feedback showing that person's name and address: the subscriber list, one by one."""
+    editor = signed_in("editor")
+    page = editor.get("/admin/inbound")
+    assert page.status_code == 200 and "/attach" not in page.text
+    r = _console_attach(editor, sample.unmatched_id, f"#{sample.amina_id}")
+    assert r.status_code == 403 and AMINA not in r.text
+    engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
+    with session_scope(engine) as session:
+        assert session.exec(select(Feedback).where(Feedback.inbound_id == sample.unmatched_id)).all() == []
+        assert session.get(InboundMessage, sample.unmatched_id).classification == "unmatched"  # type: ignore[union-attr]
+    engine.dispose()
+    assert signed_in("staff").get("/admin/inbound").text.count("/attach") >= 1

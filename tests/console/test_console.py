@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from bulletin.accounts import disable_account, list_audit
+from bulletin.accounts import add_account, disable_account, list_audit
 from bulletin.db import make_engine, session_scope
 from bulletin.models import StaffSession, SubscriberEvent
 from tests.console.conftest import AMINA, COOKIE, PASSWORD, ROLES, Sample, sign_in, token_of
@@ -33,7 +33,7 @@ def routes(s: Sample) -> list[tuple[str, str, str, dict[str, str]]]:
         ("POST", f"/admin/feedback/{fb}/mark", "editor", {"status": "read", "add_tags": "payroll"}),
         ("POST", f"/admin/feedback/{fb}/answer", "editor", {"answer": "Thank you, we will."}),
         ("GET", "/admin/inbound", "editor", {}),
-        ("POST", f"/admin/inbound/{un}/attach", "editor", {"subscriber": AMINA}),
+        ("POST", f"/admin/inbound/{un}/attach", "staff", {"subscriber": AMINA}),  # it looks anyone up
         ("GET", "/admin/subscribers?q=amina", "staff", {}),
         ("GET", f"/admin/subscribers/{sid}", "staff", {}),
         ("POST", "/admin/subscribers", "staff", {"email": "new.person@council.example", "list": "workforce"}),
@@ -259,3 +259,50 @@ def test_audit_page_and_command_list_staff_actions(sample: Sample, signed_in) ->
     page = admin.get("/admin/audit")
     assert "feedback.mark" in page.text and f"feedback #{sample.feedback_id}" in page.text
     assert "staff:editor@council.example" in page.text
+
+
+def test_a_page_number_past_the_end_shows_the_last_page(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
+    """10**19 once became an OFFSET SQLite cannot bind: a 500 on every paged list."""
+    c = signed_in("admin")
+    for path in ("/admin/audit", "/admin/pending", "/admin/inbound", "/admin/subscribers", "/admin/feedback"):
+        r = c.get(path, params={"page_no": str(10**19)})
+        assert r.status_code == 200, (path, r.status_code)
+    assert "A question" in c.get("/admin/inbound", params={"page_no": str(10**19)}).text  # the last page's mail
+
+
+def test_ids_out_of_range_are_not_found(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
+    c = signed_in("admin")
+    huge = "9" * 30
+    for path in (f"/admin/subscribers/{huge}", f"/admin/feedback/{huge}", f"/admin/subscribers/{2**63}",
+                 "/admin/subscribers/0"):
+        assert c.get(path).status_code == 404, path
+    for path, form in ((f"/admin/feedback/{huge}/mark", {"status": "read"}),
+                       (f"/admin/subscribers/{huge}/suppress", {}),
+                       (f"/admin/pending/{huge}/resend", {}),
+                       (f"/admin/inbound/{huge}/attach", {"subscriber": AMINA}),
+                       (f"/admin/inbound/{sample.unmatched_id}/attach", {"subscriber": f"#{huge}"})):
+        r = c.post(path, data={**form, "csrf_token": _token(c)})
+        assert r.status_code == 404, (path, r.status_code, r.text[:200])
+
+
+def test_search_for_the_last_code_point_is_answered(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
+    """A prefix is searched as a range up to its successor; U+10FFFF has none (chr() raised: a 500)."""
+    c = signed_in("staff")
+    for q in ("a\U0010ffff", "\U0010ffff", "a\ud7ff"):
+        r = c.get("/admin/subscribers", params={"q": q})
+        assert r.status_code == 200 and "Nobody matches" in r.text, q
+
+
+def test_the_last_enabled_admin_cannot_be_demoted_or_disabled(accounts, signed_in) -> None:  # type: ignore[no-untyped-def]
+    """Nobody could manage accounts from the console after; the admin once did it to themselves."""
+    c = signed_in("admin")
+    for action, form in (("role", {"role": "editor"}), ("disable", {})):
+        r = c.post(f"/admin/staff/{action}", data={"email": "admin@council.example", **form, "csrf_token": _token(c)})
+        assert r.status_code == 400 and "admin@council.example: is the last enabled admin" in r.text, action
+    assert c.get("/admin/staff").status_code == 200
+    engine = make_engine(accounts.effective_database_url, address_key=accounts.address_key)
+    with session_scope(engine) as session:
+        add_account(session, "second.admin@council.example", "admin", PASSWORD, actor="test")
+    engine.dispose()
+    r = c.post("/admin/staff/role", data={"email": "admin@council.example", "role": "editor", "csrf_token": _token(c)})
+    assert r.status_code == 303 and c.get("/admin/staff").status_code == 403

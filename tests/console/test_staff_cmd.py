@@ -29,10 +29,15 @@ def test_staff_commands_add_list_role_disable_and_password(settings: Settings) -
     assert bulletin(settings, "staff", "role", "ann@council.example", "admin").exit_code == 0
     r = bulletin(settings, "staff", "password", "ann@council.example", input="new-harbour-lights-92\nnew-harbour-lights-92\n")
     assert r.exit_code == 0, r.output
+    for last in (("disable", "ann@council.example"), ("role", "ann@council.example", "staff")):
+        refused = bulletin(settings, "staff", *last)
+        assert refused.exit_code != 0 and "staff:ann@council.example: is the last enabled admin" in str(refused.exception)
+    assert bulletin(settings, "staff", "add", "bob@council.example", "--role", "admin", "--password-stdin",
+                    input="harbour-lights-93\n").exit_code == 0
     assert bulletin(settings, "staff", "disable", "ann@council.example").exit_code == 0
     listed = json.loads(bulletin(settings, "staff", "list", "--json").output)
     assert listed[0]["role"] == "admin" and listed[0]["disabled"] is True
-    audit = json.loads(bulletin(settings, "audit", "--json").output)
+    audit = [a for a in json.loads(bulletin(settings, "audit", "--json").output) if "ann@" in a["target"]]
     assert [a["action"] for a in audit] == ["staff.disable", "staff.password", "staff.role", "staff.add"]
     assert all(a["actor"].startswith("cli:") and a["target"].startswith("staff:ann@council.example") for a in audit)
 

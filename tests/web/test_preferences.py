@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -115,3 +117,16 @@ def test_members_only_lists_are_offered_only_to_their_members(client: TestClient
     subscribe(db, "prefs@example.org", [list_id(db, "finance")], confirmed=True, source="cli", actor="t")
     db.commit()
     assert 'value="finance" checked' in client.get(url).text
+
+
+def test_share_links_are_offered_only_for_lists_a_colleague_can_join(client: TestClient, synced: Settings,
+                                                                      db: Session, member: int) -> None:
+    """/refer/ signs up only to public lists: a link for a members-only one would refuse the colleague."""
+    subscribe(db, "prefs@example.org", [list_id(db, "finance")], confirmed=True, source="cli", actor="t")
+    db.commit()
+    page = client.get(_url(synced, member)).text
+    shared = re.findall(r'href="https?://[^"]+(/refer/[^"]+)"', page)
+    assert len(shared) == 1 and "Finance" not in page.split('id="share-h"', 1)[1].split("</section>", 1)[0]
+    assert client.get(shared[0]).status_code == 200
+    finance = Links.for_settings(synced).referral_url(member, list_id(db, "finance"))
+    assert client.get(path_of(finance)).status_code == 400  # what the link would have done

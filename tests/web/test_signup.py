@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from bulletin.audience.lifecycle import suppress, unsubscribe
-from bulletin.audience.subscribers import find_subscriber
+from bulletin.audience.subscribers import find_subscriber, keyed_address_hash
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
-from bulletin.models import Subscriber, SubscriberEvent
+from bulletin.models import RateCount, Subscriber, SubscriberEvent
 from tests.web.conftest import csrf, list_id, make_client, outbox, signup, state_of
 
 
@@ -100,6 +101,16 @@ def test_post_without_csrf_token_or_cookie_is_refused(client: TestClient, db: Se
     csrf(client, "/signup/shared-services")
     forged = client.post("/signup/shared-services", data={"csrf_token": "0" * 64, "email": "x@example.org"})
     assert forged.status_code == 403
+    assert find_subscriber(db, "x@example.org") is None
+
+
+def test_non_ascii_csrf_token_is_an_expired_form_not_a_server_error(client: TestClient, db: Session) -> None:
+    csrf(client, "/signup/shared-services")  # the cookie is set; only the field is wrong
+    for path, data in (("/signup/shared-services", {"email": "x@example.org"}),
+                       ("/admin/login", {"email": "x@example.org", "password": "x"})):
+        resp = client.post(path, data={"csrf_token": "\u00e9", **data})
+        assert resp.status_code == 403, resp.text
+        assert "form has expired" in resp.text
     assert find_subscriber(db, "x@example.org") is None
 
 
@@ -211,6 +222,16 @@ def test_rate_limit_per_address_whatever_the_spelling(synced: Settings) -> None:
         assert signup(c, "same@example.org").status_code == 200
         assert signup(c, "SAME@Example.org").status_code == 429
         assert signup(c, "other@example.org").status_code == 200
+
+
+def test_the_address_limit_stores_a_keyed_hash_never_a_plain_sha256(client: TestClient, db: Session) -> None:
+    # Anyone with a dump and a guess can confirm a plain sha256; an erasure would leave it behind too.
+    assert signup(client, "victim@example.org").status_code == 200
+    db.expire_all()
+    keys = [row.key for row in db.exec(select(RateCount)).all()]
+    plain = hashlib.sha256(b"victim@example.org").hexdigest()
+    assert not [k for k in keys if plain in k], keys
+    assert f"address:{keyed_address_hash(db, 'Victim@Example.org')}" in keys
 
 
 def test_suppressed_address_gets_the_same_page_and_no_mail(client: TestClient, db: Session, synced: Settings) -> None:

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from bulletin.accounts import record_audit
 from bulletin.audience.subscribers import find_subscriber
+from bulletin.db import MAX_ROW_ID, page_bounds
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.feedback import FeedbackView, record_feedback, show_feedback
 from bulletin.inbound.acting.match import Match, issue_by_subject
@@ -41,9 +42,10 @@ def list_unmatched(session: Session, *, page: int = 1, per_page: int = 50) -> tu
     """(total, newest-first page) of stored mail classified unmatched."""
     where = InboundMessage.classification == UNMATCHED
     total = int(session.exec(select(func.count()).select_from(InboundMessage).where(where)).one())
+    page, _pages = page_bounds(total, page, per_page)
     rows = session.exec(select(InboundMessage).where(where)
                         .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())  # type: ignore[attr-defined,union-attr]
-                        .offset((max(page, 1) - 1) * per_page).limit(per_page)).all()
+                        .offset((page - 1) * per_page).limit(per_page)).all()
     out = []
     for row in rows:
         msg = parse_bytes(row.raw)
@@ -99,8 +101,9 @@ def _unmatched_row(session: Session, inbound_id: int) -> InboundMessage:
 def _live_subscriber(session: Session, inbound_id: int, who: str) -> int:
     """An address or `#id` to a subscriber who still has an address: erased people cannot send feedback."""
     who = who.strip()
-    if who.startswith("#") and who[1:].isdigit():
-        found = session.get(Subscriber, int(who[1:]))
+    if who.startswith("#") and who[1:].isdecimal():
+        number = int(who[1:])
+        found = session.get(Subscriber, number) if number <= MAX_ROW_ID else None
     else:
         found = find_subscriber(session, who)
     if found is None:

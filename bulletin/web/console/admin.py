@@ -15,6 +15,7 @@ from bulletin.accounts import (
     list_audit,
     set_role,
 )
+from bulletin.db import page_bounds
 from bulletin.web.console.auth import authorised, back, page, posted
 from bulletin.web.context import web_of
 from bulletin.web.security import text_field
@@ -70,5 +71,5 @@ def audit(request: Request, page_no: int = 1) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "admin")
         total, rows = list_audit(session, page=page_no, per_page=50)
-    pages = max((total + 49) // 50, 1)
+    page_no, pages = page_bounds(total, page_no, 50)
     return page(request, "admin/audit.html", me, {"rows": rows, "total": total, "page_no": page_no, "pages": pages})

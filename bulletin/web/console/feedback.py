@@ -1,4 +1,4 @@
-"""Editor pages: the feedback inbox (by issue and block; mark, tag, answer) and unmatched mail."""
+"""Editor pages: the feedback inbox (by issue and block; mark, tag, answer) and unmatched mail (attach: staff)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.accounts import record_audit
+from bulletin.db import page_bounds
 from bulletin.errors import StateError
 from bulletin.inbound import (
     answer_feedback,
@@ -21,7 +22,7 @@ from bulletin.report import all_issue_slugs
 from bulletin.statuses import FeedbackStatus
 from bulletin.web.console.auth import authorised, back, page, posted
 from bulletin.web.context import web_of
-from bulletin.web.security import text_field
+from bulletin.web.security import RowId, text_field
 
 router = APIRouter()
 PER_PAGE = 50
@@ -38,8 +39,7 @@ def inbox(request: Request, issue: str = "", block: str = "", status: str = "", 
     if block:
         views = [v for v in views if v.block == block]
     views.reverse()  # newest first
-    pages = max((len(views) + PER_PAGE - 1) // PER_PAGE, 1)
-    page_no = min(max(page_no, 1), pages)
+    page_no, pages = page_bounds(len(views), page_no, PER_PAGE)
     shown = views[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
     return page(request, "admin/feedback.html", me, {
         "views": shown, "total": len(views), "issue": issue, "block": block, "status": status, "slugs": slugs,
@@ -47,7 +47,7 @@ def inbox(request: Request, issue: str = "", block: str = "", status: str = "", 
 
 
 @router.get("/admin/feedback/{feedback_id}")
-def one(request: Request, feedback_id: int, done: str = "") -> Response:
+def one(request: Request, feedback_id: RowId, done: str = "") -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "editor")
         view = show_feedback(session, feedback_id)
@@ -56,7 +56,7 @@ def one(request: Request, feedback_id: int, done: str = "") -> Response:
 
 
 @router.post("/admin/feedback/{feedback_id}/mark")
-async def mark(request: Request, feedback_id: int) -> Response:
+async def mark(request: Request, feedback_id: RowId) -> Response:
     me, form = await posted(request, "editor")
     status = text_field(form, "status") or None
     add = [t for t in text_field(form, "add_tags").split(",") if t.strip()]
@@ -73,7 +73,7 @@ async def mark(request: Request, feedback_id: int) -> Response:
 
 
 @router.post("/admin/feedback/{feedback_id}/answer")
-async def answer(request: Request, feedback_id: int) -> Response:
+async def answer(request: Request, feedback_id: RowId) -> Response:
     me, form = await posted(request, "editor")
     text = form.get("answer")
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_ANSWER:
@@ -94,14 +94,16 @@ def unmatched(request: Request, page_no: int = 1, done: str = "") -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "editor")
         total, rows = list_unmatched(session, page=page_no, per_page=PER_PAGE)
-    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    page_no, pages = page_bounds(total, page_no, PER_PAGE)
     return page(request, "admin/inbound.html", me,
                 {"rows": rows, "total": total, "page_no": page_no, "pages": pages, "done": done[:200]})
 
 
 @router.post("/admin/inbound/{inbound_id}/attach")
-async def attach(request: Request, inbound_id: int) -> Response:
-    me, form = await posted(request, "editor")
+async def attach(request: Request, inbound_id: RowId) -> Response:
+    """Staff only: attaching looks anyone up by address or #id and shows their name and address on the
+    feedback it makes, which would let an editor read the subscriber list one person at a time."""
+    me, form = await posted(request, "staff")
     who = text_field(form, "subscriber", required=True)
     web = web_of(request)
 

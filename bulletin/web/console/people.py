@@ -9,17 +9,19 @@ import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.accounts import record_audit
-from bulletin.audience import directory, exporter, importer, lists, staff
+from bulletin.audience import directory, exporter, forget, importer, lists, staff
+from bulletin.db import page_bounds
 from bulletin.errors import StateError
 from bulletin.web.console.auth import authorised, back, page, posted, require
 from bulletin.web.context import web_of
-from bulletin.web.security import text_field
+from bulletin.web.security import RowId, text_field
 
 router = APIRouter()
 SOURCE = "console"
@@ -37,7 +39,7 @@ def search(request: Request, q: str = "", page_no: int = 1, done: str = "") -> R
 
 
 @router.get("/admin/subscribers/{subscriber_id}")
-def view(request: Request, subscriber_id: int, done: str = "") -> Response:
+def view(request: Request, subscriber_id: RowId, done: str = "") -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "staff")
         person = directory.person(session, subscriber_id)
@@ -65,7 +67,7 @@ async def add(request: Request) -> Response:
 
 
 @router.post("/admin/subscribers/{subscriber_id}/{action}")
-async def act(request: Request, subscriber_id: int, action: str) -> Response:
+async def act(request: Request, subscriber_id: RowId, action: str) -> Response:
     role = "admin" if action == "erase" else "staff"
     me, form = await posted(request, role)
     if action not in ("unsubscribe", "suppress", "erase"):
@@ -75,21 +77,26 @@ async def act(request: Request, subscriber_id: int, action: str) -> Response:
     web = web_of(request)
     who = f"#{subscriber_id}"
 
+    def erase(session: Session) -> int:
+        erased = staff.erase_address(session, who, actor=me.actor, source=SOURCE)
+        record_audit(session, me.actor, "subscriber.erase", f"subscriber #{subscriber_id}")
+        return erased
+
     def run() -> str:
+        if action == "erase":
+            forget.erase_everywhere(web.engine, web.settings, erase)
+            return "erased"
         with web.session() as session:
             if action == "unsubscribe":
                 n = staff.unsubscribe_address(session, who, list_slug, actor=me.actor, source=SOURCE)
                 note = f"unsubscribed from {n} list(s)"
                 target = f"subscriber #{subscriber_id} list={list_slug or 'all'}"
-            elif action == "suppress":
+            else:
                 email = staff.resolve(session, who).email
                 if not email:
                     raise StateError("an erased subscriber is already suppressed", where=f"subscriber {who}")
                 staff.suppress_address(session, email, reason or "staff", actor=me.actor, source=SOURCE)
                 note, target = "suppressed", f"subscriber #{subscriber_id}"
-            else:
-                staff.erase_address(session, who, actor=me.actor, source=SOURCE)
-                note, target = "erased", f"subscriber #{subscriber_id}"
             record_audit(session, me.actor, f"subscriber.{action}", target)
         return note
 
@@ -102,13 +109,13 @@ def pending(request: Request, page_no: int = 1, done: str = "") -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "staff")
         total, rows = directory.pending_signups(session, page=page_no)
-    pages = max((total + 49) // 50, 1)
+    page_no, pages = page_bounds(total, page_no, directory.PER_PAGE)
     return page(request, "admin/pending.html", me,
                 {"rows": rows, "total": total, "page_no": page_no, "pages": pages, "done": done[:200]})
 
 
 @router.post("/admin/pending/{subscriber_id}/resend")
-async def resend(request: Request, subscriber_id: int) -> Response:
+async def resend(request: Request, subscriber_id: RowId) -> Response:
     me, _form = await posted(request, "staff")
     web = web_of(request)
 

@@ -13,9 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.audience import data_requests
-from bulletin.db import forget_old_pages
-from bulletin.delivery import outbox
+from bulletin.audience import data_requests, forget
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, read_form
 
@@ -73,7 +71,5 @@ async def erase(request: Request, token: str) -> Response:
 
 
 def _erase(web: WebContext, token: str) -> None:
-    with web.session() as session:
-        subscriber_id = data_requests.erase_by_link(session, web.links, token)
-        outbox.remove_copies(web.settings, session, subscriber_id)  # the Maildir copies of mail sent to them
-    forget_old_pages(web.engine)
+    forget.erase_everywhere(web.engine, web.settings,
+                            lambda session: data_requests.erase_by_link(session, web.links, token))

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience import data_requests, self_service
-from bulletin.statuses import SubscriptionState
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, choice_fields, read_form, text_field
 
@@ -64,8 +63,7 @@ def _request(web: WebContext, request: Request, token: str, kind: str) -> self_s
 def _page(request: Request, web: WebContext, prefs: self_service.Preferences, token: str, *, saved: bool,
           requested: bool = False) -> Response:
     """The form, plus a signed "tell a colleague" link for each bulletin the person receives."""
-    share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id))
-             for c in prefs.lists if c.state == SubscriptionState.CONFIRMED]
+    share = [(c.name, web.links.referral_url(prefs.subscriber_id, c.list_id)) for c in prefs.lists if c.shareable]
     return web.render(request, "preferences.html", {"prefs": prefs, "token": token, "saved": saved, "share": share,
                                                     "requested": requested})
 

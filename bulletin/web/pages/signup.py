@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.audience import optin
-from bulletin.audience.addresses import address_hash, normalise_address
+from bulletin.audience.addresses import normalise_address
+from bulletin.audience.subscribers import keyed_address_hash
 from bulletin.errors import AddressError, NotFound, TokenError
 from bulletin.logs import log_event
 from bulletin.web.context import WebContext, web_of
@@ -144,7 +145,7 @@ def _run_signup(web: WebContext, req: optin.SignupRequest) -> optin.SignupOutcom
     """Rate limits and the signup in one transaction (the queued mail commits with it); None when limited."""
     with web.session() as session:
         if not (web.ip_limiter.hit(session, req.ip or "unknown")
-                and web.address_limiter.hit(session, address_hash(req.email))):
+                and web.address_limiter.hit(session, keyed_address_hash(session, req.email))):
             return None
         return optin.signup(session, web.links, req, window=web.options.confirm_delta)
 

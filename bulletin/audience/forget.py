@@ -1,0 +1,34 @@
+"""Erasure as one unit of work, whoever asks: the console, the CLI or the person's own mailed link.
+
+Erasing a person takes three steps in two places, and a shell that makes them
+itself can forget one (the console once did, leaving every mail sent to the
+person in the Maildir outbox):
+1. the rows: the caller's `erase` (`staff.erase_address`, `data_requests.erase_by_link`);
+2. the outbox copies, found through the delivery ledger in the same transaction,
+   so a failed erase leaves both the rows and the files;
+3. after the commit, SQLite's WAL, which holds the old pages until a checkpoint
+   folds them in (a checkpoint cannot run inside a transaction).
+So this owns its transaction, as `importer` and `notices.send_due` do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bulletin.config import Settings
+from bulletin.db import forget_old_pages, session_scope
+from bulletin.delivery.outbox import remove_copies
+
+Eraser = Callable[[Session], int]
+
+
+def erase_everywhere(engine: Engine, settings: Settings, erase: Eraser) -> int:
+    """Run `erase` (which erases one person in the session and returns their id), then steps 2 and 3."""
+    with session_scope(engine) as session:
+        subscriber_id = erase(session)
+        remove_copies(settings, session, subscriber_id)
+    forget_old_pages(engine)
+    return subscriber_id
