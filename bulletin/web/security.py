@@ -38,6 +38,7 @@ from bulletin.errors import BulletinError
 CSRF_COOKIE = "bulletin_csrf"
 CSRF_COOKIE_SECURE = "__Host-bulletin_csrf"
 CSRF_FIELD = "csrf_token"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 LIMITS = {"email": 320, "name": 200, "organisation": 200, "ref": 400, "website": 200}
 # A row id in a URL path. Out of range it names no row, and the app answers 404 for a path that fails
 # this (`app._bad_request`) rather than let the database driver raise on binding it.
@@ -150,8 +151,13 @@ async def read_form(request: Request, max_body: int) -> FormData:
 
     replay = Request(request.scope, receive)
     ctype = request.headers.get("content-type", "")
-    if not body and not ctype:
+    if not body:
         return FormData()
+    if ctype.split(";", 1)[0].strip().lower() not in FORM_TYPES:
+        # Starlette reads any other body (JSON, text) as an empty form, and an empty POST is the one
+        # kind of one-click unsubscribe that carries nothing: a robot posting JSON would leave for
+        # the person. No endpoint here takes anything but a form.
+        raise FormRejected("the request must be sent as a form", status=415)
     try:
         return await replay.form(max_files=0, max_fields=50, max_part_size=max_body)
     except HTTPException as exc:  # Starlette's own wrapping of a multipart error inside an app

@@ -67,6 +67,17 @@ def test_one_click_post_unsubscribes_without_cookie_or_csrf(kind: str, synced: S
     assert event.actor == "one-click" and event.source == "web"
 
 
+@pytest.mark.parametrize(("ctype", "body"), [("application/json", b'{"List-Unsubscribe": "One-Click"}'),
+                                            ("text/plain", b"scan"), ("", b"List-Unsubscribe=One-Click")])
+def test_a_post_that_is_not_a_form_unsubscribes_nobody(ctype: str, body: bytes, synced: Settings, db: Session,
+                                                       member: tuple[int, int]) -> None:
+    """Starlette reads a JSON or text body as an empty form, and an empty POST is a valid one-click."""
+    with make_client(synced) as c:
+        resp = c.post(_url(synced, member), content=body, headers={"Content-Type": ctype} if ctype else {})
+    assert resp.status_code == 415
+    assert _states(db, member[0])[member[1]] == "confirmed" and _unsub_events(db, member[0]) == []
+
+
 def test_repeated_one_click_returns_200_and_writes_one_event(client: TestClient, synced: Settings, db: Session, member: tuple[int, int]) -> None:
     url = _url(synced, member)
     for _ in range(3):
