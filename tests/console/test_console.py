@@ -224,6 +224,23 @@ def test_every_failure_reads_the_same_and_attempts_are_throttled(accounts, signe
     assert sign_in(signed_in(None), "staff").status_code == 303  # another account is not blocked
 
 
+def test_a_throttled_sign_in_does_not_hash_the_password(accounts, signed_in, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past the limit a client hammering the form must not cost an Argon2id hash per request."""
+    from bulletin.accounts import sessions
+
+    c = signed_in(None)
+    for _ in range(5):
+        sign_in(c, "editor", password="not-the-password-1")
+    hashed: list[str] = []
+    real = sessions.verify_password
+    monkeypatch.setattr(sessions, "verify_password", lambda stored, password: hashed.append(password) or real(
+        stored, password))
+    for _ in range(3):
+        assert sign_in(c, "editor").status_code == 400
+    assert hashed == []
+    assert sign_in(signed_in(None), "staff").status_code == 303 and len(hashed) == 1  # others still checked
+
+
 def test_staff_actions_are_attributed_in_consent_and_audit_logs(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
     c = signed_in("staff")
     r = c.post(f"/admin/subscribers/{sample.amina_id}/unsubscribe", data={"list": "workforce",
