@@ -50,6 +50,25 @@ def test_same_message_delivered_twice_is_stored_once(world: World) -> None:
         assert len(session.exec(select(InboundMessage)).all()) == 1
 
 
+def test_the_same_bytes_for_another_envelope_recipient_are_read_again_with_it(world: World) -> None:
+    """An MTA that delivers one recipient at a time (or a Bcc) hands us the same bytes twice; the
+    second recipient may be the only place our token is."""
+    sid = world.subscribers["ben@example.org"]
+    raw = mail(to="team@example.org", frm="someone@example.net", message_id="<twice@example.net>")
+    first = ingest(world.engine, world.settings, raw, source="test", envelope_to=["team-archive@example.org"])
+    assert first.classification == "unmatched"
+    second = ingest(world.engine, world.settings, raw, source="test",
+                    envelope_to=[world.links.reply_address(sid, world.issue_id)])
+    assert second.duplicate and second.inbound_id == first.inbound_id
+    assert (second.classification, second.subscriber_id) == ("reply", sid)
+    third = ingest(world.engine, world.settings, raw, source="test", envelope_to=["team-archive@example.org"])
+    assert third.duplicate and third.classification == "reply"  # nothing new: described, not processed again
+    with session_scope(world.engine) as session:
+        assert len(session.exec(select(Feedback)).all()) == 1
+        (row,) = session.exec(select(InboundMessage)).all()
+        assert row.envelope_to == f"team-archive@example.org, {world.links.reply_address(sid, world.issue_id)}"
+
+
 def test_message_without_message_id_is_keyed_by_content(world: World) -> None:
     raw = b"From: x@example.net\r\nSubject: hi\r\n\r\nbody\r\n"
     first = ingest(world.engine, world.settings, raw, source="test")

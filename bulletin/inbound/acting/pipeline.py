@@ -26,7 +26,7 @@ from bulletin.inbound.acting.evidence import gather
 from bulletin.inbound.acting.feedback import record_feedback
 from bulletin.inbound.acting.match import Match, match_sender
 from bulletin.inbound.acting.rows import InboundRow
-from bulletin.inbound.acting.store import store_raw
+from bulletin.inbound.acting.store import add_recipients, store_raw
 from bulletin.inbound.reading.addresses import read_tokens
 from bulletin.inbound.reading.classify import (
     AUTO_REPLY,
@@ -85,6 +85,15 @@ def ingest(engine: Engine, settings: Settings, raw: bytes, *, source: str, envel
             if existing is not None and existing.status == InboundStatus.STORED and existing.processed_at is None:
                 # Stored, then the process died before processing it: finish the job now.
                 return _process_row(session, settings, links or Links.for_settings(settings), existing)
+            if existing is not None and add_recipients(existing, rcpts):
+                # The same bytes for another envelope recipient (an MTA delivering one recipient at a
+                # time, a Bcc): that recipient may be the only place a token of ours is. Processed
+                # again with every recipient; what was already applied is not applied twice.
+                session.add(existing)
+                session.commit()
+                result = _process_row(session, settings, links or Links.for_settings(settings), existing)
+                result.duplicate = True
+                return result
             result = describe(session, existing)
             session.rollback()
             result.duplicate = True

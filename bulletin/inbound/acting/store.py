@@ -75,6 +75,17 @@ def add_raw(session: Session, raw: bytes, *, source: str, envelope_from: str | N
     return Stored(row.id, message_id, False, reused is not None), row
 
 
+def add_recipients(row: InboundMessage, envelope_to: list[str]) -> bool:
+    """Add the envelope recipients `row` does not list yet; True when there were any."""
+    have = [a.strip() for a in (row.envelope_to or "").split(",") if a.strip()]
+    known = {a.lower() for a in have}
+    new = [a.strip() for a in envelope_to if a.strip() and a.strip().lower() not in known]
+    if not new:
+        return False
+    row.envelope_to = _clean(", ".join(dict.fromkeys(have + new)))
+    return True
+
+
 def _find(session: Session, message_id: str, digest: str) -> int | None:
     return session.exec(select(InboundMessage.id).where(InboundMessage.message_id == message_id,
                                                         InboundMessage.sha256 == digest)).first()
