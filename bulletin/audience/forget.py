@@ -5,7 +5,9 @@ itself can forget one (the console once did, leaving every mail sent to the
 person in the Maildir outbox):
 1. the rows: the caller's `erase` (`staff.erase_address`, `data_requests.erase_by_link`);
 2. the outbox copies, found through the delivery ledger in the same transaction,
-   so a failed erase leaves both the rows and the files;
+   after the rows: an erase that fails leaves the files too. The files go before
+   the commit, so a commit that then fails leaves the rows for a retry, which
+   finds no copies left to remove;
 3. after the commit, SQLite's WAL, which holds the old pages until a checkpoint
    folds them in (a checkpoint cannot run inside a transaction).
 So this owns its transaction, as `importer` and `notices.send_due` do.

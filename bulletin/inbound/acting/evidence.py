@@ -124,6 +124,9 @@ def _gather(session: Session, tokens: AddressTokens, cls: Classification,
         return _verp(session, kind, recipients, trusted)
     out = []
     lone = next(iter(trusted.values())) if len(trusted) == 1 else None
+    why = ("ses-signature-not-verified" if cls.reason.startswith("ses") else
+           "recipient-not-the-reports-subscriber" if trusted else
+           "only-values-a-reply-shows" if _weak_only(identity) else "nothing-of-ours-in-report")
     for r in recipients:
         hit = trusted.get(_norm(r.address))
         if hit is None and lone is not None and match_address(session, r.address) is None:
@@ -133,10 +136,6 @@ def _gather(session: Session, tokens: AddressTokens, cls: Classification,
             out.append(Signal(kind, r.address, True, method, hit[0], hit[1], None, r.permanent, r.status,
                               r.diagnostic))
         else:
-            why = ("recipient-not-the-reports-subscriber" if trusted else
-                   "only-values-a-reply-shows" if _weak_only(identity) else "nothing-of-ours-in-report")
-            if cls.reason.startswith("ses"):
-                why = "ses-signature-not-verified"
             out.append(_unverified(session, kind, r, why))
     if not recipients and len(trusted) == 1:
         # A report about our message that names nobody (a redacted ARF, an unreadable DSN).
