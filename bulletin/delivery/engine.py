@@ -1,10 +1,11 @@
 """The send engine: claim a batch, fill it, hand it to the transport, write the outcome.
 
 Threads, one per transport connection, take messages from a queue; a single
-ledger writer commits their outcomes in small groups. A sender thread waits for
-its outcome to be committed before it takes the next message, so after a hard
-kill at most one sent-but-unrecorded message per connection exists: those, and
-only those, are sent twice on resume, with the same Message-ID.
+ledger writer thread commits their outcomes in small groups. A sender's next
+message is handed over (its final dot) only once its previous outcome is
+committed, so after a hard kill at most one sent-but-unrecorded message per
+connection exists: those, and only those, are sent twice on resume, with the
+same Message-ID.
 """
 
 from __future__ import annotations
@@ -88,11 +89,14 @@ def make_skeleton(settings: Settings, compiled: Compiled, mlist: MailingList, is
 
 
 class _Recorder:
-    """Group commit without a writer thread: a sender that finds no commit running commits
-    every pending outcome (its own and those that arrived meanwhile); the others wait for it.
+    """The ledger writer: a thread that commits every outcome pending when it looks, as one group.
 
-    `record` returns only once its outcome is committed, which is what bounds the
-    sent-but-unrecorded messages at a hard kill to one per connection.
+    A sender hands its outcome over (`submit`) and goes on to its next message at
+    once; it waits for that outcome's commit only just before the relay takes the
+    next message (the transport's `before_commit`, called before the final dot).
+    So the mark's round trip to the database overlaps the next message's envelope
+    and body, yet at a hard kill there is still at most one sent-but-unrecorded
+    message per connection, as when every sender waited for its own commit.
     """
 
     def __init__(self, settings: Settings, engine: Engine, send: Send, options: SendOptions, tally: Tally) -> None:
@@ -100,34 +104,57 @@ class _Recorder:
         self.error: BaseException | None = None
         self._cond = threading.Condition(threading.Lock())
         self._pending: list[Outcome] = []
-        self._busy = False
-        self._started = 0  # commits begun
-        self._finished = 0  # commits ended (they run one at a time, in order)
-        # One connection, used by one leader at a time.
-        self._sent = SentWriter(engine, flush_wait=settings.ledger_flush_wait)
+        self._submitted = 0  # outcomes handed over
+        self._committed = 0  # outcomes written (in the order they were handed over)
+        self._closing = False
+        self._sent = SentWriter(engine, flush_wait=settings.ledger_flush_wait)  # used by the writer thread only
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, outcome: Outcome) -> Callable[[], None]:
+        """Hand `outcome` to the writer; the returned call blocks until it is committed (or raises)."""
+        with self._cond:
+            self.raise_if_failed()
+            self._pending.append(outcome)
+            self._submitted += 1
+            mine = self._submitted
+            self._cond.notify_all()
+        return lambda: self._wait_for(mine)
 
     def record(self, outcome: Outcome) -> None:
+        """Commit `outcome` and return once it is in the ledger."""
+        self.submit(outcome)()
+
+    def flush(self) -> None:
+        """Wait until everything handed over so far is committed."""
         with self._cond:
-            self._pending.append(outcome)
-            mine = self._started + 1  # the next commit to begin takes everything pending
-            while self._finished < mine:
-                if self._busy:
-                    self._cond.wait()
-                    continue
-                batch, self._pending = self._pending, []
-                self._busy = True
-                self._started += 1
-                number = self._started
-                self._cond.release()
-                try:
-                    self._write(batch)
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    self._finished = number
-                    self._cond.notify_all()
+            mine = self._submitted
+        self._wait_for(mine)
+
+    def _wait_for(self, number: int) -> None:
+        with self._cond:
+            while self._committed < number and self.error is None:
+                self._cond.wait()
+            self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
         if self.error is not None:
             raise DeliveryError(f"cannot write the ledger: {self.error}")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            self._write(batch)
+            with self._cond:
+                self._committed += len(batch)
+                self._cond.notify_all()
+                if self.error is not None:
+                    return
 
     def _write(self, outcomes: list[Outcome]) -> None:
         try:
@@ -155,6 +182,11 @@ class _Recorder:
                 self.tally.deferred += 1
 
     def stop(self) -> None:
+        """Commit what is pending, then stop the thread and give its connection back."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
         self._sent.close()
 
 
@@ -182,11 +214,12 @@ def run_send(engine: Engine, settings: Settings, send: Send, transport: Transpor
         tally.paused = breaker.reason
     if pipe.errors:
         raise pipe.errors[0]
+    writer.raise_if_failed()  # the last outcomes' commit, which no sender waited for
     return tally
 
 
 class _Pipeline:
-    """Sender threads fed from a queue of claimed rows; each builds, sends and records one row at a time.
+    """Sender threads fed from a queue of claimed rows; each sends one row at a time and hands its outcome on.
 
     The feeding thread claims and fills the next batch while the senders are
     still sending this one, so filling overlaps the network waits; only one
@@ -234,10 +267,12 @@ class _Pipeline:
         return self.jobs.qsize()
 
     def drain(self) -> None:
-        """Wait until every fed row was sent or set aside."""
+        """Wait until every fed row was sent or set aside, and its outcome committed."""
         self.jobs.join()
+        self.writer.flush()
 
     def _sender(self) -> None:
+        committed: Callable[[], None] | None = None  # waits for this thread's last outcome
         while True:
             item = self.jobs.get()
             try:
@@ -247,22 +282,26 @@ class _Pipeline:
                     with self._lock:
                         self.untouched.append(item[0].delivery_id)
                     continue
-                self._one(*item)
+                committed = self._one(*item, committed)
             finally:
                 self.jobs.task_done()
 
-    def _one(self, row: Claimed, msg: OutgoingMessage) -> None:
+    def _one(self, row: Claimed, msg: OutgoingMessage,
+             committed: Callable[[], None] | None) -> Callable[[], None] | None:
+        """Send one message; the relay takes it only once this thread's previous outcome is committed."""
         try:
-            result = self.transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id)
-            self.writer.record(Outcome(row, result.ok, result.code, result.detail, result.permanent,
-                                       result.kind, result.stage, "" if result.ok else result.reason))
+            result = self.transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id,
+                                         before_commit=committed)
+            done = self.writer.submit(Outcome(row, result.ok, result.code, result.detail, result.permanent,
+                                              result.kind, result.stage, "" if result.ok else result.reason))
             self.breaker.observe(result)
         except BaseException as exc:  # noqa: BLE001 - the row stays claimed: it may have left
             with self._lock:
                 self.errors.append(exc)
-            return
+            return None
         if self.progress is not None:
             self.progress(self.tally)
+        return done
 
     def close(self) -> None:
         for _ in self.threads:

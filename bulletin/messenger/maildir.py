@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from bulletin.errors import DeliveryError
@@ -29,6 +30,14 @@ def maildir_name(message_id: str) -> str:
     return name[:200]
 
 
+def _or_discard(before_commit: Callable[[], None], tmp: Path) -> None:
+    try:
+        before_commit()
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never delivered: leave no half-message in tmp/
+        raise
+
+
 class MaildirTransport:
     """Writes each message to `tmp/`, then renames it into `new/` (atomic on one file system)."""
 
@@ -40,7 +49,8 @@ class MaildirTransport:
         for sub in ("tmp", "new", "cur"):  # messages hold addresses and personal links: owner only
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str) -> SendResult:
+    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str, *,
+             before_commit: Callable[[], None] | None = None) -> SendResult:
         name = maildir_name(message_id)
         # Unique tmp name per writer: two threads writing the same id must not share a tmp file.
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}"
@@ -52,6 +62,8 @@ class MaildirTransport:
                 if self.fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
+            if before_commit is not None:
+                _or_discard(before_commit, tmp)
             os.replace(tmp, self.path / "new" / name)
         except OSError as exc:
             return SendResult(ok=False, code=451, detail=f"{self.path}: {exc}", permanent=False,

@@ -12,9 +12,11 @@ from __future__ import annotations
 import queue
 import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bulletin.config import Settings
@@ -94,6 +96,9 @@ class SMTPConnection:
                 )
             else:
                 smtp = smtplib.SMTP(c.host, c.port, local_hostname=c.local_hostname, timeout=c.timeout)
+            # Every write is a whole command group, a body or the final dot; the dot may follow the body
+            # as a write of its own (`before_commit`), and Nagle would hold it for the body's ACK.
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             stage = faults.EHLO
             _greet(smtp)
             if c.security == "starttls":
@@ -121,30 +126,35 @@ class SMTPConnection:
             raise StageFailure(SendResult.broken(stage, f"{c.host}:{c.port}: {exc or 'connection closed'}")) from None
         return smtp
 
-    def send(self, envelope_from: str, recipients: list[str], message: bytes) -> SendResult:
+    def send(self, envelope_from: str, recipients: list[str], message: bytes, *,
+             before_commit: Callable[[], None] | None = None) -> SendResult:
         """Send once; on a dropped connection or 421 before the final dot, reconnect and try once more.
 
         A drop or a timeout after the final dot is never retried here: the relay may
         have accepted the message, and a second copy is worse than a late one.
         """
-        result = self._attempt(envelope_from, recipients, message)
+        result = self._attempt(envelope_from, recipients, message, before_commit)
         if _retry_once(result):
             self.reset()
-            result = self._attempt(envelope_from, recipients, message)
+            result = self._attempt(envelope_from, recipients, message, before_commit)
         if not result.ok and (result.code in (0, 421)):
             self.reset()
         return result
 
-    def _attempt(self, envelope_from: str, recipients: list[str], message: bytes) -> SendResult:
+    def _attempt(self, envelope_from: str, recipients: list[str], message: bytes,
+                 before_commit: Callable[[], None] | None) -> SendResult:
         try:
             if self._smtp is None:
                 self._smtp = self._open()
             return transaction(self._smtp, envelope_from, recipients, message,
                                data_done_timeout=self.config.data_done_timeout,
-                               timeout=self.config.timeout)
+                               timeout=self.config.timeout, before_commit=before_commit)
         except StageFailure as exc:
             self.reset()
             return exc.result
+        except BaseException:
+            self.reset()  # `before_commit` refused mid-DATA: dropping the connection discards the message
+            raise
 
     def reset(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -184,7 +194,8 @@ def _greet(smtp: smtplib.SMTP) -> None:
 
 
 def transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[str], message: bytes, *,
-                data_done_timeout: float = 600.0, timeout: float | None = None) -> SendResult:
+                data_done_timeout: float = 600.0, timeout: float | None = None,
+                before_commit: Callable[[], None] | None = None) -> SendResult:
     """One SMTP transaction for bytes that are already CRLF (so no `sendmail` regex passes).
 
     With PIPELINING, MAIL, RCPT and DATA go out in one write (RFC 2920), which
@@ -193,6 +204,8 @@ def transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[str], m
     refused the message is not sent (the engine sends one recipient a message).
     The reply to the final dot gets its own long timeout; a connection lost while
     waiting for it leaves the outcome unknown (StageFailure of kind UNKNOWN).
+    `before_commit` runs between the body and the final dot; if it raises, the
+    dot is never sent and the caller must drop the connection.
     """
     data = dot_stuff(message)
     if data.startswith(b"."):
@@ -232,7 +245,12 @@ def transaction(smtp: smtplib.SMTP, envelope_from: str, recipients: list[str], m
             raise StageFailure(SendResult.broken(stages[failed], "connection closed"))
         return SendResult.from_code(code, _text(msg), stages[failed])
     try:
-        smtp.send(data + b".\r\n")
+        if before_commit is None:
+            smtp.send(data + b".\r\n")
+        else:
+            smtp.send(data)
+            before_commit()
+            smtp.send(b".\r\n")
     except (smtplib.SMTPServerDisconnected, OSError) as exc:  # the dot did not leave: nothing was accepted
         raise StageFailure(SendResult.broken(faults.DATA, f"connection lost while sending: {exc}")) from None
     try:
@@ -292,11 +310,12 @@ class SMTPPool:
         self._limiter = RateLimiter(rate)
         self._all: list[SMTPConnection] = list(self._idle.queue)
 
-    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str) -> SendResult:
+    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str, *,
+             before_commit: Callable[[], None] | None = None) -> SendResult:
         self._limiter.wait()
         conn = self._idle.get()
         try:
-            return conn.send(envelope_from, recipients, message)
+            return conn.send(envelope_from, recipients, message, before_commit=before_commit)
         finally:
             self._idle.put(conn)
 

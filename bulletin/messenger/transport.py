@@ -10,6 +10,7 @@ that still import them from here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from bulletin.config import Settings
@@ -28,7 +29,12 @@ from bulletin.messenger.smtp import transaction as transaction
 class Transport(Protocol):
     """What the send engine needs from a messenger. `send` must be safe to call from several threads."""
 
-    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str) -> SendResult: ...
+    def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str, *,
+             before_commit: Callable[[], None] | None = None) -> SendResult:
+        """Hand one message over. `before_commit`, when given, is called just before the message
+        becomes the receiver's (the final dot; the rename into new/): if it raises, the message is
+        not handed over and the exception propagates."""
+        ...
 
     def close(self) -> None: ...
 

@@ -225,8 +225,8 @@ def test_pausing_a_running_send_stops_it_and_resume_sends_each_remaining_row_onc
         def __init__(self) -> None:
             self.inner, self.count = make_transport(s), 0
 
-        def send(self, *args):  # type: ignore[no-untyped-def]
-            result = self.inner.send(*args)
+        def send(self, *args, **kw):  # type: ignore[no-untyped-def]
+            result = self.inner.send(*args, **kw)
             self.count += 1
             if self.count == 10:
                 _in_session(engine, service.pause_issue, compiled.slug)

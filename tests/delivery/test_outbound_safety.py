@@ -100,7 +100,7 @@ def test_a_refused_login_pauses_at_once(settings, engine, people) -> None:  # ty
     class RefusesLogin(SMTPPool):
         calls = 0
 
-        def send(self, envelope_from, recipients, message, message_id):  # type: ignore[no-untyped-def]
+        def send(self, envelope_from, recipients, message, message_id, **kw):  # type: ignore[no-untyped-def]
             RefusesLogin.calls += 1
             return SendResult.from_code(535, "5.7.8 Authentication credentials invalid", faults.AUTH)
 
