@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -20,11 +20,13 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from bulletin.errors import ConfigError
+from bulletin.schema import MIGRATIONS
+from bulletin.schema import newest_revision as _newest_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+Row = TypeVar("Row")
 
 
 def make_engine(url: str, *, upgrade: bool = True, address_key: str | None = None) -> Engine:
@@ -159,42 +161,6 @@ def _stamped_newest(engine: Engine) -> bool:
     return stamped == [newest]
 
 
-@cache
-def _newest_revision() -> str | None:
-    """The one head of migrations/versions/, read from each file's `revision` and `down_revision`
-    (as Alembic reads them); None when unsure: a file without a plain revision id, or not one head."""
-    import ast
-
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        if path.name.startswith(("__init__", ".#")):  # files Alembic does not take as revisions
-            continue
-        values: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:  # `revision: str = "0021"`
-                target, value = node.target, node.value
-            else:
-                continue
-            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-                try:
-                    values[target.id] = ast.literal_eval(value)
-                except ValueError:
-                    return None
-        revision, down = values.get("revision"), values.get("down_revision")
-        if not isinstance(revision, str):
-            return None
-        revisions.add(revision)
-        downs = [down] if isinstance(down, str) else list(down) if isinstance(down, (tuple, list)) else []
-        if down is not None and not downs or not all(isinstance(d, str) for d in downs):
-            return None
-        parents.update(downs)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -215,6 +181,20 @@ def head_revision() -> str | None:
 # The largest integer both databases bind (SQLite INTEGER, PostgreSQL BIGINT). A bigger id names no row,
 # but binding it raises (SQLite: OverflowError) instead of finding none, so the edge refuses it first.
 MAX_ROW_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Paged(Generic[Row]):
+    """One page of a listing: the rows, `page` as shown (clamped by `page_bounds`) and how many `pages`.
+
+    The stage that counts the rows clamps the page once and says which page it read, so a shell
+    shows exactly that page number and never clamps a second time (and never disagrees).
+    """
+
+    total: int
+    page: int
+    pages: int
+    rows: list[Row]
 
 
 def page_bounds(total: int, page: int, per_page: int) -> tuple[int, int]:

@@ -104,11 +104,26 @@ def filled(engine, settings, db_url: str) -> dict[str, str]:
     return {"BULLETIN_WORKSPACE": str(settings.workspace), "BULLETIN_DATABASE_URL": db_url}
 
 
-def test_status_and_report_load_the_database_layer_but_no_heavy_library(filled: dict[str, str]) -> None:
+# What the fast path of `status` and `report` (cli.quick) must not load: it reads on the bare driver.
+NOT_FOR_QUICK = HEAVY | {"sqlalchemy", "sqlmodel", "pydantic", "pydantic_settings", "typer", "click"}
+
+
+def test_status_and_report_run_on_the_driver_without_sqlalchemy_pydantic_or_typer(filled: dict[str, str]) -> None:
+    for command, forms in (("status", (["--json"],)), ("report", (["--json"], ["--csv"]))):
+        modules = loaded_after([command, "ours"], *([command, "ours", *f] for f in forms), env=filled)
+        assert packages(modules) & NOT_FOR_QUICK == set(), command
+        assert "bulletin.models" not in modules and "bulletin.cli.commands" not in modules, command
+        assert "bulletin.delivery.readout" in modules  # it did read the issue's counts
+        driver = "psycopg" if filled["BULLETIN_DATABASE_URL"].startswith("postgresql") else "sqlite3"
+        assert driver in modules
+
+
+def test_status_and_report_on_the_full_path_load_the_database_layer_but_no_heavy_library(
+        filled: dict[str, str]) -> None:
     for command in ("status", "report"):
-        modules = loaded_after([command, "ours"], [command, "ours", "--json"], env=filled)
+        modules = loaded_after([command, "ours"], [command, "ours", "--json"], env={**filled, "BULLETIN_FULL_CLI": "1"})
         assert packages(modules) & HEAVY == set(), command
-        assert {"sqlalchemy", "bulletin.models"} <= modules  # it did reach the database
+        assert {"sqlalchemy", "bulletin.workspace", "bulletin.cli.commands"} <= modules  # the full path it was
 
 
 def test_a_finished_command_leaves_its_objects_to_no_collection(filled: dict[str, str]) -> None:
@@ -131,10 +146,11 @@ def loaded(modules: set[str], names: tuple[str, ...] | set[str]) -> set[str]:
 def test_status_and_report_do_not_load_the_send_engine(filled: dict[str, str]) -> None:
     """`status` once imported `delivery.service` for `issue_status`, and with it everything that sends;
     now `delivery.status`, which needs neither the compiled render nor the report's figures."""
-    status = loaded_after(["status", "ours"], ["status", "ours", "--json"], env=filled)
-    assert loaded(status, SENDING) == set()
-    assert "bulletin.delivery.counts" in status  # it did read the issue's counts
-    assert loaded(status, {"bulletin.render.compiled", "bulletin.report.figures"}) == set()
-    report = loaded_after(["report", "ours"], ["report", "ours", "--json"], ["report", "ours", "--csv"], env=filled)
-    assert "bulletin.report.figures" in report
-    assert loaded(report, SENDING) == set()
+    for env in (filled, {**filled, "BULLETIN_FULL_CLI": "1"}):
+        status = loaded_after(["status", "ours"], ["status", "ours", "--json"], env=env)
+        assert loaded(status, SENDING) == set()
+        assert "bulletin.delivery.readout" in status  # it did read the issue's counts
+        assert loaded(status, {"bulletin.render.compiled", "bulletin.report.figures"}) == set()
+        report = loaded_after(["report", "ours"], ["report", "ours", "--json"], ["report", "ours", "--csv"], env=env)
+        assert "bulletin.report.figures" in report
+        assert loaded(report, SENDING) == set()

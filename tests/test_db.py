@@ -68,20 +68,15 @@ def test_the_quick_revision_check_agrees_with_alembic(engine, tmp_path):
     fresh.dispose()
 
 
-def test_the_quick_head_is_unsure_of_branches_and_odd_files(tmp_path, monkeypatch):
-    import bulletin.db
+def test_the_quick_head_is_unsure_of_branches_and_odd_files(tmp_path):
+    from bulletin.schema import newest_revision
 
     def head_of(*files: str) -> str | None:
         folder = tmp_path / f"m{len(list(tmp_path.iterdir()))}"
         (folder / "versions").mkdir(parents=True)
         for n, text in enumerate(files):
             (folder / "versions" / f"{n:04}_x.py").write_text(text)
-        monkeypatch.setattr(bulletin.db, "MIGRATIONS", folder)
-        bulletin.db._newest_revision.cache_clear()
-        try:
-            return bulletin.db._newest_revision()
-        finally:
-            bulletin.db._newest_revision.cache_clear()
+        return newest_revision(folder)
 
     base, second = "revision = 'a'\ndown_revision = None\n", "revision: str = 'b'\ndown_revision = 'a'\n"
     assert head_of(base, second) == "b"

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+
+from bulletin.cli.consoles import console as console
+from bulletin.cli.consoles import err_console as err_console
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from bulletin.config import Settings
     from bulletin.workspace import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bulletin.cli.common import console
-from bulletin.cli.report_cmd import print_report
+from bulletin.cli.show import print_report
 
 
 def demo(

@@ -7,7 +7,6 @@ stay queued for `bulletin resume`.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from contextlib import contextmanager
@@ -205,27 +204,14 @@ def status(ctx: typer.Context, issue: ISSUE,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts by state, the rate over the last minute, and the commonest errors."""
     # delivery.status, not service: a read need not load the send engine, messenger and render.
+    # (`bulletin status` itself usually runs on the fast path, cli.quick; this is the full one.)
+    from bulletin.cli.show import show_status
     from bulletin.delivery.status import issue_status
-    from bulletin.report.export import shown_time
 
     c = ctx_of(ctx)
     with c.ws.session() as session:
         st = issue_status(session, issue)
-    if as_json:
-        print(json.dumps({"issue": st.issue, "sends": st.sends, "counts": st.counts,
-                          "rate_per_minute": st.rate_per_minute, "errors": st.errors}))
-        return
-    console.print(f"[bold]{st.issue}[/]: " + ", ".join(f"{k} {v}" for k, v in st.counts.items()))
-    console.print(f"sent in the last minute: {st.rate_per_minute:.0f}")
-    for s in st.sends:
-        when = f", scheduled {shown_time(datetime.fromisoformat(s['scheduled_at']), c.settings.zone)}" \
-            if s.get("scheduled_at") else ""
-        line = f"  send #{s['send']} list #{s['list_id']}: {s['status']}{when}"
-        if s["status"] == "paused" and s.get("pause_reason"):
-            line = f"  send #{s['send']} list #{s['list_id']}: paused: {s['pause_reason']}"
-        console.print(line, highlight=False, markup=False)
-    for e in st.errors:
-        console.print(f"  {e['count']} x {e['code']} {e['error']}", highlight=False)
+    show_status(st, c.settings.zone, as_json=as_json)
 
 
 def worker(ctx: typer.Context,

@@ -24,11 +24,12 @@ from sqlalchemy.engine import Engine
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
 from bulletin.delivery import ledger
-from bulletin.delivery.counts import state_counts
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
+from bulletin.delivery.readout import state_counts
 from bulletin.errors import DeliveryError
 from bulletin.heap import long_lived_frozen
 from bulletin.models import Send
+from bulletin.sqlread import SessionReader
 from bulletin.statuses import DeliveryState
 
 _PR_SET_PDEATHSIG = 1
@@ -93,7 +94,7 @@ def ledger_tally(engine: Engine, send_ids: list[int], started: float) -> Tally:
             send = session.get(Send, send_id)
             if send is None:
                 continue
-            counts = state_counts(session, int(send.issue_id), send_id)
+            counts = state_counts(SessionReader(session), int(send.issue_id), send_id)
             tally.total += sum(counts.values()) - counts[DeliveryState.CANCELLED]
             tally.sent += counts[DeliveryState.SENT]
             tally.deferred += counts[DeliveryState.DEFERRED]

@@ -118,21 +118,6 @@ def _remember_people(session: Session, issue_id: int) -> None:
 # What the other readers of the ledger add back --------------------------------------------------
 
 
-def tally_counts(session: Session, issue_id: int) -> dict[str, int]:
-    """Compacted rows per state for the issue (empty when never compacted)."""
-    rows = session.execute(select(DeliveryTally.state, func.sum(DeliveryTally.count))
-                           .where(DeliveryTally.issue_id == issue_id).group_by(DeliveryTally.state)).all()
-    return {str(state): int(n) for state, n in rows}
-
-
-def tally_sent_seconds(session: Session, issue_id: int) -> list[tuple[int, int]]:
-    """(second, messages) of the issue's compacted sent rows."""
-    rows = session.execute(select(DeliveryTally.sent_second, DeliveryTally.count).where(
-        DeliveryTally.issue_id == issue_id, DeliveryTally.state == D.SENT,
-        DeliveryTally.sent_second.is_not(None))).all()
-    return [(int(s), int(n)) for s, n in rows]
-
-
 def refuse_if_compacted(session: Session, issue_id: int, slug: str) -> None:
     if session.execute(select(DeliveryTally.id).where(DeliveryTally.issue_id == issue_id).limit(1)).first():
         raise StateError("its ledger was compacted (`bulletin db compact`), so who already had it is no "

@@ -7,6 +7,10 @@ Ledger figures are read from its running counts (delivery.counts), which the
 database's own triggers keep in the statement that changes a row.
 People are counted once per figure (a complaint unsubscribes someone from every
 list, which writes one event per list, but it is one complaint).
+
+The queries are driver SQL on a `sqlread.Reader`, so that `bulletin report`
+can run them without SQLAlchemy and the models; `issue_report` takes a session
+too (the console, the demo) and reads the same text through it.
 """
 
 from __future__ import annotations
@@ -15,26 +19,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
-from bulletin.delivery import counts
+from bulletin.delivery import readout
 from bulletin.errors import NotFound
-from bulletin.models import (
-    Bounce,
-    Delivery,
-    Feedback,
-    InboundMessage,
-    IssueRecord,
-    SubscriberEvent,
-    utcnow,
-)
 from bulletin.render.compiled import Compiled
 from bulletin.report.segments import SegmentFigures, figures_by_segment
-from bulletin.report.sql import epoch
+from bulletin.sqlread import Reader, epoch, reader_of
 from bulletin.statuses import DeliveryState
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 NO_BLOCK = ""  # replies whose subject carried no [block] tag
 
@@ -82,7 +77,7 @@ class IssueReport:
     timeline: tuple[TimePoint, ...] = ()
     bucket: str = "hour"
     bucket_seconds: int = 3600
-    generated_at: datetime = field(default_factory=utcnow)
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     by_segment: tuple[SegmentFigures, ...] = ()  # empty unless a send chose recipients by segment
 
     @property
@@ -154,16 +149,17 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
-def issue_report(session: Session, issue_slug: str) -> IssueReport:
+def issue_report(source: Session | Reader, issue_slug: str) -> IssueReport:
     """All figures for the issue with this slug; NotFound when it was never published."""
-    issue = session.exec(select(IssueRecord).where(IssueRecord.slug == issue_slug)).first()
-    if issue is None or issue.id is None:
+    reader = reader_of(source)
+    issue = readout.find_issue(reader, issue_slug)
+    if issue is None:
         raise NotFound(f"no published issue with slug {issue_slug!r} (an issue is published when "
                        "`bulletin send` queues it)", where="issue")
-    states = _delivery_states(session, issue.id)
-    hard, soft = _bounces(session, issue.id)
-    by_block = _replies_by_block(session, issue)
-    bucket, bucket_seconds, timeline = _timeline(session, issue.id)
+    states = readout.issue_counts(reader, issue.id)
+    hard, soft = _bounces(reader, issue.id)
+    by_block = _replies_by_block(reader, issue)
+    bucket, bucket_seconds, timeline = _timeline(reader, issue.id)
     return IssueReport(
         issue_id=issue.id,
         slug=issue.slug,
@@ -178,51 +174,42 @@ def issue_report(session: Session, issue_slug: str) -> IssueReport:
         cancelled=states[DeliveryState.CANCELLED],
         hard_bounces=hard,
         soft_bounces=soft,
-        complaints=_people_with_event(session, issue.id, "complaint"),
-        unsubscribes=_people_with_event(session, issue.id, "unsubscribe"),
+        complaints=_people_with_event(reader, issue.id, "complaint"),
+        unsubscribes=_people_with_event(reader, issue.id, "unsubscribe"),
         replies=sum(b.replies for b in by_block),
-        auto_replies=_count(session, InboundMessage.id, InboundMessage.issue_id == issue.id,
-                            InboundMessage.classification == "auto_reply"),
+        auto_replies=_one_count(reader, "SELECT count(id) FROM inbound_message WHERE issue_id = :issue "
+                                "AND classification = 'auto_reply'", issue.id),
         replies_by_block=by_block,
         timeline=timeline,
         bucket=bucket,
         bucket_seconds=bucket_seconds,
-        by_segment=figures_by_segment(session, issue.id),
+        by_segment=figures_by_segment(reader, issue.id),
     )
 
 
-def _count(session: Session, column: Any, *where: Any) -> int:
-    return int(session.exec(select(func.count(column)).where(*where)).one())
+def _one_count(reader: Reader, sql: str, issue_id: int, **params: object) -> int:
+    ((n,),) = reader.rows(sql, issue=issue_id, **params)
+    return int(n or 0)
 
 
-def _delivery_states(session: Session, issue_id: int) -> dict[str, int]:
-    """Rows per state, every state present: what `status` reads (running counts plus compacted tallies)."""
-    from bulletin.delivery.status import issue_counts
-
-    return issue_counts(session, issue_id)
-
-
-def _bounces(session: Session, issue_id: int) -> tuple[int, int]:
+def _bounces(reader: Reader, issue_id: int) -> tuple[int, int]:
     """(hard, soft) bouncing people; someone who bounced hard is not also counted soft."""
-    rows = session.exec(
-        select(Bounce.subscriber_id, Bounce.permanent).where(Bounce.issue_id == issue_id)
-    ).all()
+    rows = reader.rows("SELECT subscriber_id, permanent FROM bounce WHERE issue_id = :issue", issue=issue_id)
     hard = {sid for sid, permanent in rows if permanent}
     soft = {sid for sid, permanent in rows if not permanent} - hard
     return len(hard), len(soft)
 
 
-def _people_with_event(session: Session, issue_id: int, kind: str) -> int:
-    return _count(session, func.distinct(SubscriberEvent.subscriber_id),
-                  SubscriberEvent.issue_id == issue_id, SubscriberEvent.kind == kind)
+def _people_with_event(reader: Reader, issue_id: int, kind: str) -> int:
+    return _one_count(reader, "SELECT count(DISTINCT subscriber_id) FROM subscriber_event "
+                      "WHERE issue_id = :issue AND kind = :kind", issue_id, kind=kind)
 
 
-def _replies_by_block(session: Session, issue: IssueRecord) -> tuple[BlockReplies, ...]:
+def _replies_by_block(reader: Reader, issue: readout.IssueRow) -> tuple[BlockReplies, ...]:
     """Replies per block in the issue's own block order, then unknown anchors, then untagged."""
-    counts = Counter({anchor or NO_BLOCK: int(n) for anchor, n in session.exec(
-        select(Feedback.block_anchor, func.count(col(Feedback.id)))
-        .where(Feedback.issue_id == issue.id).group_by(Feedback.block_anchor)
-    ).all()})
+    counts = Counter({anchor or NO_BLOCK: int(n) for anchor, n in reader.rows(
+        "SELECT block_anchor, count(id) FROM feedback WHERE issue_id = :issue GROUP BY block_anchor",
+        issue=issue.id)})
     out = [BlockReplies(b.anchor, b.heading, counts.pop(b.anchor, 0)) for b in _blocks(issue)]
     untagged = counts.pop(NO_BLOCK, 0)
     out += [BlockReplies(anchor, "", n) for anchor, n in sorted(counts.items())]
@@ -231,7 +218,7 @@ def _replies_by_block(session: Session, issue: IssueRecord) -> tuple[BlockReplie
     return tuple(out)
 
 
-def _blocks(issue: IssueRecord) -> tuple[Any, ...]:
+def _blocks(issue: readout.IssueRow) -> tuple[Any, ...]:
     """The issue's blocks from its compiled render; an unreadable render just means no headings."""
     try:
         return Compiled.from_json(issue.compiled).blocks
@@ -254,22 +241,21 @@ def pick_bucket(span: timedelta) -> tuple[str, int]:
     return BUCKETS[-1]
 
 
-def _timeline(session: Session, issue_id: int) -> tuple[str, int, tuple[TimePoint, ...]]:
+def _timeline(reader: Reader, issue_id: int) -> tuple[str, int, tuple[TimePoint, ...]]:
     """Sent and replies per bucket: sent from the ledger's per-minute counts, replies counted by the database.
 
     The first and last second sent come from the ends of ix_delivery_issue_state_sent
     (two index probes), so the bucket is picked from the exact span as before.
     """
-    replies = (Feedback.received_at, Feedback.issue_id == issue_id)
-    compacted = _compacted_seconds(session, issue_id)
-    spans = [_sent_span(session, issue_id), _span(session, *replies),
+    compacted = _compacted_seconds(reader, issue_id)
+    spans = [readout.sent_span(reader, issue_id), _reply_span(reader, issue_id),
              (min(compacted), max(compacted)) if compacted else None]
     known = [s for s in spans if s is not None]
     if not known:
         return "hour", 3600, ()
     start, end = min(s[0] for s in known), max(s[1] for s in known)
     label, seconds = pick_bucket(timedelta(seconds=end - start))
-    sent_n, reply_n = counts.sent_per_bucket(session, issue_id, seconds), _per_bucket(session, seconds, *replies)
+    sent_n, reply_n = readout.sent_per_bucket(reader, issue_id, seconds), _replies_per_bucket(reader, issue_id, seconds)
     for at, n in compacted.items():
         sent_n[at - at % seconds] = sent_n.get(at - at % seconds, 0) + n
     points = [TimePoint(datetime.fromtimestamp(at, UTC), sent_n.get(at, 0), reply_n.get(at, 0))
@@ -277,32 +263,23 @@ def _timeline(session: Session, issue_id: int) -> tuple[str, int, tuple[TimePoin
     return label, seconds, tuple(points)
 
 
-def _compacted_seconds(session: Session, issue_id: int) -> dict[int, int]:
+def _compacted_seconds(reader: Reader, issue_id: int) -> dict[int, int]:
     """Sent messages per second from the compacted ledger (`bulletin db compact`)."""
-    from bulletin.delivery.retention import tally_sent_seconds
-
     out: dict[int, int] = {}
-    for second, n in tally_sent_seconds(session, issue_id):
+    for second, n in readout.tally_sent_seconds(reader, issue_id):
         out[second] = out.get(second, 0) + n
     return out
 
 
-def _sent_span(session: Session, issue_id: int) -> tuple[int, int] | None:
-    """epoch() of the first and last sent_at: epoch of min/max, which equals min/max of epoch
-    (epoch never decreases) and lets the database read just the two ends of the index."""
-    at = Delivery.sent_at
-    first, last = session.exec(select(epoch(func.min(at)), epoch(func.max(at))).where(
-        Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT, at.is_not(None))).one()
+def _reply_span(reader: Reader, issue_id: int) -> tuple[int, int] | None:
+    at = epoch("received_at", reader.dialect)
+    ((first, last),) = reader.rows(f"SELECT min({at}), max({at}) FROM feedback WHERE issue_id = :issue "
+                                   "AND received_at IS NOT NULL", issue=issue_id)
     return None if first is None else (int(first), int(last))
 
 
-def _span(session: Session, column: Any, *where: Any) -> tuple[int, int] | None:
-    first, last = session.exec(select(func.min(epoch(column)), func.max(epoch(column)))
-                               .where(*where, column.is_not(None))).one()
-    return None if first is None else (int(first), int(last))
-
-
-def _per_bucket(session: Session, seconds: int, column: Any, *where: Any) -> dict[int, int]:
-    bucket = (epoch(column) - epoch(column) % seconds).label("bucket")
-    rows = session.exec(select(bucket, func.count()).where(*where, column.is_not(None)).group_by(bucket)).all()
+def _replies_per_bucket(reader: Reader, issue_id: int, seconds: int) -> dict[int, int]:
+    at = epoch("received_at", reader.dialect)
+    rows = reader.rows(f"SELECT {at} - {at} % :seconds AS bucket, count(*) FROM feedback WHERE issue_id = :issue "
+                       "AND received_at IS NOT NULL GROUP BY 1", issue=issue_id, seconds=seconds)
     return {int(at): int(n) for at, n in rows}

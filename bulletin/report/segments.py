@@ -11,11 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func
-from sqlmodel import Session, select
-
-from bulletin.delivery import counts
-from bulletin.models import Bounce, Delivery, Feedback, SubscriberEvent
+from bulletin.delivery import readout
+from bulletin.sqlread import Reader
 
 WHOLE_LIST = "(whole list)"
 
@@ -36,28 +33,22 @@ class SegmentFigures:
         return asdict(self)
 
 
-def _by_segment(session: Session, stmt: Any) -> dict[str | None, int]:
-    return {seg: int(n) for seg, n in session.exec(stmt).all()}
-
-
-def figures_by_segment(session: Session, issue_id: int) -> tuple[SegmentFigures, ...]:
+def figures_by_segment(reader: Reader, issue_id: int) -> tuple[SegmentFigures, ...]:
     """One row per segment that chose anyone for this issue; empty when no send used a segment."""
-    seg = Delivery.segment
-    states = counts.segment_states(session, issue_id)  # running counts: no pass over the ledger
+    states = readout.segment_states(reader, issue_id)  # running counts: no pass over the ledger
     if all(s.segment is None for s in states):
         return ()
-    joined = and_(Delivery.issue_id == issue_id)
 
-    def people(model: Any, *where: Any) -> dict[str | None, int]:
-        return _by_segment(session, select(seg, func.count(func.distinct(model.subscriber_id)))
-                           .join(Delivery, and_(Delivery.subscriber_id == model.subscriber_id, joined))
-                           .where(model.issue_id == issue_id, *where).group_by(seg))
+    def by_segment(what: str, table: str, where: str = "", **params: object) -> dict[str | None, int]:
+        return {seg: int(n) for seg, n in reader.rows(
+            f"SELECT d.segment, {what} FROM {table} t JOIN delivery d ON d.subscriber_id = t.subscriber_id "
+            f"AND d.issue_id = :issue WHERE t.issue_id = :issue{where} GROUP BY d.segment",
+            issue=issue_id, **params)}
 
-    bounced = people(Bounce)
-    unsubscribed = people(SubscriberEvent, SubscriberEvent.kind == "unsubscribe")
-    replies = _by_segment(session, select(seg, func.count(Feedback.id))
-                          .join(Delivery, and_(Delivery.subscriber_id == Feedback.subscriber_id, joined))
-                          .where(Feedback.issue_id == issue_id).group_by(seg))
+    bounced = by_segment("count(DISTINCT t.subscriber_id)", "bounce")
+    unsubscribed = by_segment("count(DISTINCT t.subscriber_id)", "subscriber_event", " AND t.kind = :kind",
+                              kind="unsubscribe")
+    replies = by_segment("count(t.id)", "feedback")
     rows = [SegmentFigures(s.segment or WHOLE_LIST, s.rows, s.sent, s.failed, bounced.get(s.segment, 0),
                            unsubscribed.get(s.segment, 0), replies.get(s.segment, 0)) for s in states]
     return tuple(sorted(rows, key=lambda r: (r.segment == WHOLE_LIST, r.segment)))

@@ -14,12 +14,13 @@ from sqlmodel import select
 
 from bulletin.audience.lifecycle import unsubscribe
 from bulletin.db import session_scope
-from bulletin.delivery import counts, ledger, retention, service
+from bulletin.delivery import ledger, readout, retention, service
 from bulletin.delivery.engine import SendOptions
 from bulletin.models import Delivery, DeliveryCount, DeliveryMinute, Send, Subscriber, utcnow
 from bulletin.report import issue_report
 from bulletin.report.figures import BUCKETS
 from bulletin.report.sql import epoch
+from bulletin.sqlread import SessionReader
 from bulletin.statuses import DeliveryState
 from tests.bad_smtp import bad_relay
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled
@@ -230,7 +231,7 @@ def test_the_timeline_buckets_from_minutes_equal_those_from_the_ledger(settings,
     for _, seconds in BUCKETS:
         want = _buckets_from_ledger(engine, queued.issue_id, seconds)
         with session_scope(engine) as session:
-            assert counts.sent_per_bucket(session, queued.issue_id, seconds) == want
+            assert readout.sent_per_bucket(SessionReader(session), queued.issue_id, seconds) == want
 
 
 def test_two_senders_on_one_send_keep_the_counts_exact(settings, engine) -> None:  # type: ignore[no-untyped-def]

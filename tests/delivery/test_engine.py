@@ -11,11 +11,12 @@ from sqlmodel import select
 from bulletin.audience.lifecycle import unsubscribe
 from bulletin.audience.links import Links
 from bulletin.db import session_scope
-from bulletin.delivery import service
+from bulletin.delivery import readout, service
 from bulletin.delivery.engine import SendOptions
 from bulletin.delivery.sent import SentWriter
 from bulletin.errors import DeliveryError
 from bulletin.models import Bounce, Delivery, Subscriber, SubscriberEvent, Subscription
+from bulletin.sqlread import SessionReader
 from bulletin.statuses import DeliveryState
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 
@@ -270,7 +271,7 @@ def test_each_claimed_batch_is_one_log_line_without_addresses_or_bodies(settings
 def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engine):  # type: ignore[no-untyped-def]
     """A group of one (PostgreSQL: its own one-row statement) and a larger group (one UPDATE over an
     array) store what Core's mark stores, and the running counts see every mark."""
-    from bulletin.delivery import counts, ledger
+    from bulletin.delivery import ledger
     from bulletin.models import utcnow
 
     list_id = add_list(engine)
@@ -292,7 +293,7 @@ def test_the_driver_sql_sent_path_stores_exactly_what_core_stores(settings, engi
     assert raw[0] == raw[1] == raw[2] == raw[3]
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
-        assert counts.state_counts(session, rows[0].issue_id).get(DeliveryState.SENT) == 4
+        assert readout.state_counts(SessionReader(session), rows[0].issue_id).get(DeliveryState.SENT) == 4
     assert [(d.state, d.sent_at, d.smtp_code) for d in rows] == [(DeliveryState.SENT, at, 250),
                                                                  (DeliveryState.SENT, at, 252),
                                                                  (DeliveryState.SENT, at, 250),
