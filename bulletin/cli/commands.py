@@ -35,6 +35,8 @@ from bulletin.cli import (
 from bulletin.cli.common import Context
 from bulletin.logs import configure_logging
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 app = typer.Typer(
     name="bulletin",
     help="Compose, send and answer e-bulletins.",
@@ -58,6 +60,9 @@ def _root(
     ] = "warning",
 ) -> None:
     """Compose, send and answer e-bulletins."""
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="'--log-level' "
+                                 "(BULLETIN_LOG_LEVEL)")
     configure_logging(log_level.upper())
     ctx.obj = Context(workspace=workspace)
 

@@ -91,7 +91,7 @@ def _answer(call: Call, reader: object, zone: object) -> None:
         show_status(read_status(reader, call.issue, datetime.now(UTC)), zone,  # type: ignore[arg-type]
                     as_json=call.as_json)
         return
-    from bulletin.report.figures import issue_report
+    from bulletin.report import issue_report
 
     show_report(issue_report(reader, call.issue), zone, as_json=call.as_json,  # type: ignore[arg-type]
                 as_csv=call.as_csv)

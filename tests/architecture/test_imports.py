@@ -5,8 +5,14 @@ Shells (`bulletin/cli/`, `bulletin/web/`) may import:
   bulletin.statuses, bulletin.workspace, bulletin.ratelimit (limits counted in the database);
 - a stage package's front door: `from bulletin.<stage> import X` with X in its
   `__all__`, or a module `bulletin.<stage>.<m>` whose name `m` is in `__all__`.
+- a cross-stage unit of work above the stages (CROSS_STAGE: `bulletin.forget`, which
+  erases through audience and then delivery).
 Never `bulletin.models` and never a stage's internal module. Every import counts,
 function-local ones too.
+
+Stages point one way: delivery, inbound and report read the audience, so the
+audience stage imports none of them (nor a shell); work that needs both sides
+lives above them (`bulletin.forget`).
 
 The cycle check reads module-level imports only (including those inside
 top-level `try`/`if`, excluding `if TYPE_CHECKING:`). A function-local import
@@ -24,8 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "bulletin"
 SHARED = {"bulletin.config", "bulletin.errors", "bulletin.logs", "bulletin.db", "bulletin.statuses",
-          "bulletin.workspace", "bulletin.ratelimit"}
+          "bulletin.workspace", "bulletin.ratelimit", "bulletin.schema", "bulletin.sqlread"}
 SHELLS = ("cli", "web")
+CROSS_STAGE = {"bulletin.forget"}
+# What the audience stage must never import: the stages that read it, and the shells.
+ABOVE_AUDIENCE = ("delivery", "inbound", "report", "doctor", "demo", "cli", "web", "forget")
 
 
 def _module_name(path: Path) -> str:
@@ -79,6 +88,9 @@ def _imports(path: Path, *, module_level: bool) -> list[tuple[int, str, list[str
 def _front_door_problem(module: str, names: list[str]) -> str | None:
     if module in SHARED or module == "bulletin":
         return None
+    if module in CROSS_STAGE:
+        missing = [n for n in names if n not in getattr(importlib.import_module(module), "__all__", ())]
+        return f"imports {missing} from {module}, not in its __all__" if missing else None
     if module == "bulletin.models" or module.startswith("bulletin.models."):
         return "imports bulletin.models (call a stage function instead)"
     parts = module.split(".")
@@ -102,6 +114,16 @@ def test_shells_import_only_front_doors_and_shared_infrastructure() -> None:
                 problem = _front_door_problem(module, names)
                 if problem:
                     problems.append(f"{path.relative_to(ROOT.parent)}:{line}: {problem}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_audience_stage_imports_no_stage_that_reads_it() -> None:
+    """audience.forget once imported delivery.outbox: erasure everywhere now lives in bulletin.forget."""
+    problems = []
+    for path in sorted((ROOT / "audience").rglob("*.py")):
+        for line, module, _names in _imports(path, module_level=False):
+            if module.split(".")[1:2] and module.split(".")[1] in ABOVE_AUDIENCE:
+                problems.append(f"{path.relative_to(ROOT.parent)}:{line}: imports {module}")
     assert not problems, "\n".join(problems)
 
 
