@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bulletin.db import page_bounds
+from bulletin.db import Paged, page_bounds
 from bulletin.models import AuditEntry
 
 
@@ -30,15 +30,15 @@ def record_audit(session: Session, actor: str, action: str, target: str = "") ->
 
 
 def list_audit(session: Session, *, page: int = 1, per_page: int = 50,
-               actor: str | None = None) -> tuple[int, list[AuditView]]:
-    """(total, newest-first page) of the log, optionally of one actor."""
+               actor: str | None = None) -> Paged[AuditView]:
+    """One newest-first page of the log (optionally of one actor), the page number clamped to the pages."""
     stmt = select(AuditEntry)
     count = select(func.count()).select_from(AuditEntry)
     if actor:
         stmt, count = stmt.where(AuditEntry.actor == actor), count.where(AuditEntry.actor == actor)
     total = int(session.exec(count).one())
     per_page = max(min(per_page, 1000), 1)
-    page, _pages = page_bounds(total, page, per_page)
+    page, pages = page_bounds(total, page, per_page)
     rows = session.exec(stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())  # type: ignore[attr-defined,union-attr]
                         .offset((page - 1) * per_page).limit(per_page)).all()
-    return total, [AuditView(r.at, r.actor, r.action, r.target) for r in rows]
+    return Paged(total, page, pages, [AuditView(r.at, r.actor, r.action, r.target) for r in rows])

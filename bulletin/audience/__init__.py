@@ -7,12 +7,13 @@ who gets a send), `staff` (operations by address), `importer` / `exporter` (CSV)
 `self_service` (unsubscribe, preferences, erase from a link), `links` (every URL,
 address and token), `addresses` (normalising and hashing addresses), `segments` (segments.toml and who
 each one chooses), `notices` (queued single mails and their sender), `data_requests`
-(export and erase by a mailed single-use link), `forget` (erasure everywhere: the rows, the outbox
-copies, SQLite's old pages; every shell's erase goes through it), `text` (the one character rule). Internal too: `conditions` (the condition language; its parser and its two compilations are
+(export and erase by a mailed single-use link), `text` (the one character rule). Erasure everywhere
+(the rows here, then delivery's outbox copies, then SQLite's old pages) is `bulletin.forget`, above
+both stages: this stage never imports delivery. Internal too: `conditions` (the condition language; its parser and its two compilations are
 `condition_syntax`, `condition_match` and `condition_sql`) and `targeting`.
 Internal: `lifecycle` (every state change and its consent event; the modules
 above call it), `tokens`, `erasure`, `bulk`.
 """
 
-__all__ = ["access", "addresses", "data_requests", "directory", "exporter", "forget", "importer", "links", "lists",
-           "notices", "optin", "segments", "self_service", "staff", "subscribers", "text"]
+__all__ = ["access", "addresses", "data_requests", "directory", "exporter", "importer", "links", "lists", "notices",
+           "optin", "segments", "self_service", "staff", "subscribers", "text"]

@@ -20,7 +20,7 @@ from bulletin.audience.links import Links
 from bulletin.audience.notices import queue_notice
 from bulletin.audience.optin import confirmation_notice
 from bulletin.audience.staff import Profile, profile
-from bulletin.db import page_bounds
+from bulletin.db import Paged, page_bounds
 from bulletin.errors import NotFound
 from bulletin.models import (
     Bounce,
@@ -177,11 +177,12 @@ class PendingSignup:
     page: str | None
 
 
-def pending_signups(session: Session, *, page: int = 1, per_page: int = PER_PAGE) -> tuple[int, list[PendingSignup]]:
-    """(total, newest-first page) of subscriptions waiting for confirmation, with where they came from."""
+def pending_signups(session: Session, *, page: int = 1, per_page: int = PER_PAGE) -> Paged[PendingSignup]:
+    """One newest-first page of subscriptions waiting for confirmation, with where they came from;
+    the page number clamped to the pages."""
     where = Subscription.state == SubscriptionState.PENDING
     total = int(session.exec(select(func.count()).select_from(Subscription).where(where)).one())
-    page, _pages = page_bounds(total, page, per_page)
+    page, pages = page_bounds(total, page, per_page)
     rows = session.exec(
         select(Subscription, Subscriber, MailingList)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)  # type: ignore[arg-type]
@@ -196,7 +197,7 @@ def pending_signups(session: Session, *, page: int = 1, per_page: int = PER_PAGE
         where_from = str((ev.detail or {}).get("page") or (ev.detail or {}).get("referrer") or "") if ev else ""
         out.append(PendingSignup(sub.subscriber_id, person_row.email, ml.slug, sub.created_at,
                                  sub.confirmation_sent_at, ev.ip if ev else None, where_from or None))
-    return total, out
+    return Paged(total, page, pages, out)
 
 
 def resend_confirmation(session: Session, links: Links, subscriber_id: int) -> int:

@@ -1,10 +1,11 @@
-"""The notice queue: single mails the audience stage asks for, sent later by the notice sender.
+"""The notice queue: single mails the stages ask for, sent later by the notice sender.
 
-A web signup (or a data request) commits its row here in the same
-transaction as the change itself, so the response never waits on a mail
-server and a crash loses nothing. `send_due` drains the queue; the web app
-runs it in the background of every worker and `bulletin notices send` runs it
-from cron or a service. Several senders may run at once: a row is claimed
+A web signup (or a data request, or staff answering feedback) commits its row
+here in the same transaction as the change itself, so the response never
+waits on a mail server, a crash loses nothing, and a change that fails to
+commit sends nothing: the mail leaves only after the commit that asked for it.
+`send_due` drains the queue; the web app runs it in the background of every
+worker and `bulletin notices send` runs it from cron or a service. Several senders may run at once: a row is claimed
 (state `sending`) in its own short transaction before it is sent, and a claim
 older than `STALE_CLAIM` is taken to be a crashed sender's and released, so
 at worst a notice goes twice, never not at all. The outcomes of a batch are
@@ -49,10 +50,15 @@ class SendReport:
         return self.sent + self.deferred + self.failed
 
 
-def queue_notice(session: Session, notice: Notice, *, kind: str, subscriber_id: int | None) -> QueuedNotice:
-    """Add `notice` to the queue inside the caller's unit of work (committed with it or not at all)."""
+def queue_notice(session: Session, notice: Notice, *, kind: str, subscriber_id: int | None,
+                 envelope_from: str | None = None) -> QueuedNotice:
+    """Add `notice` to the queue inside the caller's unit of work (committed with it or not at all).
+
+    Its threading headers travel with it; `envelope_from` None means the bounce address.
+    """
     row = QueuedNotice(subscriber_id=subscriber_id, kind=kind, to_addr=notice.to, from_addr=notice.from_addr,
-                       reply_to=notice.reply_to, subject=notice.subject, text=notice.text)
+                       reply_to=notice.reply_to, subject=notice.subject, text=notice.text,
+                       in_reply_to=notice.in_reply_to, references=notice.references, envelope_from=envelope_from)
     session.add(row)
     return row
 
@@ -110,8 +116,10 @@ def _send_one(settings: Settings, transport: Transport, row: QueuedNotice) -> tu
     message_id = ""
     try:
         data, message_id = simple_message(settings, to=row.to_addr, subject=row.subject, text=row.text,
-                                          from_addr=row.from_addr, reply_to=row.reply_to)
-        result = deliver(settings, bounce_address(settings), [row.to_addr], data, message_id, transport=transport)
+                                          from_addr=row.from_addr, reply_to=row.reply_to,
+                                          in_reply_to=row.in_reply_to, references=row.references)
+        envelope = row.envelope_from or bounce_address(settings)
+        result = deliver(settings, envelope, [row.to_addr], data, message_id, transport=transport)
         return row.id or 0, result.ok, result.permanent, f"{result.code} {result.detail}", message_id
     except (OSError, DeliveryError) as exc:  # the server or the folder could not be reached: retry
         return row.id or 0, False, False, str(exc), message_id

@@ -145,6 +145,17 @@ def _plan(lists: list[MailingList], states: dict[int, str]) -> tuple[list[Mailin
     return direct, pending, reconfirm
 
 
+def mail_confirmation(session: Session, links: Links, email: str, subscriber_id: int, lists: list[MailingList], *,
+                      window: timedelta) -> bool:
+    """Queue a confirmation link for `lists`, unless one went to this address within `window` (False then:
+    that earlier link still works, and a page cannot be used to mail someone over and over)."""
+    if not _claim_confirmation_slot(session, subscriber_id, [id_of(m) for m in lists], window):
+        return False
+    notice = confirmation_notice(links, email, subscriber_id, lists, None)
+    queue_notice(session, notice, kind="confirm", subscriber_id=subscriber_id)
+    return True
+
+
 def _claim_confirmation_slot(session: Session, subscriber_id: int, list_ids: list[int],
                              window: timedelta) -> bool:
     """Stamp `confirmation_sent_at`, unless one went to this address within the window."""

@@ -1,14 +1,25 @@
-"""What a subscriber does from a link in a mail: unsubscribe, choose bulletins, export (erasure: `forget`).
+"""What a subscriber does from a link in a mail: unsubscribe, choose bulletins, export (erasure: `bulletin.forget`).
 
 The signed token is the proof of identity (it only ever went to the mailbox),
 so these flows change state without a password. Unsubscribe links never
 expire and verify under every configured key, so mail sent before a key
 rotation can still be left.
+
+The preferences link is not proof enough to undo what the mail system or the
+person said about the address. A list left after a bounce (mail to it failed)
+or a complaint (they reported us as spam) is joined again only by a fresh
+double opt-in: ticking it queues a confirmation link to the address, and the
+subscription keeps its state until that link's button is pressed, as a web
+signup does (`optin`). Moving it to `pending` instead would let a later
+import or staff `add` (which take pending people on) bring the person back
+without that confirmation. A suppressed address (every complaint suppresses
+one) cannot rejoin here at all; the page says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, literal
@@ -17,13 +28,15 @@ from sqlmodel import Session, select
 from bulletin.audience.access import subject_access
 from bulletin.audience.lifecycle import ACTIVE, record_event, set_state, unsubscribe
 from bulletin.audience.links import Links
-from bulletin.audience.optin import ACTOR, SOURCE
+from bulletin.audience.optin import ACTOR, SOURCE, mail_confirmation
 from bulletin.audience.subscribers import is_suppressed, subscriptions_of
 from bulletin.errors import TokenError
 from bulletin.models import IssueRecord, MailingList, Subscriber, Subscription, utcnow
 from bulletin.statuses import SubscriptionState as S
 
 ONE_CLICK = "one-click"
+# Left because mail to the address failed or the person complained: rejoined only by a fresh opt-in by mail.
+REJOIN_BY_MAIL = (S.BOUNCED, S.COMPLAINED)
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,19 @@ class ListChoice:
         (`/refer/` takes only lists the public may join; a members-only one would refuse the colleague)."""
         return self.state == S.CONFIRMED and self.public_signup
 
+    @property
+    def rejoins_by_mail(self) -> bool:
+        """Ticking it mails a confirmation link instead of subscribing (a bounce or complaint ended it)."""
+        return self.state in REJOIN_BY_MAIL
+
+
+@dataclass(frozen=True)
+class Rejoin:
+    """Lists ticked again after a bounce or complaint: they start only when the mailed link is confirmed."""
+
+    lists: tuple[str, ...]  # list names
+    mailed: bool  # False: a confirmation went to the address a short while ago, and that link still works
+
 
 @dataclass(frozen=True)
 class Preferences:
@@ -58,6 +84,7 @@ class Preferences:
     organisation: str
     suppressed: bool
     lists: tuple[ListChoice, ...]
+    rejoin: Rejoin | None = None  # set by `update_preferences` when a list can only be rejoined by mail
 
 
 # Unsubscribe -----------------------------------------------------------------------------------------
@@ -128,21 +155,30 @@ def preferences(session: Session, sub: Subscriber) -> Preferences:
     )
 
 
-def update_preferences(session: Session, sub: Subscriber, chosen: list[str], name: str,
-                       organisation: str, *, ip: str | None, user_agent: str | None) -> Preferences:
-    """Subscribe to the chosen lists (the link proves the mailbox), leave the others, update the profile."""
+def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: list[str], name: str,
+                       organisation: str, *, ip: str | None, user_agent: str | None,
+                       window: timedelta) -> Preferences:
+    """Subscribe to the chosen lists (the link proves the mailbox), leave the others, update the profile.
+
+    A chosen list the person left by bouncing or complaining is not subscribed: a confirmation link
+    is queued instead (at most one per `window`), and `rejoin` on the result says which lists wait for it.
+    """
     assert sub.id is not None and sub.email is not None
     current = preferences(session, sub)
     blocked = current.suppressed
+    rejoin: list[ListChoice] = []
     for choice in current.lists:
         wanted = choice.slug in chosen
         active = choice.state in (S.PENDING, S.CONFIRMED)
-        if wanted and choice.state != S.CONFIRMED and not blocked:
+        if wanted and choice.rejoins_by_mail and not blocked:
+            rejoin.append(choice)
+        elif wanted and choice.state != S.CONFIRMED and not blocked:
             set_state(session, sub.id, choice.list_id, S.CONFIRMED, kind="subscribe", source=SOURCE,
                       actor=ACTOR, ip=ip, user_agent=user_agent, detail={"page": "preferences"})
         elif not wanted and active:
             unsubscribe(session, sub.id, choice.list_id, source=SOURCE, actor=ACTOR, ip=ip,
                         user_agent=user_agent)
+    asked = _ask_to_rejoin(session, links, sub, rejoin, window=window, ip=ip, user_agent=user_agent)
     changed = {k: v for k, v in (("name", name), ("organisation", organisation)) if getattr(sub, k) != v}
     if changed:
         for key, value in changed.items():
@@ -152,7 +188,23 @@ def update_preferences(session: Session, sub: Subscriber, chosen: list[str], nam
         record_event(session, sub.id, "profile", source=SOURCE, actor=ACTOR, ip=ip, user_agent=user_agent,
                      detail={"fields": sorted(changed)})
     session.flush()
-    return preferences(session, sub)
+    return replace(preferences(session, sub), rejoin=asked)
+
+
+def _ask_to_rejoin(session: Session, links: Links, sub: Subscriber, choices: list[ListChoice], *,
+                   window: timedelta, ip: str | None, user_agent: str | None) -> Rejoin | None:
+    """Queue one confirmation link for the lists (state unchanged) and log the request per list."""
+    if not choices:
+        return None
+    assert sub.id is not None and sub.email is not None
+    lists = [ml for c in choices if (ml := session.get(MailingList, c.list_id)) is not None]
+    mailed = mail_confirmation(session, links, sub.email, sub.id, lists, window=window)
+    for choice in choices:
+        record_event(session, sub.id, "rejoin_requested", source=SOURCE, actor=ACTOR, list_id=choice.list_id,
+                     ip=ip, user_agent=user_agent,
+                     detail={"page": "preferences", "state": choice.state, "confirmation_mailed": mailed})
+    session.flush()
+    return Rejoin(tuple(c.name for c in choices), mailed)
 
 
 # Export ---------------------------------------------------------------------------------------------

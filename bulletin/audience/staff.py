@@ -24,18 +24,32 @@ from bulletin.audience.subscribers import (
     is_suppressed,
     subscriptions_of,
 )
+from bulletin.db import MAX_ROW_ID
 from bulletin.errors import NotFound, StateError
 from bulletin.models import Subscriber, Subscription, Suppression, id_of
 from bulletin.statuses import SubscriptionState
 
 
 def resolve(session: Session, who: str) -> Subscriber:
-    """A subscriber by address or `#id` (erased people have no address left, only an id)."""
-    if who.startswith("#") and who[1:].isdecimal():
-        return get_subscriber(session, int(who[1:]))
-    found = find_subscriber(session, who)
+    """A subscriber by address or `#id`: the one reading of a reference to a person, for staff
+    commands, the console and attaching unmatched mail (erased people have no address left, only an id).
+
+    `#` and ASCII digits is an id; anything else is an address (`#news@example.org` is a valid one).
+    Surrounding spaces are ignored, as a pasted reference carries them. NotFound names what was given.
+    """
+    ref = who.strip()
+    digits = ref[1:]
+    if ref.startswith("#") and digits.isascii() and digits.isdigit():
+        # More digits than the largest row id names no row (and int() refuses past 4,300 digits).
+        number = int(digits) if len(digits) <= len(str(MAX_ROW_ID)) else 0
+        found = session.get(Subscriber, number) if 0 < number <= MAX_ROW_ID else None
+        if found is None:
+            shown = ref if len(ref) <= 32 else ref[:29] + "..."
+            raise NotFound("no such subscriber", where=f"subscriber {shown!r}")
+        return found
+    found = find_subscriber(session, ref)
     if found is None:
-        raise NotFound("no such subscriber", where=f"address {who!r}")
+        raise NotFound("no such subscriber", where=f"address {ref!r}")
     return found
 
 

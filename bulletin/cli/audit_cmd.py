@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         from bulletin.accounts import list_audit
 
         with ctx_of(ctx).ws.session() as session:
-            _total, rows = list_audit(session, per_page=limit, actor=actor)
+            rows = list_audit(session, per_page=limit, actor=actor).rows
         if as_json:
             console.print_json(json.dumps([{"at": r.at.isoformat(), "actor": r.actor, "action": r.action,
                                             "target": r.target} for r in rows]))

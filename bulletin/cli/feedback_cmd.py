@@ -133,14 +133,23 @@ def reply(
     from_addr: Annotated[str | None, typer.Option("--from", help="From address of the answer.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer the person by email, threaded under their reply (In-Reply-To), and mark it answered."""
-    from bulletin.inbound import answer_feedback
+    """Answer the person by email, threaded under their reply (In-Reply-To), and mark it answered.
+
+    The answer is queued with the mark and sent once that has committed (with any other notice
+    due), so it goes at most once; a feedback already answered is refused.
+    """
+    from bulletin.audience import notices
+    from bulletin.inbound import answer_feedback, show_feedback
 
     c = ctx_of(ctx)
     body = text if text is not None else sys.stdin.read()
     with c.ws.session() as session:
-        view = answer_feedback(session, c.settings, feedback_id, body, from_addr=from_addr)
+        answer_feedback(session, feedback_id, body, from_addr=from_addr)
+    notices.send_due(c.engine, c.settings)
+    with c.ws.session() as session:
+        view = show_feedback(session, feedback_id)
     if as_json:
         typer.echo(json.dumps(view.as_dict(), ensure_ascii=False))
     else:
-        console.print(f"#{view.id}: answered {view.email}", highlight=False, markup=False)
+        console.print(f"#{view.id}: answered {view.email} (answer {view.answer_state})", highlight=False,
+                      markup=False)

@@ -254,9 +254,10 @@ def erase(
     """Erase a person's data (right to erasure); a hash of the address stays as a suppression."""
     if not yes and not typer.confirm(f"Erase all personal data of {address}? This cannot be undone"):
         raise typer.Exit(1)
-    from bulletin.audience import forget, staff
+    from bulletin.audience import staff
+    from bulletin.forget import erase_everywhere
 
     c = ctx_of(ctx)
-    sid = forget.erase_everywhere(c.engine, c.settings,
-                                  lambda session: staff.erase_address(session, address, actor=_actor()))
+    sid = erase_everywhere(c.engine, c.settings,
+                           lambda session: staff.erase_address(session, address, actor=_actor()))
     console.print(f"#{sid} erased; the address stays suppressed (by hash)")

@@ -103,5 +103,6 @@ class Feedback(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     received_at: datetime = Field(default_factory=utcnow, index=True)
     answered_at: datetime | None = None
-    answer_message_id: str | None = None
+    answer_message_id: str | None = None  # answers sent before migration 0024; later ones: their notice's
+    answer_notice_id: int | None = Field(default=None, foreign_key="queued_notice.id", ondelete="SET NULL")
     attached_by: str | None = Field(default=None, max_length=200)  # staff who attached an unmatched message by hand

@@ -1,4 +1,4 @@
-"""Single mails waiting for the notice sender (confirmations, data-request links).
+"""Single mails waiting for the notice sender (confirmations, data-request links, answers to feedback).
 
 The queue is a table so a notice commits with the change that asks for it.
 """
@@ -21,7 +21,7 @@ class NoticeState:
 
 
 class QueuedNotice(SQLModel, table=True):
-    """A single mail (confirmation, "already subscribed", data-request link) waiting for the notice sender.
+    """A single mail (confirmation, "already subscribed", data-request link, answer) waiting for the notice sender.
 
     Committed in the same transaction as the change that asks for it, so a web
     response never waits on mail and a crash never loses one. The text is
@@ -32,12 +32,16 @@ class QueuedNotice(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True, ondelete="CASCADE")
-    kind: str = Field(max_length=32)  # confirm, already, export, erase
+    kind: str = Field(max_length=32)  # confirm, already, export, erase, answer
     to_addr: str = Field(max_length=320)
     from_addr: str | None = None
     reply_to: str | None = None
+    envelope_from: str | None = Field(default=None, max_length=320)  # None: the bounce address
     subject: str
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # An answer's place in the person's thread (RFC 5322 3.6.4).
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    references: str | None = Field(default=None, sa_column=Column("thread_references", Text, nullable=True))
     state: str = Field(default=NoticeState.QUEUED, index=True, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime | None = None

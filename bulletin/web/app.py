@@ -4,7 +4,13 @@ Errors from the stages become pages here, once: a bad or expired link is a
 400 page that says so and nothing else (the same words whether or not the
 person exists), an unknown list or issue a 404, a refused form its status.
 Every response carries conservative headers: links carry tokens, so no
-Referer leaves our pages and token pages are never cached. Any other error a
+Referer leaves our pages and token pages are never cached. When
+`public_base_url` is https, every response also says Strict-Transport-Security
+(a year, subdomains too): a browser that has seen the site once never tries
+plain http again, so nobody on the path can strip TLS from a link with a token
+or from the console's session. A plain-http site (development) never sends
+it: browsers ignore it over http (RFC 6797 8.1), and a development host name
+must not end up pinned to https, subdomains and all. Any other error a
 stage raises about its input is a 400 page, never a 500. Slash redirects are
 off (Starlette builds them from the Host header); pages that redirect build
 the URL from `public_base_url`.
@@ -41,6 +47,7 @@ from bulletin.workspace import Workspace
 
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 ARCHIVE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'; base-uri 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
@@ -140,4 +147,6 @@ async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Re
     h.setdefault("Content-Security-Policy", ARCHIVE_CSP if issue_page else PAGE_CSP)
     if not request.url.path.startswith("/archive/"):
         h.setdefault("Cache-Control", "no-store")
+    if web_of(request).secure:  # the TLS proxy may set it too; the app's own says the same
+        h.setdefault("Strict-Transport-Security", HSTS)
     return response

@@ -74,7 +74,7 @@ def _erase_by_console(settings, address: str) -> None:  # type: ignore[no-untype
         assert done.status_code == 303, done.text
 
 
-# Every shell's erase goes through audience.forget; the console once erased the rows only.
+# Every shell's erase goes through bulletin.forget; the console once erased the rows only.
 @pytest.mark.parametrize("erase_by", [_erase_by_cli, _erase_by_console], ids=["cli", "console"])
 def test_erase_leaves_no_trace_of_the_address_or_name(settings, engine, erase_by) -> None:  # type: ignore[no-untyped-def]
     people = add_subscribers(engine, add_list(engine), 3)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from bulletin.accounts import add_account, disable_account, list_audit
+from bulletin.accounts import add_account, disable_account, list_audit, record_audit
 from bulletin.db import make_engine, session_scope
 from bulletin.models import StaffSession, SubscriberEvent
 from tests.console.conftest import AMINA, COOKIE, PASSWORD, ROLES, Sample, sign_in, token_of
@@ -112,7 +112,7 @@ def test_every_post_without_a_csrf_token_is_refused(sample: Sample,
         assert r.status_code == 403, (path, r.status_code)
     engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
     with session_scope(engine) as session:
-        _total, audit = list_audit(session)
+        audit = list_audit(session).rows
         events = session.exec(select(SubscriberEvent).where(SubscriberEvent.source == "console")).all()
     engine.dispose()
     assert [a.action for a in audit if a.actor.startswith("staff:")] == ["sign-in"]
@@ -250,7 +250,7 @@ def test_staff_actions_are_attributed_in_consent_and_audit_logs(sample: Sample, 
     assert "staff:staff@council.example" in page.text
     engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
     with session_scope(engine) as session:
-        _total, audit = list_audit(session)
+        audit = list_audit(session).rows
         ev = session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "unsubscribe")).one()
     engine.dispose()
     assert ev.actor == "staff:staff@council.example" and ev.source == "console"
@@ -285,6 +285,64 @@ def test_a_page_number_past_the_end_shows_the_last_page(sample: Sample, signed_i
         r = c.get(path, params={"page_no": str(10**19)})
         assert r.status_code == 200, (path, r.status_code)
     assert "A question" in c.get("/admin/inbound", params={"page_no": str(10**19)}).text  # the last page's mail
+
+
+def test_the_paged_lists_say_which_page_they_read(sample: Sample) -> None:
+    """The stage clamps the page once and returns it with the page count; the console used to clamp
+    again from the total, a second rule that could drift from the first."""
+    from bulletin.audience import directory
+    from bulletin.inbound import list_unmatched
+
+    engine = make_engine(sample.settings.effective_database_url, address_key=sample.settings.address_key)
+    with session_scope(engine) as session:
+        for i in range(3):
+            record_audit(session, "staff:test", "test.entry", f"entry {i}")
+        audit = list_audit(session, page=10**19, per_page=2)
+        unmatched = list_unmatched(session, page=10**19, per_page=50)
+        pending = directory.pending_signups(session, page=-5, per_page=2)
+    engine.dispose()
+    assert audit.total >= 3 and audit.pages == (audit.total + 1) // 2 and audit.page == audit.pages
+    assert len(audit.rows) == 2 - audit.total % 2  # the last page's rows
+    assert (unmatched.page, unmatched.pages, unmatched.total) == (1, 1, 1)
+    assert [m.id for m in unmatched.rows] == [sample.unmatched_id]
+    assert (pending.page, pending.pages, pending.total, pending.rows) == (1, 1, 0, [])
+
+
+def test_the_done_notice_is_a_message_of_ours_never_the_querys_text(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
+    """`?done=` once put any text on the page (escaped, but in our layout, in front of signed-in staff)."""
+    c = signed_in("admin")
+    forged = "Your session has expired: sign in again at https://evil.example/login"
+    for path in ("/admin/staff", f"/admin/feedback/{sample.feedback_id}", "/admin/inbound",
+                 f"/admin/issues/{sample.issue}", "/admin/subscribers", f"/admin/subscribers/{sample.amina_id}",
+                 "/admin/pending", "/admin/audit", "/admin"):
+        for value in (forged, "<b>saved</b>", "saved", "__class__", ""):
+            r = c.get(path, params={"done": value})
+            assert r.status_code == 200, (path, value, r.status_code)
+            assert "evil.example" not in r.text and 'class="ok" role="status"' not in r.text, (path, value)
+    r = c.get(f"/admin/feedback/{sample.feedback_id}", params={"done": "feedback-saved"})
+    assert '<p class="ok" role="status">Saved.</p>' in r.text
+    token = _token(c)
+    r = c.post(f"/admin/subscribers/{sample.amina_id}/unsubscribe", data={"list": "workforce", "csrf_token": token})
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=unsubscribed")
+    assert '<p class="ok" role="status">Unsubscribed.</p>' in c.get(r.headers["location"]).text
+    r = c.post(f"/admin/subscribers/{sample.amina_id}/unsubscribe", data={"list": "workforce", "csrf_token": token})
+    assert "Nothing changed: there was no active subscription to end." in c.get(r.headers["location"]).text
+
+
+def test_a_reply_is_answered_once_from_the_console(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]
+    """The answer is queued with the "answered" mark; a second answer (a colleague, a double click) is refused."""
+    from tests.web.conftest import outbox
+
+    first, second = signed_in("editor"), signed_in("staff")
+    path = f"/admin/feedback/{sample.feedback_id}/answer"
+    r = first.post(path, data={"answer": "Thank you, Amina.", "csrf_token": _token(first)})
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=answer-queued")
+    assert "Answer queued" in first.get(r.headers["location"]).text
+    r = second.post(path, data={"answer": "Thanks from me too.", "csrf_token": _token(second)})
+    assert r.status_code == 400 and f"feedback #{sample.feedback_id}: already answered (" in r.text
+    answers = [m for m in outbox(sample.settings) if m["In-Reply-To"] == "<reply-1@riverside.example>"]
+    assert len(answers) == 1 and "Thank you, Amina." in answers[0].get_payload(decode=True).decode()
+    assert "the answer is sent" in second.get(f"/admin/feedback/{sample.feedback_id}").text
 
 
 def test_ids_out_of_range_are_not_found(sample: Sample, signed_in) -> None:  # type: ignore[no-untyped-def]

@@ -6,10 +6,14 @@ import csv
 import email
 import io
 import json
+import threading
 from email import policy
+from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from bulletin.audience.notices import send_due
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound import ingest
@@ -18,7 +22,9 @@ from bulletin.inbound.acting.feedback import (
     export_csv,
     list_feedback,
     mark_feedback,
+    show_feedback,
 )
+from bulletin.models import QueuedNotice
 from tests.inbound.conftest import ISSUE_SUBJECT, World, mail, run_cli
 
 
@@ -54,13 +60,28 @@ def test_export_csv_quotes_formula_cells(world: World) -> None:
     assert rows[0]["visible_text"].startswith("'=") and rows[0]["block"] == "tell-us"
 
 
+def _sent(world: World) -> list[Path]:
+    """The outbox after the notice sender has sent everything due."""
+    while send_due(world.engine, world.settings).total:
+        pass
+    folder = world.settings.outbox_path / "new"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _queued_answers(world: World) -> int:
+    with session_scope(world.engine) as session:
+        return len(session.exec(select(QueuedNotice).where(QueuedNotice.kind == "answer")).all())
+
+
 def test_reply_sends_threaded_answer_and_marks_answered(world: World) -> None:
     fid = _reply(world)
     with session_scope(world.engine) as session:
-        view = answer_feedback(session, world.settings, fid, "Thank you, we will cover it.")
-    assert view.status == "answered" and view.answered_at
-    files = list((world.settings.outbox_path / "new").iterdir())
+        view = answer_feedback(session, fid, "Thank you, we will cover it.")
+    assert view.status == "answered" and view.answered_at and view.answer_state == "queued"
+    files = _sent(world)
     assert len(files) == 1
+    with session_scope(world.engine) as session:
+        assert show_feedback(session, fid).answer_state == "sent"
     sent = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert sent["In-Reply-To"] == "<r1@c>" and sent["To"] == "amina@example.gov.uk"
     assert sent["References"].split() == [world.links.message_id(world.subscribers["amina@example.gov.uk"],
@@ -68,10 +89,87 @@ def test_reply_sends_threaded_answer_and_marks_answered(world: World) -> None:
     assert sent["Subject"] == f"Re: {ISSUE_SUBJECT} [tell-us]"
 
 
-def test_reply_refuses_empty_answer(world: World) -> None:
+def test_reply_refuses_empty_answer_and_a_bad_from_address(world: World) -> None:
     fid = _reply(world)
-    with session_scope(world.engine) as session, pytest.raises(StateError):
-        answer_feedback(session, world.settings, fid, "   ")
+    with session_scope(world.engine) as session, pytest.raises(StateError, match=f"feedback #{fid}: the answer is empty"):
+        answer_feedback(session, fid, "   ")
+    with session_scope(world.engine) as session, pytest.raises(StateError, match="--from: not a usable From address"):
+        answer_feedback(session, fid, "Thanks", from_addr="Team\r\nBcc: x@evil.example")
+    assert _queued_answers(world) == 0 and _sent(world) == []
+
+
+def test_an_answer_whose_transaction_fails_is_never_sent(world: World) -> None:
+    """The answer was sent before the commit: a commit that failed left a mail out and no record of it."""
+    fid = _reply(world)
+    with pytest.raises(RuntimeError, match="the commit failed"), session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you, we will cover it.")
+        assert not (world.settings.outbox_path / "new").is_dir() or _no_files(world)
+        raise RuntimeError("the commit failed")
+    assert _queued_answers(world) == 0 and _sent(world) == []
+    with session_scope(world.engine) as session:
+        view = show_feedback(session, fid)
+        assert (view.status, view.answered_at, view.answer_state) == ("new", "", "")
+        answer_feedback(session, fid, "Thank you, we will cover it.")  # and it can be answered after all
+    assert len(_sent(world)) == 1
+
+
+def _no_files(world: World) -> bool:
+    return not any((world.settings.outbox_path / "new").iterdir())
+
+
+def test_a_second_answer_is_refused_and_one_mail_leaves(world: World) -> None:
+    fid = _reply(world)
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "First answer.")
+    with session_scope(world.engine) as session, pytest.raises(StateError, match=rf"feedback #{fid}: already answered \("):
+        answer_feedback(session, fid, "Second answer.")
+    assert _queued_answers(world) == 1
+    files = _sent(world)
+    assert len(files) == 1 and b"First answer." in files[0].read_bytes()
+    with pytest.raises(StateError, match="already answered"):
+        run_cli(world, "feedback", "reply", str(fid), "--text", "Third answer.")
+    assert len(_sent(world)) == 1
+
+
+def test_two_people_answering_at_once_send_one_answer(world: World) -> None:
+    """The second waits for the first's transaction (row lock on PostgreSQL, the write lock on SQLite),
+    then is refused: it must not send while the first is still deciding."""
+    fid = _reply(world)
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with session_scope(world.engine) as session:
+                answer_feedback(session, fid, "Second answer.")
+            outcome.append("answered")
+        except StateError as exc:
+            outcome.append(exc)
+
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "First answer.")
+        other = threading.Thread(target=second)
+        other.start()
+        other.join(timeout=1.0)  # it cannot finish while this transaction holds the row
+        assert other.is_alive() and outcome == []
+    other.join(timeout=30)  # this transaction has committed: the second goes on, and is refused
+    assert len(outcome) == 1 and isinstance(outcome[0], StateError) and "already answered" in str(outcome[0])
+    files = _sent(world)
+    assert len(files) == 1 and b"First answer." in files[0].read_bytes()
+
+
+def test_erasing_a_person_whose_reply_was_answered_drops_the_queued_answer(world: World) -> None:
+    """The answer's notice holds their address and words: erasure deletes it, and the feedback lets go of it."""
+    from bulletin.audience.lifecycle import erase
+
+    fid = _reply(world)
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you, we will cover it.")
+    with session_scope(world.engine) as session:
+        erase(session, world.subscribers["amina@example.gov.uk"], source="cli", actor="test")
+    assert _queued_answers(world) == 0 and _sent(world) == []
+    with session_scope(world.engine) as session:
+        view = show_feedback(session, fid)
+        assert view.answered_at and view.answer_state == ""
 
 
 def test_cli_feedback_list_show_mark_export(world: World) -> None:

@@ -177,3 +177,38 @@ def test_two_people_attaching_one_message_at_once_get_one_feedback_and_one_refus
         (fb,) = session.exec(select(Feedback).where(Feedback.inbound_id == stray.inbound_id)).all()
         assert (fb.subscriber_id, fb.attached_by) == (world.subscribers["ben@example.org"], "staff:a@example.org")
         assert len(session.exec(select(AuditEntry).where(AuditEntry.action == "inbound.attach")).all()) == 1
+
+
+def test_staff_and_attach_read_a_reference_to_a_person_the_same_way(world: World) -> None:
+    """`#id` was parsed twice (staff.resolve and attach), and the two disagreed: padding, non-ASCII
+    digits, a number past int()'s 4,300-digit limit (a ValueError, a 500 in the console)."""
+    from sqlmodel import Session
+
+    from bulletin.audience.staff import resolve
+    from bulletin.errors import NotFound
+    from bulletin.inbound import attach_inbound
+
+    stray = ingest(world.engine, world.settings, mail(to="x@news.example.org", frm="dee@example.net"), source="test")
+    ben = world.subscribers["ben@example.org"]
+    expected = {f"#{ben}": ben, f"  #{ben} ": ben, " Ben@Example.org ": ben, "#0": None, "#-1": None,
+                "#" + "9" * 30: None, "#" + "9" * 5000: None, "#\u0663": None, "#": None}
+
+    def by_staff(ref: str) -> int | None:
+        with Session(world.engine) as session:
+            try:
+                return resolve(session, ref).id
+            except NotFound:
+                return None
+
+    def by_attach(ref: str) -> int | None:
+        with Session(world.engine) as session:
+            try:
+                return attach_inbound(session, stray.inbound_id, subscriber=ref, actor="test").subscriber_id
+            except NotFound as exc:
+                assert f"inbound #{stray.inbound_id}" in str(exc) and len(str(exc)) < 200
+                return None
+            finally:
+                session.rollback()
+
+    assert {ref: by_staff(ref) for ref in expected} == expected
+    assert {ref: by_attach(ref) for ref in expected} == expected

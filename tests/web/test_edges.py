@@ -96,6 +96,26 @@ def test_csrf_cookie_over_plain_http_is_not_secure(synced) -> None:  # type: ign
         assert signup(c, "plain@example.org").status_code == 200
 
 
+HSTS_PATHS = ("/signup", "/healthz", "/archive/", "/admin/login", "/no-such-page", "/preferences/forged")
+
+
+def test_an_https_site_sends_strict_transport_security_on_every_response(client: TestClient) -> None:
+    for path in HSTS_PATHS:
+        resp = client.get(path)
+        assert resp.headers.get("strict-transport-security") == "max-age=31536000; includeSubDomains", (
+            path, resp.status_code)
+
+
+def test_a_plain_http_site_never_sends_strict_transport_security(synced) -> None:  # type: ignore[no-untyped-def]
+    """Browsers ignore it over http anyway, and a development host name must never be pinned to https."""
+    from tests.web.conftest import make_client
+
+    plain = synced.model_copy(update={"public_base_url": "http://127.0.0.1:8000"})
+    with make_client(plain) as c:
+        for path in HSTS_PATHS:
+            assert "strict-transport-security" not in c.get(path).headers, path
+
+
 def test_redirects_use_the_public_address_not_the_host_header(client: TestClient) -> None:
     for path in ("/archive", "/archive/some-issue"):
         resp = client.get(path, headers={"Host": "evil.example"})

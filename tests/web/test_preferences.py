@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from bulletin.audience.lifecycle import subscribe, suppress
+from bulletin.audience.lifecycle import complain, mark_bounced, set_state, subscribe, suppress
 from bulletin.audience.links import Links
 from bulletin.config import Settings
 from bulletin.models import Subscriber, SubscriberEvent, Subscription
-from tests.web.conftest import CSRF_RE, list_id, path_of
+from tests.web.conftest import CSRF_RE, confirm_by_press, confirm_link, list_id, outbox, path_of
 
 
 @pytest.fixture
@@ -130,3 +130,56 @@ def test_share_links_are_offered_only_for_lists_a_colleague_can_join(client: Tes
     assert client.get(shared[0]).status_code == 200
     finance = Links.for_settings(synced).referral_url(member, list_id(db, "finance"))
     assert client.get(path_of(finance)).status_code == 400  # what the link would have done
+
+
+def _left_a_minute_ago(db: Session, sid: int) -> None:
+    """Backdate the leaving event: a confirmation link signed in the same second would count as older (stale)."""
+    from datetime import timedelta
+
+    for ev in db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sid)).all():
+        ev.at = ev.at - timedelta(minutes=1)
+        db.add(ev)
+    db.commit()
+
+
+@pytest.mark.parametrize("how", ["bounced", "complained"])
+def test_a_list_left_by_bounce_or_complaint_is_rejoined_only_by_a_fresh_opt_in(
+        client: TestClient, synced: Settings, db: Session, member: int, how: str) -> None:
+    """The footer link once moved a bounced or complained subscription straight back to confirmed.
+
+    `complained` here is a complaint whose suppression staff have since lifted (a complaint suppresses
+    the address, and a suppressed address cannot rejoin at all: the next test)."""
+    shared = list_id(db, "shared-services")
+    if how == "bounced":
+        mark_bounced(db, member, list_id=shared, source="inbound", actor="test")
+    else:
+        set_state(db, member, shared, "complained", kind="complaint", source="inbound", actor="test")
+    db.commit()
+    _left_a_minute_ago(db, member)
+    url = _url(synced, member)
+    resp = client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"]})
+    assert resp.status_code == 200
+    assert _states(db, member)[shared] == how  # nothing is sent to them yet
+    assert "We have emailed a link to prefs@example.org to confirm" in resp.text
+    assert "Tick it and save, and we will email you a link to confirm" in client.get(url).text
+    mails = outbox(synced)
+    assert len(mails) == 1 and mails[0]["To"] == "prefs@example.org"
+    again = client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"]})
+    assert "a short while ago" in again.text and len(outbox(synced)) == 1  # no second mail in the window
+    asked = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == member,
+                                                  SubscriberEvent.kind == "rejoin_requested")).all()
+    assert [e.detail["state"] for e in asked] == [how, how] and all(e.source == "web" for e in asked)
+    assert confirm_by_press(client, path_of(confirm_link(mails[0]))).status_code == 200
+    assert _states(db, member)[shared] == "confirmed"
+
+
+def test_a_suppressed_address_cannot_rejoin_after_a_complaint(client: TestClient, synced: Settings, db: Session,
+                                                               member: int) -> None:
+    complain(db, member, source="inbound", actor="test")
+    db.commit()
+    url = _url(synced, member)
+    assert "blocked from our mailings" in client.get(url).text
+    resp = client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"]})
+    assert resp.status_code == 200 and "We have emailed" not in resp.text
+    assert _states(db, member)[list_id(db, "shared-services")] == "complained"
+    assert outbox(synced) == []

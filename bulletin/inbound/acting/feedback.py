@@ -10,10 +10,13 @@ import csv
 import io
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import parseaddr
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
-from bulletin.config import Settings
+from bulletin.audience.addresses import has_control_chars
+from bulletin.audience.notices import queue_notice
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.match import Match, block_anchor
 from bulletin.inbound.acting.rows import InboundRow
@@ -26,8 +29,8 @@ from bulletin.inbound.reading.parse import (
     parse_bytes,
     sender,
 )
-from bulletin.messenger import Notice, bounce_address, send_notice
-from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, utcnow
+from bulletin.messenger import Notice
+from bulletin.models import Feedback, InboundMessage, IssueRecord, QueuedNotice, Subscriber, utcnow
 from bulletin.statuses import FeedbackStatus
 
 STATUSES = FeedbackStatus.ALL
@@ -72,6 +75,7 @@ class FeedbackView:
     attachments: list[dict[str, object]]
     tags: list[str]
     answered_at: str
+    answer_state: str = ""  # the queued answer's state: queued, sending, sent, failed ("" when none)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -81,6 +85,7 @@ def _view(session: Session, fb: Feedback) -> FeedbackView:
     assert fb.id is not None
     sub = session.get(Subscriber, fb.subscriber_id) if fb.subscriber_id else None
     issue = session.get(IssueRecord, fb.issue_id) if fb.issue_id else None
+    notice = session.get(QueuedNotice, fb.answer_notice_id) if fb.answer_notice_id else None
     return FeedbackView(
         id=fb.id, status=fb.status, received_at=fb.received_at.isoformat(timespec="seconds"),
         subscriber_id=fb.subscriber_id, email=(sub.email if sub else None) or fb.from_address,
@@ -88,6 +93,7 @@ def _view(session: Session, fb: Feedback) -> FeedbackView:
         subject=fb.subject, visible_text=fb.visible_text, full_text=fb.full_text,
         attachments=list(fb.attachments), tags=list(fb.tags),
         answered_at=fb.answered_at.isoformat(timespec="seconds") if fb.answered_at else "",
+        answer_state=notice.state if notice else ("sent" if fb.answer_message_id else ""),
     )
 
 
@@ -167,23 +173,47 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def answer_feedback(session: Session, settings: Settings, feedback_id: int, text: str, *,
+def answer_feedback(session: Session, feedback_id: int, text: str, *,
                     from_addr: str | None = None) -> FeedbackView:
-    """Email the person an answer threaded under their reply, then mark the record answered."""
+    """Mark the record answered and queue the answer, threaded under their reply, in the caller's transaction.
+
+    The mail is a queued notice (`audience.notices`), sent by the notice sender only after this
+    transaction commits: a commit that fails sends nothing. One answer per feedback: the mark is
+    a conditional update (`answered_at` still empty), so of two people answering at once the
+    second waits for the first's row lock (PostgreSQL; SQLite has one writer) and is refused.
+    """
+    where = f"feedback #{feedback_id}"
     fb = get_feedback(session, feedback_id)
     sub = session.get(Subscriber, fb.subscriber_id) if fb.subscriber_id else None
     if sub is None or not sub.email:
-        raise StateError("only feedback matched to a subscriber can be answered", where=f"feedback #{feedback_id}")
+        raise StateError("only feedback matched to a subscriber can be answered", where=where)
     if not text.strip():
-        raise StateError("the answer is empty", where=f"feedback #{feedback_id}")
+        raise StateError("the answer is empty", where=where)
+    if from_addr is not None and (has_control_chars(from_addr) or "@" not in parseaddr(from_addr)[1]):
+        raise StateError(f"not a usable From address: {from_addr!r} (e.g. 'Team <team@example.org>')",
+                         where="--from")
+    _claim_answer(session, fb)
     original = session.get(InboundMessage, fb.inbound_id)
-    parent = original.message_id if original else None
-    references = _references(original) if original else None
     subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
-    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=from_addr, in_reply_to=parent,
-                    references=references)
-    message_id = send_notice(settings, notice, envelope_from=from_addr or bounce_address(settings), what="answer")
-    fb.status, fb.answered_at, fb.answer_message_id = FeedbackStatus.ANSWERED, utcnow(), message_id
+    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=from_addr,
+                    in_reply_to=original.message_id if original else None,
+                    references=_references(original) if original else None)
+    row = queue_notice(session, notice, kind="answer", subscriber_id=sub.id,
+                       envelope_from=parseaddr(from_addr)[1] if from_addr else None)
+    session.flush()
+    fb.answer_notice_id = row.id
     session.add(fb)
     session.flush()
     return _view(session, fb)
+
+
+def _claim_answer(session: Session, fb: Feedback) -> None:
+    """Set status and answered_at only where no answer was recorded yet; StateError (saying when) otherwise."""
+    claimed = session.exec(  # type: ignore[call-overload]
+        update(Feedback).where(col(Feedback.id) == fb.id, col(Feedback.answered_at).is_(None))
+        .values(status=FeedbackStatus.ANSWERED, answered_at=utcnow())
+        .execution_options(synchronize_session=False))
+    session.refresh(fb)  # the row as the update left it, or as the answer that came first left it
+    if claimed.rowcount != 1:
+        when = fb.answered_at.strftime("%Y-%m-%d %H:%M UTC") if fb.answered_at else "just now"
+        raise StateError(f"already answered ({when}); the answer was not sent again", where=f"feedback #{fb.id}")

@@ -17,13 +17,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bulletin.accounts import record_audit
-from bulletin.audience.subscribers import find_subscriber
-from bulletin.db import MAX_ROW_ID, page_bounds
+from bulletin.audience.staff import resolve
+from bulletin.db import Paged, page_bounds
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.feedback import FeedbackView, record_feedback, show_feedback
 from bulletin.inbound.acting.match import Match, issue_by_subject
 from bulletin.inbound.reading.parse import header, parse_bytes, sender
-from bulletin.models import Feedback, InboundMessage, IssueRecord, Subscriber, id_of, utcnow
+from bulletin.models import Feedback, InboundMessage, IssueRecord, id_of, utcnow
 from bulletin.statuses import FeedbackStatus
 
 UNMATCHED = "unmatched"
@@ -38,11 +38,11 @@ class UnmatchedMail:
     text: str
 
 
-def list_unmatched(session: Session, *, page: int = 1, per_page: int = 50) -> tuple[int, list[UnmatchedMail]]:
-    """(total, newest-first page) of stored mail classified unmatched."""
+def list_unmatched(session: Session, *, page: int = 1, per_page: int = 50) -> Paged[UnmatchedMail]:
+    """One newest-first page of stored mail classified unmatched, the page number clamped to the pages."""
     where = InboundMessage.classification == UNMATCHED
     total = int(session.exec(select(func.count()).select_from(InboundMessage).where(where)).one())
-    page, _pages = page_bounds(total, page, per_page)
+    page, pages = page_bounds(total, page, per_page)
     rows = session.exec(select(InboundMessage).where(where)
                         .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())  # type: ignore[attr-defined,union-attr]
                         .offset((page - 1) * per_page).limit(per_page)).all()
@@ -53,7 +53,7 @@ def list_unmatched(session: Session, *, page: int = 1, per_page: int = 50) -> tu
         text = body.get_content() if body is not None else ""
         out.append(UnmatchedMail(id_of(row), row.received_at, sender(msg)[1], header(msg, "Subject"),
                                  text[:2000]))
-    return total, out
+    return Paged(total, page, pages, out)
 
 
 def attach_inbound(session: Session, inbound_id: int, *, subscriber: str, issue: str | None = None,
@@ -99,15 +99,14 @@ def _unmatched_row(session: Session, inbound_id: int) -> InboundMessage:
 
 
 def _live_subscriber(session: Session, inbound_id: int, who: str) -> int:
-    """An address or `#id` to a subscriber who still has an address: erased people cannot send feedback."""
+    """An address or `#id` (read by `staff.resolve`, as every staff action reads one) to a subscriber
+    who still has an address: erased people cannot send feedback."""
     who = who.strip()
-    if who.startswith("#") and who[1:].isdecimal():
-        number = int(who[1:])
-        found = session.get(Subscriber, number) if number <= MAX_ROW_ID else None
-    else:
-        found = find_subscriber(session, who)
-    if found is None:
-        raise NotFound(f"no subscriber {who!r}", where=f"inbound #{inbound_id}")
+    try:
+        found = resolve(session, who)
+    except NotFound:
+        shown = who if len(who) <= 64 else who[:61] + "..."
+        raise NotFound(f"no subscriber {shown!r}", where=f"inbound #{inbound_id}") from None
     if found.erased_at is not None or not found.email:
         raise StateError(f"subscriber {who!r} was erased", where=f"inbound #{inbound_id}")
     return id_of(found)

@@ -15,7 +15,6 @@ from bulletin.accounts import (
     list_audit,
     set_role,
 )
-from bulletin.db import page_bounds
 from bulletin.web.console.auth import authorised, back, page, posted
 from bulletin.web.context import web_of
 from bulletin.web.security import text_field
@@ -24,11 +23,11 @@ router = APIRouter()
 
 
 @router.get("/admin/staff")
-def accounts(request: Request, done: str = "") -> Response:
+def accounts(request: Request) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "admin")
         rows = list_accounts(session)
-    return page(request, "admin/staff.html", me, {"rows": rows, "roles": ROLES, "done": done[:200]})
+    return page(request, "admin/staff.html", me, {"rows": rows, "roles": ROLES})
 
 
 @router.post("/admin/staff")
@@ -43,7 +42,7 @@ async def add(request: Request) -> Response:
             add_account(session, email, role, password if isinstance(password, str) else "", actor=me.actor)
 
     await run_in_threadpool(run)
-    return back("/admin/staff", f"added {email}")
+    return back("/admin/staff", "account-added")
 
 
 @router.post("/admin/staff/{action}")
@@ -63,13 +62,13 @@ async def change(request: Request, action: str) -> Response:
                 disable_account(session, email, actor=me.actor)
 
     await run_in_threadpool(run)
-    return back("/admin/staff", f"{action} changed for {email}")
+    return back("/admin/staff", "role-changed" if action == "role" else "account-disabled")
 
 
 @router.get("/admin/audit")
 def audit(request: Request, page_no: int = 1) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "admin")
-        total, rows = list_audit(session, page=page_no, per_page=50)
-    page_no, pages = page_bounds(total, page_no, 50)
-    return page(request, "admin/audit.html", me, {"rows": rows, "total": total, "page_no": page_no, "pages": pages})
+        found = list_audit(session, page=page_no, per_page=50)
+    return page(request, "admin/audit.html", me,
+                {"rows": found.rows, "total": found.total, "page_no": found.page, "pages": found.pages})

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from bulletin.accounts import Account, SessionPolicy, current_account
 from bulletin.errors import BulletinError
+from bulletin.web.console.done import done_message, done_query
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, read_form
 
@@ -119,11 +120,13 @@ def to_login(exc: SignInNeeded) -> Response:
 
 def page(request: Request, name: str, account: Account | None, context: dict[str, object] | None = None,
          status: int = 200) -> Response:
-    """A console page: the account for the navigation, the role ladder for what it shows."""
-    return web_of(request).render(request, name, {"me": account, **(context or {})}, status)
+    """A console page: the account for the navigation, the role ladder for what it shows, and the
+    message a `?done=` key names (never the query's own text: see `done`)."""
+    done = done_message(request.query_params.get("done"))
+    return web_of(request).render(request, name, {"me": account, "done": done, **(context or {})}, status)
 
 
-def back(path: str, notice: str = "") -> Response:
-    """303 after a POST (so a reload does not repeat it), with a short notice in the query."""
+def back(path: str, done: str = "") -> Response:
+    """303 after a POST (so a reload does not repeat it), naming what happened by a key of `done.MESSAGES`."""
     sep = "&" if "?" in path else "?"
-    return RedirectResponse(path + (f"{sep}done={quote(notice)}" if notice else ""), status_code=303)
+    return RedirectResponse(path + (f"{sep}{done_query(done)}" if done else ""), status_code=303)

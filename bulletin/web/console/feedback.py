@@ -47,12 +47,12 @@ def inbox(request: Request, issue: str = "", block: str = "", status: str = "", 
 
 
 @router.get("/admin/feedback/{feedback_id}")
-def one(request: Request, feedback_id: RowId, done: str = "") -> Response:
+def one(request: Request, feedback_id: RowId) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "editor")
         view = show_feedback(session, feedback_id)
     return page(request, "admin/feedback_one.html", me,
-                {"fb": view, "statuses": FeedbackStatus.ALL, "done": done[:200]})
+                {"fb": view, "statuses": FeedbackStatus.ALL})
 
 
 @router.post("/admin/feedback/{feedback_id}/mark")
@@ -69,7 +69,7 @@ async def mark(request: Request, feedback_id: RowId) -> Response:
             record_audit(session, me.actor, "feedback.mark", f"feedback #{feedback_id}")
 
     await run_in_threadpool(run)
-    return back(f"/admin/feedback/{feedback_id}", "saved")
+    return back(f"/admin/feedback/{feedback_id}", "feedback-saved")
 
 
 @router.post("/admin/feedback/{feedback_id}/answer")
@@ -81,22 +81,22 @@ async def answer(request: Request, feedback_id: RowId) -> Response:
     web = web_of(request)
 
     def run() -> None:
-        with web.session() as session:
-            answer_feedback(session, web.settings, feedback_id, text.replace("\r\n", "\n"))
+        with web.session() as session:  # the answer is queued here and sent only after this commits
+            answer_feedback(session, feedback_id, text.replace("\r\n", "\n"))
             record_audit(session, me.actor, "feedback.answer", f"feedback #{feedback_id}")
 
     await run_in_threadpool(run)
-    return back(f"/admin/feedback/{feedback_id}", "answer sent")
+    web.wake_sender()  # the in-app notice sender mails it now
+    return back(f"/admin/feedback/{feedback_id}", "answer-queued")
 
 
 @router.get("/admin/inbound")
-def unmatched(request: Request, page_no: int = 1, done: str = "") -> Response:
+def unmatched(request: Request, page_no: int = 1) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "editor")
-        total, rows = list_unmatched(session, page=page_no, per_page=PER_PAGE)
-    page_no, pages = page_bounds(total, page_no, PER_PAGE)
+        found = list_unmatched(session, page=page_no, per_page=PER_PAGE)
     return page(request, "admin/inbound.html", me,
-                {"rows": rows, "total": total, "page_no": page_no, "pages": pages, "done": done[:200]})
+                {"rows": found.rows, "total": found.total, "page_no": found.page, "pages": found.pages})
 
 
 @router.post("/admin/inbound/{inbound_id}/attach")
@@ -112,4 +112,4 @@ async def attach(request: Request, inbound_id: RowId) -> Response:
             return attach_inbound(session, inbound_id, subscriber=who, actor=me.actor).id
 
     feedback_id = await run_in_threadpool(run)
-    return back(f"/admin/feedback/{feedback_id}", "attached as feedback")
+    return back(f"/admin/feedback/{feedback_id}", "attached")

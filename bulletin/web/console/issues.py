@@ -17,6 +17,7 @@ from bulletin.web.console.auth import authorised, back, page, posted, require
 from bulletin.web.context import web_of
 
 router = APIRouter()
+DONE = {"pause": "paused", "cancel": "cancelled", "resume": "resumed"}  # keys of console.done.MESSAGES
 
 
 @router.get("/admin")
@@ -37,7 +38,7 @@ def issues(request: Request) -> Response:
 
 
 @router.get("/admin/issues/{slug}")
-def issue(request: Request, slug: str, done: str = "") -> Response:
+def issue(request: Request, slug: str) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "editor")
         report = issue_report(session, slug)
@@ -45,7 +46,7 @@ def issue(request: Request, slug: str, done: str = "") -> Response:
             status = service.issue_status(session, slug)
         except Exception:  # noqa: BLE001 - an issue never sent has no sends yet: show the report alone
             status = None
-    return page(request, "admin/issue.html", me, {"report": report, "status": status, "done": done[:200]})
+    return page(request, "admin/issue.html", me, {"report": report, "status": status})
 
 
 @router.get("/admin/issues/{slug}/chart.png")
@@ -66,15 +67,12 @@ async def issue_action(request: Request, slug: str, action: str) -> Response:
     def run() -> str:
         with web.session() as session:
             if action == "pause":
-                n = service.pause_issue(session, slug)
-                note = f"paused {n} send(s)"
+                changed = service.pause_issue(session, slug)
             elif action == "cancel":
-                n = service.cancel_issue(session, slug)
-                note = f"cancelled {n} unsent message(s)"
+                changed = service.cancel_issue(session, slug)
             else:
-                ids = service.resume_issue(session, slug)
-                note = f"resumed {len(ids)} send(s); a running `bulletin worker` continues them"
+                changed = len(service.resume_issue(session, slug))
             record_audit(session, me.actor, f"issue.{action}", f"issue {slug}")
-        return note
+        return DONE[action] + ("" if changed else "-none")
 
     return back(f"/admin/issues/{slug}", await run_in_threadpool(run))

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bulletin.accounts import record_audit
-from bulletin.audience import directory, exporter, forget, importer, lists, staff
-from bulletin.db import page_bounds
+from bulletin.audience import directory, exporter, importer, lists, staff
 from bulletin.errors import StateError
+from bulletin.forget import erase_everywhere
 from bulletin.web.console.auth import authorised, back, page, posted, require
 from bulletin.web.context import web_of
 from bulletin.web.security import RowId, text_field
@@ -29,21 +29,21 @@ MAX_CSV = 2 * 1024 * 1024
 
 
 @router.get("/admin/subscribers")
-def search(request: Request, q: str = "", page_no: int = 1, done: str = "") -> Response:
+def search(request: Request, q: str = "", page_no: int = 1) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "staff")
         found = directory.search_people(session, q[:200], page=page_no)
         all_lists = [m.slug for m in lists.all_lists(session)]
     return page(request, "admin/subscribers.html", me,
-                {"q": q[:200], "found": found, "lists": all_lists, "done": done[:200]})
+                {"q": q[:200], "found": found, "lists": all_lists})
 
 
 @router.get("/admin/subscribers/{subscriber_id}")
-def view(request: Request, subscriber_id: RowId, done: str = "") -> Response:
+def view(request: Request, subscriber_id: RowId) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "staff")
         person = directory.person(session, subscriber_id)
-    return page(request, "admin/subscriber.html", me, {"person": person, "p": person.profile, "done": done[:200]})
+    return page(request, "admin/subscriber.html", me, {"person": person, "p": person.profile})
 
 
 @router.post("/admin/subscribers")
@@ -63,7 +63,7 @@ async def add(request: Request) -> Response:
             return row.id
 
     sid = await run_in_threadpool(run)
-    return back(f"/admin/subscribers/{sid}", "added")
+    return back(f"/admin/subscribers/{sid}", "subscriber-added")
 
 
 @router.post("/admin/subscribers/{subscriber_id}/{action}")
@@ -84,12 +84,12 @@ async def act(request: Request, subscriber_id: RowId, action: str) -> Response:
 
     def run() -> str:
         if action == "erase":
-            forget.erase_everywhere(web.engine, web.settings, erase)
+            erase_everywhere(web.engine, web.settings, erase)
             return "erased"
         with web.session() as session:
             if action == "unsubscribe":
                 n = staff.unsubscribe_address(session, who, list_slug, actor=me.actor, source=SOURCE)
-                note = f"unsubscribed from {n} list(s)"
+                note = "unsubscribed" if n else "unsubscribed-none"
                 target = f"subscriber #{subscriber_id} list={list_slug or 'all'}"
             else:
                 email = staff.resolve(session, who).email
@@ -105,13 +105,12 @@ async def act(request: Request, subscriber_id: RowId, action: str) -> Response:
 
 
 @router.get("/admin/pending")
-def pending(request: Request, page_no: int = 1, done: str = "") -> Response:
+def pending(request: Request, page_no: int = 1) -> Response:
     with web_of(request).session() as session:
         me = authorised(session, request, "staff")
-        total, rows = directory.pending_signups(session, page=page_no)
-    page_no, pages = page_bounds(total, page_no, directory.PER_PAGE)
+        found = directory.pending_signups(session, page=page_no)
     return page(request, "admin/pending.html", me,
-                {"rows": rows, "total": total, "page_no": page_no, "pages": pages, "done": done[:200]})
+                {"rows": found.rows, "total": found.total, "page_no": found.page, "pages": found.pages})
 
 
 @router.post("/admin/pending/{subscriber_id}/resend")
@@ -126,7 +125,7 @@ async def resend(request: Request, subscriber_id: RowId) -> Response:
 
     await run_in_threadpool(run)
     web.wake_sender()  # the in-app notice sender mails it now
-    return back("/admin/pending", "confirmation queued again")
+    return back("/admin/pending", "confirmation-queued")
 
 
 @router.get("/admin/bounces")

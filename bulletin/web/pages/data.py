@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bulletin.audience import data_requests, forget
+from bulletin.audience import data_requests
+from bulletin.forget import erase_everywhere
 from bulletin.web.context import WebContext, web_of
 from bulletin.web.security import FormRejected, read_form
 
@@ -71,5 +72,5 @@ async def erase(request: Request, token: str) -> Response:
 
 
 def _erase(web: WebContext, token: str) -> None:
-    forget.erase_everywhere(web.engine, web.settings,
-                            lambda session: data_requests.erase_by_link(session, web.links, token))
+    erase_everywhere(web.engine, web.settings,
+                     lambda session: data_requests.erase_by_link(session, web.links, token))

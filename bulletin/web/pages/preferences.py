@@ -35,6 +35,8 @@ async def preferences_save(request: Request, token: str) -> Response:
     web.check_csrf(request, form)
     name, organisation = text_field(form, "name"), text_field(form, "organisation")
     prefs = await run_in_threadpool(_save, web, request, token, form.getlist("list"), name, organisation)
+    if prefs.rejoin is not None and prefs.rejoin.mailed:
+        web.wake_sender()  # the confirmation for a list left after a bounce or complaint
     return _page(request, web, prefs, token, saved=True)
 
 
@@ -74,5 +76,6 @@ def _save(web: WebContext, request: Request, token: str, chosen: list, name: str
         sub = self_service.subscriber_for(session, web.links, token)
         slugs = [c.slug for c in self_service.preferences(session, sub).lists]
         picked = choice_fields(chosen, "list", slugs)
-        return self_service.update_preferences(session, sub, picked, name, organisation,
-                                              ip=web.ip(request), user_agent=web.user_agent(request))
+        return self_service.update_preferences(session, web.links, sub, picked, name, organisation,
+                                              ip=web.ip(request), user_agent=web.user_agent(request),
+                                              window=web.options.confirm_delta)
