@@ -213,7 +213,7 @@ def _claim_with_arrays(session: Session, due, taken: dict[str, object], list_id:
     that long is past psycopg's query cache, so it was split and planned afresh
     each time. Here the two texts never change. `= ANY(ARRAY(...))` and `= ANY(:ids)` keep both on the
     indexes: a join to a CTE of 200 rows was planned as hash joins over whole
-    tables on a list of 20,000 (15 ms).
+    tables on a list of 20,000 (15 ms). The recipients are read by `recipients`.
     """
     claimed = session.execute(
         update(Delivery).where(Delivery.id == any_(func.array(due.scalar_subquery()))).values(**taken)
@@ -222,17 +222,27 @@ def _claim_with_arrays(session: Session, due, taken: dict[str, object], list_id:
     if not claimed:
         return []
     ids = [int(r[1]) for r in claimed]
-    who = {int(sid): (email, name, ok) for sid, email, name, ok in session.execute(
-        select(Subscriber.id, Subscriber.email, Subscriber.name, case((sendable(list_id), True), else_=False))
-        .outerjoin(Subscription, and_(Subscription.subscriber_id == Subscriber.id, Subscription.list_id == list_id,
-                                      Subscription.subscriber_id == any_(_IDS)))
-        .where(Subscriber.id == any_(_IDS)), {"ids": ids})}
+    who = {int(sid): (email, name, ok) for sid, email, name, ok in session.execute(recipients(list_id), {"ids": ids})}
     gone = (None, None, False)  # a subscriber deleted by hand (no foreign key here): cancelled, not stuck
     rows = []
     for did, sid, mid, attempts, deadline in claimed:
         email, name, ok = who.get(sid, gone)
         rows.append((did, sid, email, name, mid, attempts, deadline, ok))
     return sorted(rows)
+
+
+def recipients(list_id: int):  # type: ignore[no-untyped-def]
+    """Email, name and `sendable` of the subscribers whose ids are bound as `ids` (PostgreSQL).
+
+    `sendable` is asked per person as a correlated EXISTS, which PostgreSQL runs as
+    one probe of uq_subscription (subscriber, list) each, whatever its statistics
+    say. As an outer join it was planned by the statistics: a hash join over the
+    whole list's subscriptions on a small list, and when the join also repeated
+    `subscriber_id = ANY(:ids)`, a bitmap scan of every subscription of the list
+    (44 ms a claim at 1 % of 300,000, 11 ms at 99 %, the claim probe's 1.8x).
+    """
+    ok = select(Subscription.id).where(Subscription.subscriber_id == Subscriber.id, sendable(list_id)).exists()
+    return select(Subscriber.id, Subscriber.email, Subscriber.name, ok).where(Subscriber.id == any_(_IDS))
 
 
 def _claim_in_steps(session: Session, due, taken: dict[str, object], list_id: int) -> list[Any]:  # type: ignore[no-untyped-def]
