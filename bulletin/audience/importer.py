@@ -42,7 +42,7 @@ from bulletin.audience.import_text import (
     subscriber_text,
     with_time,
 )
-from bulletin.db import address_key_of
+from bulletin.db import address_key_of, refresh_statistics
 from bulletin.errors import RowError
 from bulletin.models import (
     MailingList,
@@ -102,6 +102,8 @@ def import_csv(
             raise decode_error(path, exc) from None
         finally:
             catch_up(report, parsed, (parsed.rows, parsed.merged, len(parsed.errors)))
+    if report.changed:
+        refresh_statistics(engine, "subscriber", "subscription")
     return report
 
 

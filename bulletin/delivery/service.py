@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin.config import Settings
-from bulletin.db import session_scope
+from bulletin.db import refresh_statistics, session_scope
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
 from bulletin.delivery.issues import compiled_of, publish_issue
@@ -81,6 +81,14 @@ def _recipients(session, list_id: int, issue_id: int,  # type: ignore[no-untyped
 def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
                 at: datetime | None = None, segment: Segment | None = None) -> Queued:
     """Publish the issue and queue one row per confirmed subscriber (of `segment`, if given) who has not had it."""
+    queued = _queue(engine, settings, compiled, list_slug, at=at, segment=segment)
+    if queued.new_rows:
+        refresh_statistics(engine, "delivery")  # before any worker plans a claim on the new rows
+    return queued
+
+
+def _queue(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
+           at: datetime | None, segment: Segment | None) -> Queued:
     from bulletin.audience.subscribers import get_list
     from bulletin.delivery import queueing
     from bulletin.delivery.retention import refuse_if_compacted

@@ -431,3 +431,19 @@ def test_a_claim_returns_rows_in_order_with_their_reader_and_cancels_those_gone(
     assert got == [(e, f"Reader {i}") for i, e in enumerate(emails) if e not in gone]
     assert [r.delivery_id for r in first + rest] == sorted(r.delivery_id for r in first + rest)
     assert _states(engine) == {DeliveryState.CLAIMED: 5 - len(gone), DeliveryState.CANCELLED: len(gone)}
+
+
+def test_queueing_leaves_the_planner_statistics_of_the_new_ledger_rows(settings, engine):  # type: ignore[no-untyped-def]
+    """PostgreSQL: the workers' first claims are planned right after the queue wrote its rows; it ends with
+    ANALYZE of the ledger rather than leave them to whenever autovacuum comes (if it is on at all)."""
+    from sqlalchemy import text
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no planner statistics unless asked")
+    add_subscribers(engine, add_list(engine), 300)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE pg_class SET reltuples = -1 WHERE relname = 'delivery'"))
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'delivery'")).scalar_one() \
+            == queued.new_rows == 300
