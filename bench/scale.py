@@ -126,7 +126,7 @@ def probe_claims(engine, send_id: int, list_id: int, times: int = 9, gap: float 
     here the highest id sent at that moment), `times` times `gap` seconds apart, so one passing burst
     (a checkpoint after the queue's COPY, a worker's fill) weighs on one sample, not all; then once from
     the start (the rescan a worker makes every 30 s). Each claim gives its rows back at once so the
-    workers send them. Returns the forward times, then the rescan's."""
+    workers send them. Returns the forward times of the claims that took 200 rows, then the rescan's."""
     from sqlalchemy import text
 
     from bulletin.delivery import ledger
@@ -147,9 +147,11 @@ def probe_claims(engine, send_id: int, list_id: int, times: int = 9, gap: float 
         if start is None:
             time.sleep(gap)
     # Near the end, every open row past the highest sent id may already be the workers': a claim that
-    # finds nothing to take is cheap and says nothing about the cost of claiming 200. Say so.
+    # finds nothing to take is cheap and says nothing about the cost of claiming 200. Say so, and keep
+    # only the full claims (all of them, if none was full).
     print(f"    (claim probe: rows claimed {got[:-1]}, rescan {got[-1]})", flush=True)
-    return out
+    full = [ms for ms, n in zip(out[:-1], got[:-1], strict=True) if n == 200]
+    return (full or out[:-1]) + out[-1:]
 
 
 def send_phase(ws: Path, n: int, port: int, deadline: float = 0.0) -> dict[str, object]:
