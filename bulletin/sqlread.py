@@ -19,7 +19,7 @@ Results are the driver's own values: a time is text on SQLite and a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -65,7 +65,7 @@ def _sqlite_time(value: datetime) -> str:
 
 
 def epoch(expr: str, dialect: str) -> str:
-    """Seconds since 1970-01-01 UTC of a stored time, as an integer (report.sql.epoch, in text)."""
+    """Seconds since 1970-01-01 UTC of a stored time, as an integer: the one spelling (report.sql.epoch compiles to it)."""
     if dialect == SQLITE:
         return f"CAST(strftime('%s', {expr}) AS INTEGER)"
     return f"CAST(EXTRACT(EPOCH FROM {expr}) AS BIGINT)"
@@ -80,12 +80,6 @@ def as_datetime(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         raise TypeError(f"not a stored time: {value!r}")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def placeholders(name: str, values: Sequence[object]) -> tuple[str, dict[str, object]]:
-    """`:name0, :name1, ...` and their parameters, for an IN list."""
-    params = {f"{name}{i}": v for i, v in enumerate(values)}
-    return ", ".join(f":{k}" for k in params), params
 
 
 def reader_of(source: Session | Reader) -> Reader:

@@ -112,14 +112,10 @@ def _settings(workspace: str | None) -> tuple[str, object] | None:
     except (OSError, ValueError):
         return None  # the full path explains what is wrong with the file
 
-    def setting(name: str, default: str | None) -> str | None:
-        value = env.get(f"BULLETIN_{name.upper()}", toml.get(name, default))
-        return value if value is None or isinstance(value, str) else None
-
-    url = setting("database_url", None)
-    zone_name = setting("timezone", DEFAULT_TIMEZONE)
     if not isinstance(toml.get("database_url", ""), str) or not isinstance(toml.get("timezone", ""), str):
         return None
+    url = env.get("BULLETIN_DATABASE_URL", toml.get("database_url"))
+    zone_name = env.get("BULLETIN_TIMEZONE", toml.get("timezone", DEFAULT_TIMEZONE))
     try:
         zone = ZoneInfo(zone_name or "")
     except (ValueError, KeyError, OSError):

@@ -121,10 +121,6 @@ class _Recorder:
             self._cond.notify_all()
         return lambda: self._wait_for(mine)
 
-    def record(self, outcome: Outcome) -> None:
-        """Commit `outcome` and return once it is in the ledger."""
-        self.submit(outcome)()
-
     def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
         with self._cond:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bulletin.errors import NotFound, StateError
 from bulletin.sqlread import Reader, as_datetime, epoch
@@ -121,7 +120,7 @@ def sent_span(reader: Reader, issue_id: int) -> tuple[int, int] | None:
     return None if first is None else (int(first), int(last))
 
 
-def sent_last_minute(reader: Reader, issue_id: int, now: Any) -> int:
+def sent_last_minute(reader: Reader, issue_id: int, now: datetime) -> int:
     """Rows of the issue sent in the last minute: the end of ix_delivery_issue_state_sent, not a scan."""
     ((n,),) = reader.rows("SELECT count(*) FROM delivery WHERE issue_id = :issue AND state = :sent "
                           "AND sent_at >= :since", issue=issue_id, sent=D.SENT, since=now - timedelta(minutes=1))
@@ -151,7 +150,7 @@ def _naive_utc(at: datetime | None) -> str | None:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat() if at else None
 
 
-def read_status(reader: Reader, slug: str, now: Any) -> IssueStatus:
+def read_status(reader: Reader, slug: str, now: datetime) -> IssueStatus:
     """Counts by state, sent in the last minute, each send's state and the commonest errors of one issue."""
     issue = find_issue(reader, slug)
     if issue is None:

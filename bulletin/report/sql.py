@@ -13,6 +13,8 @@ from sqlalchemy import BigInteger
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from bulletin.sqlread import epoch as epoch_sql
+
 
 class epoch(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
     """`epoch(column)`: seconds since 1970-01-01 UTC as an integer."""
@@ -23,10 +25,7 @@ class epoch(FunctionElement):  # noqa: N801 - reads like the SQL function it sta
 
 
 @compiles(epoch, "sqlite")
-def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
-
-
 @compiles(epoch, "postgresql")
-def _epoch_postgresql(element: epoch, compiler: Any, **kw: Any) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"
+def _epoch(element: epoch, compiler: Any, **kw: Any) -> str:
+    """The driver-SQL spelling of `sqlread.epoch`, so Core statements and driver SQL agree to the second."""
+    return epoch_sql(compiler.process(element.clauses, **kw), compiler.dialect.name)
