@@ -7,9 +7,6 @@ stay queued for `bulletin resume`.
 
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,23 +27,12 @@ PROCESSES = Annotated[int | None, typer.Option("--processes", "-p", min=1, max=3
                                                help="Sending processes sharing the connections (default: setting send_processes).")]
 
 
-@contextmanager
 def _stop_on_signals():  # type: ignore[no-untyped-def]
     """SIGTERM / SIGINT ask the engine to stop after the messages in flight."""
-    stop = threading.Event()
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    from bulletin.signals import stopping_on_signals
 
-    def handler(signum, _frame) -> None:  # type: ignore[no-untyped-def]
-        stop.set()
-        err_console.print("stopping after the messages in flight; `bulletin resume` continues")
-
-    for s in previous:
-        signal.signal(s, handler)
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return stopping_on_signals(lambda: err_console.print(
+        "stopping after the messages in flight; `bulletin resume` continues"))
 
 
 def _progress_bar(quiet: bool):  # type: ignore[no-untyped-def]

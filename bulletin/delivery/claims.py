@@ -74,7 +74,17 @@ def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that exited but was not reaped still answers signal 0; it sends nothing more.
+    (A sender orphaned in a container whose first process does not reap stays so for good.)"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *, after: int = 0) -> list[Claimed]:

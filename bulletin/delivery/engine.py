@@ -336,11 +336,24 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 return
             if ledger.queued_count(session, send_id):
                 continue  # put back after a relay's refusal: claimable now; the breaker bounds this
+            held = ledger.claimed_count(session, send_id)  # ours are drained: these are another process's
             retry_at = ledger.next_retry_at(session, send_id)
+        if held:
+            _wait_for_claims(engine, send_id, stop)
+            continue
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5
         if time.monotonic() + max(wait, 0) > deadline:
             return
         stop.wait(min(max(wait, 0.01), 1.0))
+
+
+def _wait_for_claims(engine: Engine, send_id: int, stop: threading.Event) -> None:
+    """Rows another process claimed are waited for, never left: it sends them, or gives them back
+    as it stops, or dies and its claims are released here (at once on this host, after the lease
+    elsewhere). Returning instead let a `resume` started while the killed run's second process was
+    still stopping exit with that process's 181 given-back rows queued and nobody to send them."""
+    if not ledger.release_stale_claims(engine, send_id):
+        stop.wait(0.1)
 
 
 class _Forward:

@@ -123,6 +123,12 @@ def queued_count(session: Session, send_id: int) -> int:
     return int(session.exec(stmt).one())
 
 
+def claimed_count(session: Session, send_id: int) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(Delivery.send_id == send_id,
+                                                            Delivery.state == D.CLAIMED)
+    return int(session.exec(stmt).one())
+
+
 def next_retry_at(session: Session, send_id: int) -> datetime | None:
     stmt = select(func.min(Delivery.next_attempt_at)).where(
         Delivery.send_id == send_id, Delivery.state == D.DEFERRED)

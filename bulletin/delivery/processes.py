@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ from bulletin.delivery.readout import state_counts
 from bulletin.errors import DeliveryError
 from bulletin.heap import long_lived_frozen
 from bulletin.models import Send
+from bulletin.signals import stop_on_signals
 from bulletin.sqlread import SessionReader
 from bulletin.statuses import DeliveryState
 
@@ -56,7 +58,8 @@ def send_in_processes(engine: Engine, settings: Settings, send_ids: list[int], s
     """
     shared = split_connections(settings, processes)
     fork = multiprocessing.get_context("fork")
-    children = [fork.Process(target=_child, args=(engine, shared, send_ids, send, options), daemon=False)
+    parent = os.getpid()
+    children = [fork.Process(target=_child, args=(engine, shared, send_ids, send, options, parent), daemon=False)
                 for _ in range(processes - 1)]
     with long_lived_frozen():
         started = time.monotonic()
@@ -120,13 +123,15 @@ def _from_ledger(engine: Engine, send_ids: list[int], progress: ProgressFn | Non
 
 
 def _child(inherited: Engine, settings: Settings, send_ids: list[int], send: SendFn,
-           options: SendOptions | None) -> None:
+           options: SendOptions | None, parent: int) -> None:
+    # Its own handlers first: until then a signal goes to the parent's, which sets the parent's event
+    # (this process's copy, which nobody here reads), and the prctl below makes one arrive.
+    stop = threading.Event()
+    stop_on_signals(stop)
     # The parent's pooled connections are the parent's: forget them without closing their sockets.
     inherited.dispose(close=False)
-    _die_with_parent()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _s, _f: stop.set())
+    if not _die_with_parent(parent):
+        return
     engine = make_engine(settings.effective_database_url, upgrade=False, address_key=settings.address_key)
     # Its own worker id (host:pid), so its claims are released if this process, not the parent, dies.
     options = replace(options or SendOptions(), worker=ledger.worker_id())
@@ -136,10 +141,15 @@ def _child(inherited: Engine, settings: Settings, send_ids: list[int], send: Sen
         engine.dispose()
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when the parent dies, even by SIGKILL (no orphaned senders)."""
+def _die_with_parent(parent: int) -> bool:
+    """Linux: SIGTERM this process when the parent dies, even by SIGKILL (no orphaned senders).
+
+    False when the parent is already gone: killed between the fork and here, it
+    can no longer pass the signal on, and the child would send the issue alone.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+    return os.getppid() == parent
