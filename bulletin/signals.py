@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+__all__ = ["request_stop", "stop_on_signals", "stopping_on_signals"]
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "bulletin"
 SHARED = {"bulletin.config", "bulletin.errors", "bulletin.logs", "bulletin.db", "bulletin.statuses",
-          "bulletin.workspace", "bulletin.ratelimit", "bulletin.schema", "bulletin.sqlread"}
+          "bulletin.workspace", "bulletin.ratelimit", "bulletin.schema", "bulletin.sqlread",
+          "bulletin.signals"}
 SHELLS = ("cli", "web")
 CROSS_STAGE = {"bulletin.forget"}
 # What the audience stage must never import: the stages that read it, and the shells.
