@@ -314,6 +314,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
     limit = max(len(pipe.threads), options.batch)
     deadline = time.monotonic() + options.linger
     forward = _Forward()
+    waiting = False  # for rows another process holds (logged once)
     while not stop.is_set() and not pipe.errors and not pipe.breaker.tripped.is_set():
         if pipe.waiting > limit // 2:
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
@@ -339,6 +340,10 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
             held = ledger.claimed_count(session, send_id)  # ours are drained: these are another process's
             retry_at = ledger.next_retry_at(session, send_id)
         if held:
+            if not waiting:
+                log_event("bulletin.delivery", "send.waiting", send_id=send_id, worker=options.worker,
+                          held_elsewhere=held)
+                waiting = True
             _wait_for_claims(engine, send_id, stop)
             continue
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5
