@@ -5,15 +5,18 @@ so these flows change state without a password. Unsubscribe links never
 expire and verify under every configured key, so mail sent before a key
 rotation can still be left.
 
-The preferences link is not proof enough to undo what the mail system or the
-person said about the address. A list left after a bounce (mail to it failed)
-or a complaint (they reported us as spam) is joined again only by a fresh
-double opt-in: ticking it queues a confirmation link to the address, and the
-subscription keeps its state until that link's button is pressed, as a web
-signup does (`optin`). Moving it to `pending` instead would let a later
-import or staff `add` (which take pending people on) bring the person back
-without that confirmation. A suppressed address (every complaint suppresses
-one) cannot rejoin here at all; the page says so.
+The preferences link is proof enough to leave a list, never to join one. It
+travels in every bulletin, so whoever the mail was forwarded to holds it; and
+it cannot undo what the mail system or the person said about the address.
+Ticking a list here is a signup (`optin.signup`, as the public form): a list
+the person is not on, or left, becomes pending with a confirmation link mailed
+to the address; a list left after a bounce (mail to it failed) or a complaint
+(they reported us as spam) keeps its state until that link's button is
+pressed, since a pending row would let a later import or staff `add` (which
+take pending people on) bring the person back without it. Only a list run
+without double opt-in is joined at once, as its signup form would. A
+suppressed address (every complaint suppresses one) cannot join anything here;
+the page says so.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from sqlalchemy import and_, literal
 from sqlmodel import Session, select
 
 from bulletin.audience.access import subject_access
-from bulletin.audience.lifecycle import ACTIVE, record_event, set_state, unsubscribe
+from bulletin.audience.lifecycle import ACTIVE, record_event, unsubscribe
 from bulletin.audience.links import Links
-from bulletin.audience.optin import ACTOR, SOURCE, mail_confirmation
+from bulletin.audience.optin import ACTOR, SOURCE, SignupOutcome, SignupRequest, signup
 from bulletin.audience.subscribers import is_suppressed, subscriptions_of
 from bulletin.errors import TokenError
 from bulletin.models import IssueRecord, MailingList, Subscriber, Subscription, utcnow
@@ -69,11 +72,11 @@ class ListChoice:
 
 
 @dataclass(frozen=True)
-class Rejoin:
-    """Lists ticked again after a bounce or complaint: they start only when the mailed link is confirmed."""
+class ToConfirm:
+    """Lists ticked here that start only when the link mailed to the address is confirmed."""
 
     lists: tuple[str, ...]  # list names
-    mailed: bool  # False: a confirmation went to the address a short while ago, and that link still works
+    mailed: bool  # False: a confirmation went to the address a short while ago; no second one yet
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Preferences:
     organisation: str
     suppressed: bool
     lists: tuple[ListChoice, ...]
-    rejoin: Rejoin | None = None  # set by `update_preferences` when a list can only be rejoined by mail
+    to_confirm: ToConfirm | None = None  # set by `update_preferences` when ticked lists wait for the mailed link
 
 
 # Unsubscribe -----------------------------------------------------------------------------------------
@@ -158,27 +161,24 @@ def preferences(session: Session, sub: Subscriber) -> Preferences:
 def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: list[str], name: str,
                        organisation: str, *, ip: str | None, user_agent: str | None,
                        window: timedelta) -> Preferences:
-    """Subscribe to the chosen lists (the link proves the mailbox), leave the others, update the profile.
+    """Leave the lists not chosen, sign up to the chosen ones the person is not on, update the profile.
 
-    A chosen list the person left by bouncing or complaining is not subscribed: a confirmation link
-    is queued instead (at most one per `window`), and `rejoin` on the result says which lists wait for it.
+    A pending list ticked again mails nothing new (its link is in the mailbox already); unticked, it is left.
+
+    The signup is the public form's (see the module docstring); `to_confirm` on
+    the result names the lists that wait for the mailed link.
     """
     assert sub.id is not None and sub.email is not None
     current = preferences(session, sub)
-    blocked = current.suppressed
-    rejoin: list[ListChoice] = []
+    joining: list[ListChoice] = []
     for choice in current.lists:
         wanted = choice.slug in chosen
-        active = choice.state in (S.PENDING, S.CONFIRMED)
-        if wanted and choice.rejoins_by_mail and not blocked:
-            rejoin.append(choice)
-        elif wanted and choice.state != S.CONFIRMED and not blocked:
-            set_state(session, sub.id, choice.list_id, S.CONFIRMED, kind="subscribe", source=SOURCE,
-                      actor=ACTOR, ip=ip, user_agent=user_agent, detail={"page": "preferences"})
-        elif not wanted and active:
+        if wanted and choice.state not in (S.CONFIRMED, S.PENDING) and not current.suppressed:
+            joining.append(choice)
+        elif not wanted and choice.state in (S.PENDING, S.CONFIRMED):
             unsubscribe(session, sub.id, choice.list_id, source=SOURCE, actor=ACTOR, ip=ip,
                         user_agent=user_agent)
-    asked = _ask_to_rejoin(session, links, sub, rejoin, window=window, ip=ip, user_agent=user_agent)
+    asked = _sign_up(session, links, sub, joining, window=window, ip=ip, user_agent=user_agent)
     changed = {k: v for k, v in (("name", name), ("organisation", organisation)) if getattr(sub, k) != v}
     if changed:
         for key, value in changed.items():
@@ -188,23 +188,30 @@ def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: 
         record_event(session, sub.id, "profile", source=SOURCE, actor=ACTOR, ip=ip, user_agent=user_agent,
                      detail={"fields": sorted(changed)})
     session.flush()
-    return replace(preferences(session, sub), rejoin=asked)
+    return replace(preferences(session, sub), to_confirm=asked)
 
 
-def _ask_to_rejoin(session: Session, links: Links, sub: Subscriber, choices: list[ListChoice], *,
-                   window: timedelta, ip: str | None, user_agent: str | None) -> Rejoin | None:
-    """Queue one confirmation link for the lists (state unchanged) and log the request per list."""
+def _sign_up(session: Session, links: Links, sub: Subscriber, choices: list[ListChoice], *,
+             window: timedelta, ip: str | None, user_agent: str | None) -> ToConfirm | None:
+    """The public signup for the ticked lists; a list left by bounce or complaint also logs the request."""
     if not choices:
         return None
     assert sub.id is not None and sub.email is not None
-    lists = [ml for c in choices if (ml := session.get(MailingList, c.list_id)) is not None]
-    mailed = mail_confirmation(session, links, sub.email, sub.id, lists, window=window)
+    outcome = signup(session, links, SignupRequest(
+        email=sub.email, name="", organisation="", list_slugs=tuple(c.slug for c in choices),
+        page="preferences", ip=ip, user_agent=user_agent), window=window)
     for choice in choices:
-        record_event(session, sub.id, "rejoin_requested", source=SOURCE, actor=ACTOR, list_id=choice.list_id,
-                     ip=ip, user_agent=user_agent,
-                     detail={"page": "preferences", "state": choice.state, "confirmation_mailed": mailed})
+        if choice.rejoins_by_mail:
+            record_event(session, sub.id, "rejoin_requested", source=SOURCE, actor=ACTOR, list_id=choice.list_id,
+                         ip=ip, user_agent=user_agent,
+                         detail={"page": "preferences", "state": choice.state,
+                                 "confirmation_mailed": outcome is SignupOutcome.MAIL_QUEUED})
     session.flush()
-    return Rejoin(tuple(c.name for c in choices), mailed)
+    now = {c.list_id: c.state for c in preferences(session, sub).lists}
+    waiting = tuple(c.name for c in choices if now.get(c.list_id) != S.CONFIRMED)
+    if not waiting or outcome not in (SignupOutcome.MAIL_QUEUED, SignupOutcome.THROTTLED):
+        return None
+    return ToConfirm(waiting, outcome is SignupOutcome.MAIL_QUEUED)
 
 
 # Export ---------------------------------------------------------------------------------------------

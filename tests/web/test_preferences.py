@@ -46,20 +46,48 @@ def test_page_shows_the_lists_and_profile(client: TestClient, synced: Settings, 
     assert "Tell a colleague" in page.text and f"{synced.public_base_url}/refer/" in page.text
 
 
-def test_saving_subscribes_unsubscribes_and_updates_the_profile(client: TestClient, synced: Settings, db: Session, member: int) -> None:
+def test_saving_leaves_at_once_joins_by_mailed_confirmation_and_updates_the_profile(
+        client: TestClient, synced: Settings, db: Session, member: int) -> None:
     url = _url(synced, member)
     resp = client.post(url, data={"csrf_token": _token(client, url), "list": ["workforce", "productivity"],
                                   "name": "Pat Q", "organisation": "New Council"})
     assert resp.status_code == 200 and "have been saved" in resp.text
     states = _states(db, member)
     assert states[list_id(db, "shared-services")] == "unsubscribed"
-    assert states[list_id(db, "workforce")] == "confirmed"
-    assert states[list_id(db, "productivity")] == "confirmed"
+    assert states[list_id(db, "workforce")] == "pending"  # the link is not the mailbox: it confirms nothing
+    assert states[list_id(db, "productivity")] == "pending"
+    assert "We have emailed a link to prefs@example.org to confirm" in resp.text
+    mails = outbox(synced)
+    assert len(mails) == 1 and mails[0]["To"] == "prefs@example.org"
+    assert confirm_by_press(client, path_of(confirm_link(mails[0]))).status_code == 200
+    states = _states(db, member)
+    assert states[list_id(db, "workforce")] == states[list_id(db, "productivity")] == "confirmed"
     sub = db.get(Subscriber, member)
     assert sub is not None and (sub.name, sub.organisation) == ("Pat Q", "New Council")
     profile = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == member,
                                                     SubscriberEvent.kind == "profile")).one()
     assert profile.detail == {"fields": ["name", "organisation"]} and profile.source == "web"
+
+
+def test_a_forwarded_footer_link_cannot_put_its_owner_back_on_a_list_they_left(
+        client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    """Whoever a bulletin was forwarded to holds its preferences link. Ticking the list the owner
+    unsubscribed from only mails the owner a confirmation; nothing is sent to them until they press it,
+    and saving again within the window mails nothing more."""
+    url = _url(synced, member)
+    shared = list_id(db, "shared-services")
+    client.post(url, data={"csrf_token": _token(client, url), "list": []})
+    assert _states(db, member)[shared] == "unsubscribed"
+    resp = client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"]})
+    assert resp.status_code == 200 and _states(db, member)[shared] == "pending"
+    assert len(outbox(synced)) == 1
+    again = client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"],
+                                   "name": "Pat"})
+    assert again.status_code == 200 and len(outbox(synced)) == 1
+    assert _states(db, member)[shared] == "pending"
+    events = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == member,
+                                                   SubscriberEvent.list_id == shared)).all()
+    assert "confirmed" not in [e.new_state for e in events[1:]]  # only the first, the CLI's
 
 
 def test_saving_needs_csrf(client: TestClient, synced: Settings, db: Session, member: int) -> None:

@@ -35,8 +35,8 @@ async def preferences_save(request: Request, token: str) -> Response:
     web.check_csrf(request, form)
     name, organisation = text_field(form, "name"), text_field(form, "organisation")
     prefs = await run_in_threadpool(_save, web, request, token, form.getlist("list"), name, organisation)
-    if prefs.rejoin is not None and prefs.rejoin.mailed:
-        web.wake_sender()  # the confirmation for a list left after a bounce or complaint
+    if prefs.to_confirm is not None and prefs.to_confirm.mailed:
+        web.wake_sender()  # the confirmation link for the lists ticked
     return _page(request, web, prefs, token, saved=True)
 
 
