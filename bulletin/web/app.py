@@ -11,7 +11,8 @@ plain http again, so nobody on the path can strip TLS from a link with a token
 or from the console's session. A plain-http site (development) never sends
 it: browsers ignore it over http (RFC 6797 8.1), and a development host name
 must not end up pinned to https, subdomains and all. Any other error a
-stage raises about its input is a 400 page, never a 500. Slash redirects are
+stage raises about its input is a 400 page, never a 500; a real 500 is a
+static page that names nothing and carries the same headers. Slash redirects are
 off (Starlette builds them from the Host header); pages that redirect build
 the URL from `public_base_url`.
 
@@ -33,7 +34,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from bulletin.audience.notices import send_due
 from bulletin.errors import BulletinError, NotFound, TokenError
@@ -81,6 +82,7 @@ def create_app(ws: Workspace, options: WebOptions | None = None) -> FastAPI:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(FormRejected, _form_rejected)
     app.add_exception_handler(BulletinError, _refused)
+    app.add_exception_handler(Exception, _server_error)
     app.middleware("http")(_headers)
     return app
 
@@ -137,8 +139,26 @@ async def _notice_sender(web: WebContext) -> None:
             log_event("bulletin.web", "notices.failed", level=logging.WARNING, error=str(exc))
 
 
+SERVER_ERROR_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Something went wrong</title>"
+                     "<h1>Something went wrong</h1><p>Please try again in a few minutes.</p></html>")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected error: a page that names nothing, with every other response's headers.
+
+    Starlette answers an unhandled error outside every middleware, so `_headers`
+    never saw a 500: it went out without HSTS, CSP or no-store. This page is
+    static, so it cannot fail in turn (no template, no database). The error
+    itself is still raised on to the server's log.
+    """
+    return _secure(request, HTMLResponse(SERVER_ERROR_PAGE, status_code=500))
+
+
 async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    response = await call_next(request)
+    return _secure(request, await call_next(request))
+
+
+def _secure(request: Request, response: Response) -> Response:
     h = response.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("Referrer-Policy", "no-referrer")

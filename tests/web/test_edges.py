@@ -106,6 +106,32 @@ def test_an_https_site_sends_strict_transport_security_on_every_response(client:
             path, resp.status_code)
 
 
+def test_an_unexpected_error_is_a_bare_500_page_with_every_security_header(synced) -> None:  # type: ignore[no-untyped-def]
+    """Starlette answers an unhandled error outside every middleware: the 500 went out without HSTS,
+    CSP or no-store. A route that fails for real (a division by zero) shows the page and the headers."""
+    from fastapi.testclient import TestClient as Client
+
+    from bulletin.web.app import create_app
+    from bulletin.web.options import WebOptions
+    from bulletin.workspace import Workspace
+
+    assert synced.public_base_url.startswith("https://")
+    app = create_app(Workspace(synced), WebOptions(notice_interval=0))
+
+    @app.get("/boom")
+    def boom() -> None:
+        1 / 0  # noqa: B018
+
+    with Client(app, base_url="https://testserver", raise_server_exceptions=False) as c:
+        resp = c.get("/boom")
+    assert resp.status_code == 500 and "Something went wrong" in resp.text
+    assert "ZeroDivisionError" not in resp.text and "Traceback" not in resp.text
+    h = resp.headers
+    assert h["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert h["cache-control"] == "no-store" and h["x-frame-options"] == "DENY"
+    assert h["content-security-policy"] and h["referrer-policy"] == "no-referrer"
+
+
 def test_a_plain_http_site_never_sends_strict_transport_security(synced) -> None:  # type: ignore[no-untyped-def]
     """Browsers ignore it over http anyway, and a development host name must never be pinned to https."""
     from tests.web.conftest import make_client
