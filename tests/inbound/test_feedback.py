@@ -89,6 +89,34 @@ def test_reply_sends_threaded_answer_and_marks_answered(world: World) -> None:
     assert sent["Subject"] == f"Re: {ISSUE_SUBJECT} [tell-us]"
 
 
+def test_an_answer_comes_from_the_list_the_person_had_the_issue_through(world: World) -> None:
+    """Not from bulletin@<sending domain>, an address they never saw: from the list's From, with its
+    Reply-To; with no ledger row to say which list (the first answer), the notice default stays."""
+    from bulletin.delivery import ledger
+    from bulletin.models import Delivery, MailingList
+
+    amina = world.subscribers["amina@example.gov.uk"]
+    second = world.list_ids[1]
+    with session_scope(world.engine) as session:
+        ml = session.get(MailingList, second)
+        assert ml is not None
+        ml.reply_to = f"Answers <{ml.slug}-answers@example.gov.uk>"
+        session.add(ml)
+        send = ledger.open_send(session, world.issue_id, second)
+        session.add(Delivery(issue_id=world.issue_id, subscriber_id=amina, send_id=send.id, state="sent",
+                             message_id="", attempts=1))
+    fid = _reply(world)
+    other = _reply(world, "ben@example.org", mid="<r2@c>")
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you.")
+        answer_feedback(session, other, "Thank you too.")
+    sent = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in _sent(world)]
+    by_to = {m["To"]: m for m in sent}
+    assert by_to["amina@example.gov.uk"]["From"] == f"Team <{ml.slug}@example.gov.uk>"
+    assert by_to["amina@example.gov.uk"]["Reply-To"] == f"Answers <{ml.slug}-answers@example.gov.uk>"
+    assert by_to["ben@example.org"]["From"] == f"bulletin@{world.settings.sending_domain}"
+
+
 def test_reply_refuses_empty_answer_and_a_bad_from_address(world: World) -> None:
     fid = _reply(world)
     with session_scope(world.engine) as session, pytest.raises(StateError, match=f"feedback #{fid}: the answer is empty"):

@@ -29,8 +29,18 @@ from bulletin.inbound.reading.parse import (
     parse_bytes,
     sender,
 )
-from bulletin.messenger import Notice
-from bulletin.models import Feedback, InboundMessage, IssueRecord, QueuedNotice, Subscriber, utcnow
+from bulletin.messenger import Notice, format_address
+from bulletin.models import (
+    Delivery,
+    Feedback,
+    InboundMessage,
+    IssueRecord,
+    MailingList,
+    QueuedNotice,
+    Send,
+    Subscriber,
+    utcnow,
+)
 from bulletin.statuses import FeedbackStatus
 
 STATUSES = FeedbackStatus.ALL
@@ -195,7 +205,8 @@ def answer_feedback(session: Session, feedback_id: int, text: str, *,
     _claim_answer(session, fb)
     original = session.get(InboundMessage, fb.inbound_id)
     subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
-    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=from_addr,
+    sender, reply_to = (from_addr, None) if from_addr is not None else _list_identity(session, fb)
+    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=sender, reply_to=reply_to,
                     in_reply_to=original.message_id if original else None,
                     references=_references(original) if original else None)
     row = queue_notice(session, notice, kind="answer", subscriber_id=sub.id,
@@ -205,6 +216,20 @@ def answer_feedback(session: Session, feedback_id: int, text: str, *,
     session.add(fb)
     session.flush()
     return _view(session, fb)
+
+
+def _list_identity(session: Session, fb: Feedback) -> tuple[str | None, str | None]:
+    """From and Reply-To of the list the person had the issue through, so the answer comes from the
+    bulletin they wrote back to, not a system address they never saw. (None, None) when the ledger
+    no longer says (no issue, or its rows compacted): the notice default."""
+    if fb.issue_id is None or fb.subscriber_id is None:
+        return None, None
+    list_id = session.exec(select(Send.list_id).join(Delivery, col(Delivery.send_id) == col(Send.id)).where(
+        Delivery.issue_id == fb.issue_id, Delivery.subscriber_id == fb.subscriber_id).limit(1)).first()
+    ml = session.get(MailingList, list_id) if list_id is not None else None
+    if ml is None:
+        return None, None
+    return format_address(ml.from_name, ml.from_address), ml.reply_to
 
 
 def _claim_answer(session: Session, fb: Feedback) -> None:
