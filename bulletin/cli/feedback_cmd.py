@@ -130,7 +130,7 @@ def reply(
     ctx: typer.Context,
     feedback_id: IdArg,
     text: Annotated[str | None, typer.Option("--text", help="The answer (default: read from stdin).")] = None,
-    from_addr: Annotated[str | None, typer.Option("--from", help="From address of the answer.")] = None,
+    from_addr: Annotated[str | None, typer.Option("--from", help="From address of the answer (default: the From of the list they had the issue through).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer the person by email, threaded under their reply (In-Reply-To), and mark it answered.
