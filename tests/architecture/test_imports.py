@@ -59,8 +59,12 @@ def _resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
 
 def _imports(path: Path, *, module_level: bool) -> list[tuple[int, str, list[str]]]:
     """(line, module, names) of every `bulletin` import in the file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    name = _module_name(path)
+    return _imports_in(path.read_text(encoding="utf-8"), _module_name(path), path.name == "__init__.py",
+                       module_level=module_level)
+
+
+def _imports_in(source: str, name: str, is_package: bool, *, module_level: bool) -> list[tuple[int, str, list[str]]]:
+    tree = ast.parse(source)
     nodes: list[ast.AST]
     if module_level:
         nodes = []
@@ -80,8 +84,10 @@ def _imports(path: Path, *, module_level: bool) -> list[tuple[int, str, list[str
         if isinstance(n, ast.Import):
             out += [(n.lineno, a.name, []) for a in n.names if a.name.startswith("bulletin")]
         elif isinstance(n, ast.ImportFrom):
-            mod = _resolve(n, name, path.name == "__init__.py")
-            if mod.startswith("bulletin"):
+            mod = _resolve(n, name, is_package)
+            if mod == "bulletin":  # `from bulletin import models` is `import bulletin.models`, checked as such
+                out += [(n.lineno, f"bulletin.{a.name}", []) for a in n.names]
+            elif mod.startswith("bulletin"):
                 out.append((n.lineno, mod, [a.name for a in n.names]))
     return out
 
@@ -116,6 +122,17 @@ def test_shells_import_only_front_doors_and_shared_infrastructure() -> None:
                 if problem:
                     problems.append(f"{path.relative_to(ROOT.parent)}:{line}: {problem}")
     assert not problems, "\n".join(problems)
+
+
+def test_importing_a_stage_through_the_top_package_is_seen() -> None:
+    """`from bulletin import models` once passed as an import of the package itself."""
+    found = _imports_in("from bulletin import models, delivery\nfrom bulletin import config\n",
+                        "bulletin.web.pages.x", False, module_level=False)
+    assert [(m, _front_door_problem(m, names)) for _line, m, names in found] == [
+        ("bulletin.models", "imports bulletin.models (call a stage function instead)"),
+        ("bulletin.delivery", None),  # the package itself, as `import bulletin.delivery` is
+        ("bulletin.config", None),
+    ]
 
 
 def test_the_audience_stage_imports_no_stage_that_reads_it() -> None:
