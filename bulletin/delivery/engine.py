@@ -356,7 +356,8 @@ def _wait_for_claims(engine: Engine, send_id: int, stop: threading.Event) -> Non
     """Rows another process claimed are waited for, never left: it sends them, or gives them back
     as it stops, or dies and its claims are released here (at once on this host, after the lease
     elsewhere). Returning instead let a `resume` started while the killed run's second process was
-    still stopping exit with that process's 181 given-back rows queued and nobody to send them."""
+    still stopping (or hung: see bulletin/signals.py) exit 0 with that process's batch of 181 rows
+    still claimed, and nobody left to send them."""
     if not ledger.release_stale_claims(engine, send_id):
         stop.wait(0.1)
 
