@@ -25,7 +25,7 @@ HEAVY = {"premailer", "alembic", "argon2", "mrml", "playwright", "imap_tools", "
          "email_validator", "mailparser_reply"}
 # The sending side: the engine and the ledger's writers, the message builder, transports and DKIM, the
 # audience stage, and rendering an issue. `status` and `report` read counts and never send.
-SENDING = ("bulletin.delivery.service", "bulletin.delivery.engine", "bulletin.delivery.ledger",
+SENDING = ("bulletin.delivery.service", "bulletin.delivery.engine", "bulletin.delivery.ledger", "bulletin.delivery.claims",
            "bulletin.delivery.message", "bulletin.delivery.queueing", "bulletin.messenger", "bulletin.audience",
            "bulletin.render.build")
 # Not even these for `--help`: no command has run, so no workspace, settings or database. (Not pydantic:
