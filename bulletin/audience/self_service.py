@@ -58,12 +58,21 @@ class ListChoice:
     description: str
     state: str | None
     public_signup: bool
+    double_opt_in: bool = True
 
     @property
     def shareable(self) -> bool:
         """Offer a "tell a colleague" link: the person gets this list, and a referral can sign up to it
         (`/refer/` takes only lists the public may join; a members-only one would refuse the colleague)."""
         return self.state == S.CONFIRMED and self.public_signup
+
+    @property
+    def joins_by_mail(self) -> bool:
+        """Ticking it (not on it now) mails a confirmation link first: every list but a public one
+        without double opt-in that the person was never on, which the signup form joins at once."""
+        if self.state in (S.CONFIRMED, S.PENDING):
+            return False
+        return self.state is not None or self.double_opt_in
 
     @property
     def rejoins_by_mail(self) -> bool:
@@ -153,7 +162,8 @@ def preferences(session: Session, sub: Subscriber) -> Preferences:
     return Preferences(
         subscriber_id=sub.id, email=sub.email, name=sub.name, organisation=sub.organisation,
         suppressed=is_suppressed(session, sub.email),
-        lists=tuple(ListChoice(m.id, m.slug, m.name, m.description, states.get(m.id), m.public_signup)  # type: ignore[arg-type]
+        lists=tuple(ListChoice(m.id, m.slug, m.name, m.description, states.get(m.id), m.public_signup,  # type: ignore[arg-type]
+                               m.double_opt_in)
                     for m in lists),
     )
 
@@ -163,17 +173,22 @@ def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: 
                        window: timedelta) -> Preferences:
     """Leave the lists not chosen, sign up to the chosen ones the person is not on, update the profile.
 
-    A pending list ticked again mails nothing new (its link is in the mailbox already); unticked, it is left.
+    A pending list ticked again mails nothing new while a link naming it is in the mailbox (mailed
+    since it became pending); one whose mail was held back by the window, or came before it was
+    left and joined again (that link is stale for it), is signed up again, so saving later mails one.
+    Unticked, it is left. A suppressed address changes no subscription here: the page shows its
+    boxes disabled, and a browser leaves disabled boxes out of the form, which read as "none".
 
     The signup is the public form's (see the module docstring); `to_confirm` on
     the result names the lists that wait for the mailed link.
     """
     assert sub.id is not None and sub.email is not None
     current = preferences(session, sub)
+    linked = _linked_pending(session, sub.id)
     joining: list[ListChoice] = []
-    for choice in current.lists:
+    for choice in () if current.suppressed else current.lists:
         wanted = choice.slug in chosen
-        if wanted and choice.state not in (S.CONFIRMED, S.PENDING) and not current.suppressed:
+        if wanted and choice.state != S.CONFIRMED and choice.list_id not in linked:
             joining.append(choice)
         elif not wanted and choice.state in (S.PENDING, S.CONFIRMED):
             unsubscribe(session, sub.id, choice.list_id, source=SOURCE, actor=ACTOR, ip=ip,
@@ -189,6 +204,14 @@ def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: 
                      detail={"fields": sorted(changed)})
     session.flush()
     return replace(preferences(session, sub), to_confirm=asked)
+
+
+def _linked_pending(session: Session, subscriber_id: int) -> set[int]:
+    """Pending lists a confirmation link was mailed for since they became pending (it still confirms them)."""
+    rows = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id,
+                                                   Subscription.state == S.PENDING)).all()
+    return {r.list_id for r in rows
+            if r.confirmation_sent_at is not None and r.confirmation_sent_at >= r.updated_at}
 
 
 def _sign_up(session: Session, links: Links, sub: Subscriber, choices: list[ListChoice], *,

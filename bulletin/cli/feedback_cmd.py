@@ -139,12 +139,13 @@ def reply(
     due), so it goes at most once; a feedback already answered is refused.
     """
     from bulletin.audience import notices
+    from bulletin.audience.links import Links
     from bulletin.inbound import answer_feedback, show_feedback
 
     c = ctx_of(ctx)
     body = text if text is not None else sys.stdin.read()
     with c.ws.session() as session:
-        answer_feedback(session, feedback_id, body, from_addr=from_addr)
+        answer_feedback(session, feedback_id, body, from_addr=from_addr, links=Links.for_settings(c.settings))
     notices.send_due(c.engine, c.settings)
     with c.ws.session() as session:
         view = show_feedback(session, feedback_id)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 
 from bulletin.config import Settings
 from bulletin.errors import DeliveryError
@@ -51,13 +54,13 @@ def simple_message(
     """A single mail as CRLF bytes (DKIM-signed when a key is configured), and its Message-ID."""
     msg = EmailMessage(policy=policy.SMTP)
     message_id = make_msgid(domain=settings.sending_domain)
-    msg["From"] = clean_header(from_addr or f"bulletin@{settings.sending_domain}")
+    msg["From"] = mailbox(from_addr or f"bulletin@{settings.sending_domain}")
     msg["To"] = clean_header(to)
     msg["Subject"] = clean_header(subject)
     msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id
     if reply_to:
-        msg["Reply-To"] = clean_header(reply_to)
+        msg["Reply-To"] = mailbox(reply_to)
     if in_reply_to:
         msg["In-Reply-To"] = clean_header(in_reply_to)
     if references:
@@ -106,3 +109,22 @@ def send_notice(settings: Settings, notice: Notice, *, envelope_from: str | None
     if not result.ok:
         raise DeliveryError(f"{what} refused: {result.code} {result.detail}", where=where)
     return message_id
+
+
+def mailbox(value: str) -> Address | str:
+    """`Name <addr>` (as `format_address` writes it, names RFC 2047-encoded) as one header Address.
+
+    Given as text, an encoded name with a comma was re-folded by the SMTP policy
+    into an encoded word plus a bare `O'Neil, MBE`: two mailboxes to a reader,
+    and a From that DMARC receivers reject (CPython issue 121284; bulk mail
+    avoids it with `address_header`). As an Address the policy writes it whole.
+    A value that does not parse as one address stays the cleaned text.
+    """
+    text = clean_header(value)
+    name, addr = parseaddr(text)
+    if not addr or "@" not in addr:
+        return text
+    try:
+        return Address(display_name=str(make_header(decode_header(name))) if name else "", addr_spec=addr)
+    except (ValueError, HeaderParseError):
+        return text

@@ -89,32 +89,64 @@ def test_reply_sends_threaded_answer_and_marks_answered(world: World) -> None:
     assert sent["Subject"] == f"Re: {ISSUE_SUBJECT} [tell-us]"
 
 
-def test_an_answer_comes_from_the_list_the_person_had_the_issue_through(world: World) -> None:
-    """Not from bulletin@<sending domain>, an address they never saw: from the list's From, with its
-    Reply-To; with no ledger row to say which list (the first answer), the notice default stays."""
+def _delivered(world: World, who: str, list_id: int, **list_fields: str) -> None:
+    """A ledger row saying `who` had the issue through `list_id` (whose fields are set first)."""
     from bulletin.delivery import ledger
     from bulletin.models import Delivery, MailingList
 
-    amina = world.subscribers["amina@example.gov.uk"]
-    second = world.list_ids[1]
     with session_scope(world.engine) as session:
-        ml = session.get(MailingList, second)
+        ml = session.get(MailingList, list_id)
         assert ml is not None
-        ml.reply_to = f"Answers <{ml.slug}-answers@example.gov.uk>"
+        for key, value in list_fields.items():
+            setattr(ml, key, value)
         session.add(ml)
-        send = ledger.open_send(session, world.issue_id, second)
-        session.add(Delivery(issue_id=world.issue_id, subscriber_id=amina, send_id=send.id, state="sent",
-                             message_id="", attempts=1))
+        send = ledger.open_send(session, world.issue_id, list_id)
+        session.add(Delivery(issue_id=world.issue_id, subscriber_id=world.subscribers[who], send_id=send.id,
+                             state="sent", message_id="", attempts=1))
+
+
+def test_an_answer_comes_from_the_list_the_person_had_the_issue_through(world: World) -> None:
+    """Not from bulletin@<sending domain>, an address they never saw: from the list's From. Its Reply-To
+    is their own reply address for the issue, as in the issue, so a reply to the answer is filed as
+    their feedback again (the list's reply_to would take it to a mailbox the inbox may never read).
+    With no ledger row to say which list, the notice default stays."""
+    amina = world.subscribers["amina@example.gov.uk"]
+    _delivered(world, "amina@example.gov.uk", world.list_ids[1], reply_to="Answers <answers@example.gov.uk>")
     fid = _reply(world)
     other = _reply(world, "ben@example.org", mid="<r2@c>")
     with session_scope(world.engine) as session:
-        answer_feedback(session, fid, "Thank you.")
-        answer_feedback(session, other, "Thank you too.")
+        answer_feedback(session, fid, "Thank you.", links=world.links)
+        answer_feedback(session, other, "Thank you too.", links=world.links)
     sent = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in _sent(world)]
     by_to = {m["To"]: m for m in sent}
-    assert by_to["amina@example.gov.uk"]["From"] == f"Team <{ml.slug}@example.gov.uk>"
-    assert by_to["amina@example.gov.uk"]["Reply-To"] == f"Answers <{ml.slug}-answers@example.gov.uk>"
+    answer = by_to["amina@example.gov.uk"]
+    assert answer["From"] == "Team <workforce@example.gov.uk>"
+    assert answer["Reply-To"].addresses[0].addr_spec == world.links.reply_address(amina, world.issue_id)
     assert by_to["ben@example.org"]["From"] == f"bulletin@{world.settings.sending_domain}"
+    back = mail(to=answer["Reply-To"].addresses[0].addr_spec, frm="amina@example.gov.uk", body="And more.\n",
+                message_id="<r3@c>", subject=f"Re: {answer['Subject']}",
+                headers={"In-Reply-To": answer["Message-ID"]})
+    result = ingest(world.engine, world.settings, back, source="test")
+    assert result.feedback_id is not None
+    with session_scope(world.engine) as session:
+        again = show_feedback(session, result.feedback_id)
+    assert (again.subscriber_id, again.issue) == (amina, "2016-06")
+
+
+def test_an_answer_from_a_list_whose_name_has_an_accent_and_a_comma_has_one_from_mailbox(world: World) -> None:
+    """As text, the encoded name was re-folded by the SMTP policy into an encoded word and a bare
+    `O'Neil, MBE`: two mailboxes in From, which DMARC receivers reject (review finding; CPython 121284)."""
+    _delivered(world, "amina@example.gov.uk", world.list_ids[0], from_name="Zoë O'Neil, MBE")
+    fid = _reply(world)
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you.", links=world.links)
+    [path] = _sent(world)
+    raw = path.read_bytes()
+    sent = email.message_from_bytes(raw, policy=policy.default)
+    from_line = next(line for line in raw.split(b"\r\n") if line.startswith(b"From:"))
+    assert [(a.display_name, a.addr_spec) for a in sent["From"].addresses] == [
+        ("Zoë O'Neil, MBE", "shared-services@example.gov.uk")], from_line
+    assert len(sent["Reply-To"].addresses) == 1
 
 
 def test_reply_refuses_empty_answer_and_a_bad_from_address(world: World) -> None:

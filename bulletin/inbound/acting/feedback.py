@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bulletin.audience.addresses import has_control_chars
+from bulletin.audience.links import Links
 from bulletin.audience.notices import queue_notice
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.match import Match, block_anchor
@@ -184,7 +185,7 @@ def _safe_cell(value: str) -> str:
 
 
 def answer_feedback(session: Session, feedback_id: int, text: str, *,
-                    from_addr: str | None = None) -> FeedbackView:
+                    from_addr: str | None = None, links: Links | None = None) -> FeedbackView:
     """Mark the record answered and queue the answer, threaded under their reply, in the caller's transaction.
 
     The mail is a queued notice (`audience.notices`), sent by the notice sender only after this
@@ -205,8 +206,10 @@ def answer_feedback(session: Session, feedback_id: int, text: str, *,
     _claim_answer(session, fb)
     original = session.get(InboundMessage, fb.inbound_id)
     subject = fb.subject if fb.subject.lower().startswith("re:") else f"Re: {fb.subject}".strip()
-    sender, reply_to = (from_addr, None) if from_addr is not None else _list_identity(session, fb)
-    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=sender, reply_to=reply_to,
+    author, reply_to = _answer_identity(session, fb, sub, links)
+    if from_addr is not None:
+        author = from_addr
+    notice = Notice(to=sub.email, subject=subject, text=text, from_addr=author, reply_to=reply_to,
                     in_reply_to=original.message_id if original else None,
                     references=_references(original) if original else None)
     row = queue_notice(session, notice, kind="answer", subscriber_id=sub.id,
@@ -218,18 +221,26 @@ def answer_feedback(session: Session, feedback_id: int, text: str, *,
     return _view(session, fb)
 
 
-def _list_identity(session: Session, fb: Feedback) -> tuple[str | None, str | None]:
-    """From and Reply-To of the list the person had the issue through, so the answer comes from the
-    bulletin they wrote back to, not a system address they never saw. (None, None) when the ledger
-    no longer says (no issue, or its rows compacted): the notice default."""
-    if fb.issue_id is None or fb.subscriber_id is None:
+def _answer_identity(session: Session, fb: Feedback, sub: Subscriber,
+                     links: Links | None) -> tuple[str | None, str | None]:
+    """From and Reply-To of the answer, as the issue they wrote back to had them.
+
+    From: the list they had the issue through (found in the ledger), not a
+    system address they never saw. Reply-To: their own signed reply address for
+    that issue, as in the issue, so a reply to the answer is filed as feedback
+    again; a list's `reply_to` or From would take it to a mailbox the inbox may
+    never read. (None, None) parts fall back to the notice defaults: no issue,
+    or a ledger compacted since.
+    """
+    if fb.issue_id is None or sub.id is None:
         return None, None
     list_id = session.exec(select(Send.list_id).join(Delivery, col(Delivery.send_id) == col(Send.id)).where(
-        Delivery.issue_id == fb.issue_id, Delivery.subscriber_id == fb.subscriber_id).limit(1)).first()
+        Delivery.issue_id == fb.issue_id, Delivery.subscriber_id == sub.id).limit(1)).first()
     ml = session.get(MailingList, list_id) if list_id is not None else None
-    if ml is None:
-        return None, None
-    return format_address(ml.from_name, ml.from_address), ml.reply_to
+    author = format_address(ml.from_name, ml.from_address) if ml is not None else None
+    if links is not None:
+        return author, format_address(ml.from_name if ml is not None else "", links.reply_address(sub.id, fb.issue_id))
+    return author, ml.reply_to if ml is not None else None
 
 
 def _claim_answer(session: Session, fb: Feedback) -> None:

@@ -82,7 +82,7 @@ async def answer(request: Request, feedback_id: RowId) -> Response:
 
     def run() -> None:
         with web.session() as session:  # the answer is queued here and sent only after this commits
-            answer_feedback(session, feedback_id, text.replace("\r\n", "\n"))
+            answer_feedback(session, feedback_id, text.replace("\r\n", "\n"), links=web.links)
             record_audit(session, me.actor, "feedback.answer", f"feedback #{feedback_id}")
 
     await run_in_threadpool(run)
