@@ -44,47 +44,93 @@ class Claimed:
     deadline: datetime | None
 
 
-def release_stale_claims(engine: Engine, send_id: int, *, everything: bool = False) -> int:
-    """Put back claims of dead workers: same host and the pid is gone, or older than the lease.
+def worker_id(pid: int | None = None) -> str:
+    """host:pid:start (the process's start time in clock ticks, from /proc), so a later process that
+    gets the same pid (a restarted container's PID 1, or pid reuse) can tell the earlier one's claims
+    from its own. Claims written as host:pid (before stop 27) are still read."""
+    pid = os.getpid() if pid is None else pid
+    start = _start_time(pid)
+    return f"{socket.gethostname()}:{pid}" + (f":{start}" if start is not None else "")
 
-    `everything` is for a single-process `send`/`resume` on SQLite, where no other
-    process can be holding a live claim.
+
+def release_stale_claims(engine: Engine, send_id: int, *, everything: bool = False, mine: str | None = None) -> int:
+    """Put back claims of dead workers; returns how many.
+
+    On this host a claimant is dead when its process is gone, a zombie, or a
+    later process with the same pid; a live one keeps its claims however long
+    its batch takes (a slow relay, a low `smtp_rate`): the lease would hand them
+    to a second sender while it still sends them. On another host, where we
+    cannot look, a claim older than the lease is dead: a live worker renews its
+    claims well within it (`renew_claims`). `mine` (this sender's id) releases
+    this process's own leftovers too: called after the sender's pipeline is
+    drained, none of them is in flight. `everything` is for a single-process
+    `send`/`resume` on SQLite, where no other process can hold a live claim.
     """
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at).where(
             Delivery.send_id == send_id, Delivery.state == D.CLAIMED)).all()
-        stale = [i for i, by, at in rows if everything or _is_stale(by, at)]
+        verdicts: dict[str | None, bool] = {}  # one look per claimant, not per row
+        oldest = utcnow() - LEASE
+        stale = []
+        for i, by, at in rows:
+            if by not in verdicts:
+                verdicts[by] = everything or by == mine or _is_dead(by)
+            dead = verdicts[by]
+            if dead or (dead is None and at is not None and at < oldest):
+                stale.append(i)
         for chunk in _chunks(stale, 500):
             session.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.state == D.CLAIMED)
                             .values(state=D.QUEUED, claimed_by=None))
         return len(stale)
 
 
-def _is_stale(claimed_by: str | None, claimed_at: datetime | None) -> bool:
-    if claimed_at is not None and claimed_at < utcnow() - LEASE:
-        return True
-    host, _, pid = (claimed_by or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False
+def renew_claims(engine: Engine, send_id: int, worker: str) -> None:
+    """Stamp this worker's claims afresh, so a worker on another host never takes them for a dead one's."""
+    with session_scope(engine) as session:
+        session.execute(update(Delivery).where(Delivery.send_id == send_id, Delivery.state == D.CLAIMED,
+                                               Delivery.claimed_by == worker).values(claimed_at=utcnow()))
+
+
+def _is_dead(claimed_by: str | None) -> bool | None:
+    """True or False for a claimant on this host; None for one elsewhere (only the lease can tell)."""
+    parts = (claimed_by or "").split(":")
+    if len(parts) >= 3 and parts[-1].isdigit() and parts[-2].isdigit():
+        host, pid, start = ":".join(parts[:-2]), int(parts[-2]), int(parts[-1])
+    elif len(parts) >= 2 and parts[-1].isdigit():
+        host, pid, start = ":".join(parts[:-1]), int(parts[-1]), None
+    else:
+        return None
+    if host != socket.gethostname():
+        return None
+    if pid == os.getpid() and start in (None, _start_time(pid)):
+        return False  # this very process: its own claims are in flight (see `mine`)
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
-    return _is_zombie(int(pid))
+    state, started = _proc_stat(pid)
+    return state == "Z" or (start is not None and started is not None and started != start)
 
 
-def _is_zombie(pid: int) -> bool:
-    """A process that exited but was not reaped still answers signal 0; it sends nothing more.
-    (A sender orphaned in a container whose first process does not reap stays so for good.)"""
+def _start_time(pid: int) -> int | None:
+    return _proc_stat(pid)[1]
+
+
+def _proc_stat(pid: int) -> tuple[str | None, int | None]:
+    """(state, start time in clock ticks) of a process from /proc; (None, None) where there is none.
+
+    A process that exited but was not reaped still answers signal 0 (state Z):
+    it sends nothing more. A sender orphaned in a container whose first process
+    does not reap stays so for good.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
+            fields = f.read().rpartition(b")")[2].split()
+        return fields[0].decode(), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None, None
 
 
 def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *, after: int = 0) -> list[Claimed]:

@@ -36,6 +36,8 @@ from bulletin.models import MailingList, Send, id_of, utcnow
 from bulletin.render.compiled import Compiled
 from bulletin.statuses import SendStatus
 
+RENEW_EVERY = 60.0  # seconds between renewals of this sender's claims (the lease is ten minutes)
+
 
 @dataclass
 class SendOptions:
@@ -43,6 +45,9 @@ class SendOptions:
     retry_base: float = 60.0  # first retry of a 4xx after this many seconds, doubling each time
     retry_max: float = 3600.0
     linger: float = 0.0  # wait this long for deferred retries before returning (0: leave them to a worker)
+    # Stay for rows another process holds until they are sent or given back (`send`, `resume`); a
+    # worker leaves them to their holder and goes on to its other due sends instead.
+    wait_for_held: bool = True
     worker: str = field(default_factory=ledger.worker_id)
 
 
@@ -315,7 +320,11 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
     deadline = time.monotonic() + options.linger
     forward = _Forward()
     waiting = False  # for rows another process holds (logged once)
+    renewed = time.monotonic()
     while not stop.is_set() and not pipe.errors and not pipe.breaker.tripped.is_set():
+        if time.monotonic() - renewed > RENEW_EVERY:
+            ledger.renew_claims(engine, send_id, options.worker)  # a batch may outlast the lease
+            renewed = time.monotonic()
         if pipe.waiting > limit // 2:
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
             continue
@@ -339,12 +348,12 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 continue  # put back after a relay's refusal: claimable now; the breaker bounds this
             held = ledger.claimed_count(session, send_id)  # ours are drained: these are another process's
             retry_at = ledger.next_retry_at(session, send_id)
-        if held:
+        if held and options.wait_for_held:
             if not waiting:
                 log_event("bulletin.delivery", "send.waiting", send_id=send_id, worker=options.worker,
                           held_elsewhere=held)
                 waiting = True
-            _wait_for_claims(engine, send_id, stop)
+            _wait_for_claims(engine, send_id, options.worker, stop)
             continue
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5
         if time.monotonic() + max(wait, 0) > deadline:
@@ -352,14 +361,15 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
         stop.wait(min(max(wait, 0.01), 1.0))
 
 
-def _wait_for_claims(engine: Engine, send_id: int, stop: threading.Event) -> None:
+def _wait_for_claims(engine: Engine, send_id: int, worker: str, stop: threading.Event) -> None:
     """Rows another process claimed are waited for, never left: it sends them, or gives them back
     as it stops, or dies and its claims are released here (at once on this host, after the lease
     elsewhere). Returning instead let a `resume` started while the killed run's second process was
     still stopping (or hung: see bulletin/signals.py) exit 0 with that process's batch of 181 rows
-    still claimed, and nobody left to send them."""
-    if not ledger.release_stale_claims(engine, send_id):
-        stop.wait(0.1)
+    still claimed, and nobody left to send them. This sender's own claims are all drained by
+    now, so any left under its id are an earlier failed run's in this process: released too."""
+    if not ledger.release_stale_claims(engine, send_id, mine=worker):
+        stop.wait(0.25)
 
 
 class _Forward:

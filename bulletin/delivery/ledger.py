@@ -13,8 +13,6 @@ LOCKED` on PostgreSQL, the SQLite write lock on the embedded default) is in
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,16 +26,15 @@ from bulletin.delivery.claims import Claimed as Claimed  # re-exported: the clai
 from bulletin.delivery.claims import claim as claim
 from bulletin.delivery.claims import recipients as recipients
 from bulletin.delivery.claims import release_stale_claims as release_stale_claims
+from bulletin.delivery.claims import renew_claims as renew_claims
 from bulletin.delivery.claims import unclaim as unclaim
+from bulletin.delivery.claims import worker_id as worker_id
 from bulletin.models import DERIVED_MESSAGE_ID, Delivery, Send, utcnow
 from bulletin.statuses import DeliveryState, SendStatus
 
 D = DeliveryState
 
 
-def worker_id() -> str:
-    """host:pid, so a restart on the same host can tell its dead predecessor's claims."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # Sends --------------------------------------------------------------------------------------------

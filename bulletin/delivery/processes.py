@@ -63,13 +63,17 @@ def send_in_processes(engine: Engine, settings: Settings, send_ids: list[int], s
                 for _ in range(processes - 1)]
     with long_lived_frozen():
         started = time.monotonic()
+        failed = True
         try:
             _start(children)
             send(engine, shared, send_ids, options=options, stop=stop,
                  progress=_from_ledger(engine, send_ids, progress, started))
+            failed = False
         finally:
+            # Stopped, failed to fork, or failed itself (maybe holding claims it sent but could not
+            # record, which the helpers would wait for while this process waits in join()): stop them.
             forked = [child for child in children if child.pid is not None]
-            if len(forked) < len(children) or (stop is not None and stop.is_set()):
+            if failed or len(forked) < len(children) or (stop is not None and stop.is_set()):
                 for child in forked:
                     if child.is_alive():
                         child.terminate()  # SIGTERM: it finishes what is in flight and gives back its claims

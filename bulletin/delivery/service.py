@@ -252,6 +252,7 @@ def run_worker(engine: Engine, settings: Settings, *, once: bool = False, poll: 
     """Work on every due send until stopped (or, with `once`, until nothing is claimable)."""
     stop = stop or threading.Event()
     transport = transport or make_transport(settings)
+    options = replace(options or SendOptions(), wait_for_held=False)  # the poll comes back for them
     tally = Tally()
     try:
         while not stop.is_set():

@@ -15,16 +15,19 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlmodel import select
 
 from bulletin.db import session_scope
-from bulletin.delivery import ledger, service
+from bulletin.delivery import claims, ledger, service
 from bulletin.delivery.claims import release_stale_claims
 from bulletin.delivery.engine import SendOptions
 from bulletin.delivery.processes import _child
-from bulletin.models import Delivery, Send
+from bulletin.errors import DeliveryError
+from bulletin.models import Delivery, MailingList, Send
 from bulletin.statuses import DeliveryState, SendStatus
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 
@@ -49,7 +52,7 @@ def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_ba
     holder = subprocess.Popen(["sleep", "300"])
     try:
         other = f"{socket.gethostname()}:{holder.pid}"
-        held = ledger.claim(engine, queued.send_id, add_list_id(engine), other, 15)
+        held = ledger.claim(engine, queued.send_id, _list_id(engine), other, 15)
         assert len(held) == 15
         result: dict[str, object] = {}
         thread = threading.Thread(target=lambda: result.setdefault(
@@ -76,7 +79,7 @@ def test_a_send_takes_over_the_rows_of_a_holder_that_dies_while_it_waits(setting
     emails = add_subscribers(engine, add_list(engine), 30)
     queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     holder = subprocess.Popen(["sleep", "300"])
-    ledger.claim(engine, queued.send_id, add_list_id(engine), f"{socket.gethostname()}:{holder.pid}", 10)
+    ledger.claim(engine, queued.send_id, _list_id(engine), f"{socket.gethostname()}:{holder.pid}", 10)
     thread = threading.Thread(target=service.send_queued, args=(engine, s, [queued.send_id]))
     thread.start()
     try:
@@ -100,7 +103,7 @@ def test_claims_of_a_zombie_are_released(settings, engine):  # type: ignore[no-u
     _wait_until(lambda: _proc_state(proc.pid) == "Z", "the child exits and stays unreaped")
     try:
         os.kill(proc.pid, 0)  # the reason a liveness check alone is fooled
-        ledger.claim(engine, queued.send_id, add_list_id(engine), f"{socket.gethostname()}:{proc.pid}", 5)
+        ledger.claim(engine, queued.send_id, _list_id(engine), f"{socket.gethostname()}:{proc.pid}", 5)
         assert release_stale_claims(engine, queued.send_id) == 5
         assert _states(engine) == {DeliveryState.QUEUED: 5}
     finally:
@@ -130,8 +133,165 @@ def test_a_child_forked_after_its_parent_died_sends_nothing(settings, engine, tm
         mark.unlink(missing_ok=True)
 
 
-def add_list_id(engine) -> int:  # type: ignore[no-untyped-def]
-    from bulletin.models import MailingList
-
+def _list_id(engine) -> int:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
-        return int(session.exec(select(MailingList.id)).one())
+        return int(session.exec(select(MailingList.id)).first())
+
+
+def _claimed_by(engine, worker: str) -> list[int]:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        return list(session.exec(select(Delivery.id).where(Delivery.state == DeliveryState.CLAIMED,
+                                                           Delivery.claimed_by == worker)).all())
+
+
+def _in_thread(fn) -> tuple[threading.Thread, dict[str, object]]:  # type: ignore[no-untyped-def]
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def _fail_marks_of(engine, worker: str) -> None:  # type: ignore[no-untyped-def]
+    """A real database error (as a full disk or a dropped connection gives) on every 'sent' mark of
+    rows `worker` claimed: only that process's ledger writer fails."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(
+                "CREATE FUNCTION review_fail() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.state::text = 'sent' AND OLD.claimed_by = '{worker}' THEN "
+                "RAISE EXCEPTION 'could not write (simulated disk full)'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"))
+            conn.execute(text("CREATE TRIGGER review_fail BEFORE UPDATE ON delivery FOR EACH ROW "
+                              "EXECUTE FUNCTION review_fail()"))
+        else:
+            conn.execute(text(
+                "CREATE TRIGGER review_fail BEFORE UPDATE OF state ON delivery "
+                f"WHEN NEW.state = 'sent' AND OLD.claimed_by = '{worker}' "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O error (simulated)'); END"))
+
+
+def _drop_fail(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS review_fail" +
+                          (" ON delivery" if engine.dialect.name == "postgresql" else "")))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("DROP FUNCTION IF EXISTS review_fail()"))
+
+
+def test_a_parent_that_fails_holding_claims_does_not_leave_its_child_waiting_for_them(  # type: ignore[no-untyped-def]
+        settings, engine, sink):
+    """The parent's ledger writer fails: its send raises with rows still claimed (sent, unrecorded).
+    It then joins the child without terminating it; the child waits for the parent's claims (the
+    parent is alive: it is in join()) until the 10-minute lease. `bulletin send` hangs 10 minutes."""
+    s = smtp_settings(settings, sink, connections=4)
+    add_subscribers(engine, add_list(engine), 400)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    me = ledger.worker_id()
+    _fail_marks_of(engine, me)
+    thread, out = _in_thread(lambda: service.send_queued(engine, s, [queued.send_id], processes=2))
+    try:
+        thread.join(timeout=40)
+        hung = thread.is_alive()
+        held = _claimed_by(engine, me)
+    finally:
+        _drop_fail(engine)
+        if thread.is_alive():  # unblock the child: give the parent's rows back
+            ledger.unclaim(engine, _claimed_by(engine, me))
+            thread.join(timeout=120)
+    assert not hung, (f"send_queued(processes=2) still running 40 s after the parent's send failed; "
+                      f"the child waits for the parent's {len(held)} claimed rows")
+    assert isinstance(out.get("error"), DeliveryError)
+
+
+def test_a_live_slow_process_keeps_its_claims_while_the_other_waits(  # type: ignore[no-untyped-def]
+        settings, engine, sink, monkeypatch):
+    """The lease (10 minutes; 3 s here, inherited by the fork) was not renewed while a live process
+    worked through its batch. With a rate limit a batch outlasts it (300 rows at smtp_rate 0.3/s
+    take 1000 s): the process that finished first, waiting, released the live process's claims as
+    stale, claimed and sent them, and the holder sent them too (review: 20 duplicates of 300 in a
+    real-time run). On this host a live claimant now keeps its claims; elsewhere it renews them."""
+    monkeypatch.setattr(claims, "LEASE", timedelta(seconds=3))
+    s = smtp_settings(settings, sink, connections=2).model_copy(update={"smtp_rate": 25.0})
+    emails = add_subscribers(engine, add_list(engine), 300)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    tally = service.send_queued(engine, s, [queued.send_id], processes=2)
+    twice = {e: n for e, n in sink.copies().items() if n > 1}
+    assert sorted(sink.copies()) == sorted(emails)
+    assert not twice, f"{len(twice)} recipients got two copies (tally.sent={tally.sent})"
+
+
+def test_a_worker_is_not_held_on_one_send_by_rows_another_worker_holds(settings, engine, sink):  # type: ignore[no-untyped-def]
+    """A worker (many run against PostgreSQL) now sits in the first send while another worker holds
+    some of its rows, live or dead on another host (until the lease): the other due sends wait."""
+    s = smtp_settings(settings, sink, connections=2)
+    add_subscribers(engine, add_list(engine), 20)
+    first = service.queue_issue(engine, s, make_compiled("2026-05-a"), "shared-services")
+    service.queue_issue(engine, s, make_compiled("2026-05-b"), "shared-services")
+    other = "another-host.example:4242"  # a worker on another machine (alive, or died a moment ago)
+    held = ledger.claim(engine, first.send_id, _list_id(engine), other, 5)
+    stop = threading.Event()
+    thread, _out = _in_thread(lambda: service.run_worker(engine, s, once=True, stop=stop,
+                                                         options=SendOptions(linger=0)))
+    try:
+        end = time.monotonic() + 30
+        while sink.count() < 35 and time.monotonic() < end:
+            time.sleep(0.05)
+        got = sink.count()
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        ledger.unclaim(engine, [r.delivery_id for r in held])
+    assert got == 35, f"after 30 s the worker sent {got} of the 35 rows it could send (the second send waits)"
+
+
+def test_claims_left_by_an_earlier_run_with_this_very_pid_do_not_hold_the_send(settings, engine, sink):  # type: ignore[no-untyped-def]
+    """A killed run's claims carried host:pid; a later run with the same pid (PID 1 in a container that
+    keeps its hostname, e.g. `docker restart`, host networking) never counted them stale and waited for
+    the lease (up to 10 minutes). Worker ids now carry the process's start time: an earlier process
+    with this pid is told apart, and this process's own leftovers (an earlier failed send in it) are
+    released once its pipeline is drained. Both kinds here."""
+    s = smtp_settings(settings, sink, connections=2)
+    emails = add_subscribers(engine, add_list(engine), 20)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    me = ledger.worker_id()
+    earlier = me.rsplit(":", 1)[0] + ":" + str(int(me.rsplit(":", 1)[1]) - 1)  # this pid, started before
+    left = ledger.claim(engine, queued.send_id, _list_id(engine), me, 5)  # an earlier failed send in here
+    left += ledger.claim(engine, queued.send_id, _list_id(engine), earlier, 5)
+    thread, _out = _in_thread(lambda: service.send_queued(engine, s, [queued.send_id]))
+    try:
+        thread.join(timeout=30)
+        hung = thread.is_alive()
+    finally:
+        if thread.is_alive():
+            ledger.unclaim(engine, [r.delivery_id for r in left])
+            thread.join(timeout=60)
+    assert not hung, "a send waited 30 s (of up to 10 minutes) for claims its own pid left from an earlier run"
+    assert sorted(sink.copies()) == sorted(emails)
+
+
+
+def test_a_claim_from_another_host_is_dead_after_the_lease_unless_its_worker_renews_it(settings, engine):  # type: ignore[no-untyped-def]
+    """We cannot look at a process on another machine: its claims end with the lease, which a live
+    worker keeps renewing (the engine does every minute)."""
+    add_subscribers(engine, add_list(engine), 6)
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    alive, dead = "worker-a.example:41:977", "worker-b.example:42:978"
+    ledger.claim(engine, queued.send_id, _list_id(engine), alive, 3)
+    ledger.claim(engine, queued.send_id, _list_id(engine), dead, 3)
+    assert release_stale_claims(engine, queued.send_id) == 0  # both within the lease
+    with session_scope(engine) as session:
+        for row in session.exec(select(Delivery).where(Delivery.state == DeliveryState.CLAIMED)).all():
+            row.claimed_at = row.claimed_at - claims.LEASE - timedelta(seconds=5)  # type: ignore[operator]
+            session.add(row)
+    ledger.renew_claims(engine, queued.send_id, alive)
+    assert release_stale_claims(engine, queued.send_id) == 3
+    with session_scope(engine) as session:
+        left = session.exec(select(Delivery.claimed_by).where(Delivery.state == DeliveryState.CLAIMED)).all()
+    assert left == [alive] * 3
