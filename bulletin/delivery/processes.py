@@ -40,9 +40,10 @@ SendFn = Callable[..., Tally]
 
 
 def split_connections(settings: Settings, processes: int) -> Settings:
-    """Each process gets its share of the connections, so the server sees the configured number."""
+    """Each process gets its share of the connections and of `smtp_rate`, so the relay sees the
+    configured number and rate (each process paced its own, so two sent at twice the rate)."""
     per = max(1, settings.smtp_connections // processes)
-    return settings.model_copy(update={"smtp_connections": per})
+    return settings.model_copy(update={"smtp_connections": per, "smtp_rate": settings.smtp_rate / processes})
 
 
 def send_in_processes(engine: Engine, settings: Settings, send_ids: list[int], send: SendFn, *, processes: int,

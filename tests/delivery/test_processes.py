@@ -97,3 +97,9 @@ def test_a_helper_that_cannot_be_forked_stops_the_send_cleanly_and_resume_finish
 def test_connections_are_shared_out_not_multiplied(settings):  # type: ignore[no-untyped-def]
     assert split_connections(settings.model_copy(update={"smtp_connections": 4}), 2).smtp_connections == 2
     assert split_connections(settings.model_copy(update={"smtp_connections": 1}), 3).smtp_connections == 1
+
+
+def test_the_rate_limit_is_shared_out_too(settings):  # type: ignore[no-untyped-def]
+    """Each process paces its own sends: with the whole `smtp_rate` each, two sent at twice the rate."""
+    assert split_connections(settings.model_copy(update={"smtp_rate": 10.0}), 2).smtp_rate == 5.0
+    assert split_connections(settings.model_copy(update={"smtp_rate": 0.0}), 2).smtp_rate == 0.0  # unlimited
