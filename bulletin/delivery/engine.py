@@ -10,6 +10,7 @@ same Message-ID.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -143,19 +144,33 @@ class _Recorder:
             raise DeliveryError(f"cannot write the ledger: {self.error}")
 
     def _run(self) -> None:
+        renewed = time.monotonic()
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._pending:
+                if not self._pending and not self._closing:
+                    self._cond.wait(timeout=RENEW_EVERY)
+                if not self._pending and self._closing:
                     return
                 batch, self._pending = self._pending, []
+            if time.monotonic() - renewed >= RENEW_EVERY:
+                self._renew()
+                renewed = time.monotonic()
+            if not batch:
+                continue
             self._write(batch)
             with self._cond:
                 self._committed += len(batch)
                 self._cond.notify_all()
                 if self.error is not None:
                     return
+
+    def _renew(self) -> None:
+        """Renew this sender's claims: here, not in the claim loop, because a slow relay can hold the
+        loop in its last drain for longer than the lease, and another machine would take the rows."""
+        try:
+            ledger.renew_claims(self.engine, id_of(self.send), self.options.worker)
+        except Exception as exc:  # noqa: BLE001 - the next renewal tries again; the marks matter more
+            log_event("bulletin.delivery", "claims.renew_failed", level=logging.WARNING, error=str(exc))
 
     def _write(self, outcomes: list[Outcome]) -> None:
         try:
@@ -320,11 +335,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
     deadline = time.monotonic() + options.linger
     forward = _Forward()
     waiting = False  # for rows another process holds (logged once)
-    renewed = time.monotonic()
     while not stop.is_set() and not pipe.errors and not pipe.breaker.tripped.is_set():
-        if time.monotonic() - renewed > RENEW_EVERY:
-            ledger.renew_claims(engine, send_id, options.worker)  # a batch may outlast the lease
-            renewed = time.monotonic()
         if pipe.waiting > limit // 2:
             stop.wait(0.005)  # the next claim goes in while half a batch is still queued
             continue

@@ -295,3 +295,35 @@ def test_a_claim_from_another_host_is_dead_after_the_lease_unless_its_worker_ren
     with session_scope(engine) as session:
         left = session.exec(select(Delivery.claimed_by).where(Delivery.state == DeliveryState.CLAIMED)).all()
     assert left == [alive] * 3
+
+
+def test_a_sender_renews_its_claims_while_a_slow_relay_holds_its_batch(settings, engine, sink, monkeypatch):  # type: ignore[no-untyped-def]
+    """A batch can outlast the lease (a low smtp_rate, a slow relay), even in the last drain, when the
+    claim loop is not running: the ledger writer renews the claims, so no other machine takes them."""
+    from datetime import UTC, datetime
+
+    from bulletin.delivery import engine as send_engine
+
+    monkeypatch.setattr(send_engine, "RENEW_EVERY", 0.3)
+    s = smtp_settings(settings, sink, connections=1).model_copy(update={"smtp_rate": 10.0})
+    add_subscribers(engine, add_list(engine), 40)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    thread = threading.Thread(target=service.send_queued, args=(engine, s, [queued.send_id]))
+    thread.start()
+    try:
+        _wait_until(lambda: sink.count() >= 5, "the send is under way")
+        with session_scope(engine) as session:
+            rows = session.exec(select(Delivery).where(Delivery.state == DeliveryState.CLAIMED)).all()
+            assert len(rows) > 20
+            for row in rows:
+                row.claimed_at = row.claimed_at - timedelta(hours=1)  # type: ignore[operator]
+                session.add(row)
+        seen = sink.count()
+        _wait_until(lambda: sink.count() >= seen + 8, "more of the batch goes out")
+        with session_scope(engine) as session:
+            ages = session.exec(select(Delivery.claimed_at).where(Delivery.state == DeliveryState.CLAIMED)).all()
+    finally:
+        thread.join(timeout=60)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert ages and all(now - (at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at) < timedelta(minutes=1)
+                        for at in ages)
