@@ -357,12 +357,12 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 return
             if ledger.queued_count(session, send_id):
                 continue  # put back after a relay's refusal: claimable now; the breaker bounds this
-            held = ledger.claimed_count(session, send_id)  # ours are drained: these are another process's
+            held = ledger.claimants(session, send_id)  # ours are drained: these are other processes' (or leftovers)
             retry_at = ledger.next_retry_at(session, send_id)
         if held and options.wait_for_held:
             if not waiting:
                 log_event("bulletin.delivery", "send.waiting", send_id=send_id, worker=options.worker,
-                          held_elsewhere=held)
+                          held_elsewhere=sum(held.values()), held_by=held)
                 waiting = True
             _wait_for_claims(engine, send_id, options.worker, stop)
             continue

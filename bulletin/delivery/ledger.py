@@ -120,10 +120,11 @@ def queued_count(session: Session, send_id: int) -> int:
     return int(session.exec(stmt).one())
 
 
-def claimed_count(session: Session, send_id: int) -> int:
-    stmt = select(func.count()).select_from(Delivery).where(Delivery.send_id == send_id,
-                                                            Delivery.state == D.CLAIMED)
-    return int(session.exec(stmt).one())
+def claimants(session: Session, send_id: int) -> dict[str, int]:
+    """Who holds claimed rows of the send (worker id: rows), so a wait for them can name them."""
+    stmt = select(Delivery.claimed_by, func.count()).where(
+        Delivery.send_id == send_id, Delivery.state == D.CLAIMED).group_by(Delivery.claimed_by)
+    return {str(by): int(n) for by, n in session.exec(stmt).all()}
 
 
 def next_retry_at(session: Session, send_id: int) -> datetime | None:
