@@ -46,17 +46,38 @@ def _wait_until(predicate, what: str, limit: float = 60.0) -> None:  # type: ign
         time.sleep(0.02)
 
 
-def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_back(settings, engine, sink, caplog):  # type: ignore[no-untyped-def]
+class _Events(logging.Handler):
+    """The `log_event` records of one logger, whatever other tests did to logging's configuration."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.INFO)
+        self.logger, self.events = logging.getLogger(name), []  # type: ignore[var-annotated]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.append(getattr(record, "bulletin_event", {}))
+
+    def __enter__(self) -> _Events:
+        self.level_before = self.logger.level
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level_before)
+
+
+def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_back(settings, engine, sink):  # type: ignore[no-untyped-def]
     s = smtp_settings(settings, sink, connections=2)
     emails = add_subscribers(engine, add_list(engine), 60)
     queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
     holder = subprocess.Popen(["sleep", "300"])
+    log = _Events("bulletin.delivery").__enter__()
     try:
         other = f"{socket.gethostname()}:{holder.pid}"
         held = ledger.claim(engine, queued.send_id, _list_id(engine), other, 15)
         assert len(held) == 15
         result: dict[str, object] = {}
-        caplog.set_level(logging.INFO, logger="bulletin.delivery")
         thread = threading.Thread(target=lambda: result.setdefault(
             "tally", service.send_queued(engine, s, [queued.send_id], options=SendOptions(linger=0))))
         thread.start()
@@ -64,14 +85,14 @@ def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_ba
         thread.join(timeout=1.0)
         assert thread.is_alive(), "the send returned while another process still held 15 of its rows"
         assert _states(engine) == {DeliveryState.SENT: 45, DeliveryState.CLAIMED: 15}
-        waiting = [r.bulletin_event for r in caplog.records
-                   if getattr(r, "bulletin_event", {}).get("event") == "send.waiting"]
+        waiting = [e for e in log.events if e.get("event") == "send.waiting"]
         assert len(waiting) == 1 and waiting[0]["held_elsewhere"] == 15  # said once, naming the holder
         assert other in str(waiting[0]["held_by"])
         ledger.unclaim(engine, [r.delivery_id for r in held])  # the holder stops and gives them back
         thread.join(timeout=60)
         assert not thread.is_alive()
     finally:
+        log.__exit__()
         holder.kill()
         holder.wait()
     assert sorted(sink.copies()) == sorted(emails) and set(sink.copies().values()) == {1}
