@@ -151,7 +151,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     static, so it cannot fail in turn (no template, no database). The error
     itself is still raised on to the server's log.
     """
-    return _secure(request, HTMLResponse(SERVER_ERROR_PAGE, status_code=500))
+    page = HTMLResponse(SERVER_ERROR_PAGE, status_code=500, headers={"Cache-Control": "no-store"})  # archive too
+    return _secure(request, page)
 
 
 async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -118,12 +118,17 @@ def test_an_unexpected_error_is_a_bare_500_page_with_every_security_header(synce
     assert synced.public_base_url.startswith("https://")
     app = create_app(Workspace(synced), WebOptions(notice_interval=0))
 
-    @app.get("/boom")
     def boom() -> None:
         1 / 0  # noqa: B018
 
+    for path in ("/boom", "/archive/boom"):  # the archive's own cache rule must not leave a 500 cacheable
+        app.add_api_route(path, boom)
+        app.router.routes.insert(0, app.router.routes.pop())  # before the archive's /archive/{slug}
+
     with Client(app, base_url="https://testserver", raise_server_exceptions=False) as c:
         resp = c.get("/boom")
+        archived = c.get("/archive/boom")
+    assert archived.status_code == 500 and archived.headers["cache-control"] == "no-store"
     assert resp.status_code == 500 and "Something went wrong" in resp.text
     assert "ZeroDivisionError" not in resp.text and "Traceback" not in resp.text
     h = resp.headers
