@@ -329,7 +329,7 @@ def test_a_sender_renews_its_claims_while_a_slow_relay_holds_its_batch(settings,
     claim loop is not running: the ledger writer renews the claims, so no other machine takes them."""
     from datetime import UTC, datetime
 
-    from bulletin.delivery import engine as send_engine
+    from bulletin.delivery import recorder as send_engine
 
     monkeypatch.setattr(send_engine, "RENEW_EVERY", 0.3)
     s = smtp_settings(settings, sink, connections=1).model_copy(update={"smtp_rate": 10.0})
