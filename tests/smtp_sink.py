@@ -9,6 +9,8 @@ message was accepted. Other engineers may import `smtp_sink()` and `SmtpSink`.
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import re
 import socket
@@ -39,6 +41,7 @@ class SmtpSink:
     always_fail: dict[str, int] = field(default_factory=dict)
     temp_fail: dict[str, int] = field(default_factory=dict)
     drop_every: int = 0
+    delay: float = 0.0  # seconds each DATA is held before its reply: a relay that is slow, not idle
     received: list[Received] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     transactions: int = 0
@@ -85,6 +88,8 @@ class SmtpSink:
         head = data.split(b"\r\n\r\n", 1)[0]
         found = _MID.search(head)
         mid = found.group(1).decode() if found else ""
+        if self.delay:
+            await asyncio.sleep(self.delay)  # this connection's only: the others go on meanwhile
         with self._lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append(Received(envelope.mail_from, rcpt.lower(), mid,
