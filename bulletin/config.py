@@ -41,8 +41,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BULLETIN_", extra="forbid")
 
     workspace: Path = Field(default=Path("."), description="Folder holding content/, subscribers/, bulletin.toml")
-    organisation: str = Field(default="", description="Who sends the bulletins: shown in every email's footer")
-    postal_address: str = Field(default="", description="Postal address shown in the footer (the law wants one in marketing mail)")
+    organisation: str = Field(default="", description="Who sends the bulletins, for lists.toml entries without one: "
+                              "shown in every email's footer and From name")
+    postal_address: str = Field(default="", description="Postal address shown in the footer (the law wants one in "
+                                "marketing mail), for lists.toml entries without one")
     timezone: str = Field(default="Europe/London", description="IANA time zone of --at times and of times shown")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in .bulletin/")
     transport: Literal["maildir", "smtp"] = "maildir"
@@ -68,8 +70,6 @@ class Settings(BaseSettings):
                                 description="Sending processes on this machine (default: its cores, at most 4)")
     sending_domain: str = "bulletin.localhost"
     public_base_url: str = "http://127.0.0.1:8000"
-    organisation: str = Field(default="", description="Who sends the bulletins, for lists.toml entries without one")
-    postal_address: str = Field(default="", description="Sender's postal address, for lists without one")
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs of reverse proxies whose "
                                        "X-Forwarded-For the web app believes; default none")
     reply_local: str = "reply"

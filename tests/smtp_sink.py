@@ -10,7 +10,6 @@ message was accepted. Other engineers may import `smtp_sink()` and `SmtpSink`.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import re
 import socket

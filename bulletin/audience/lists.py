@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from bulletin.audience.addresses import has_control_chars, normalise_address
 from bulletin.audience.subscribers import state_counts
 from bulletin.errors import AddressError, ConfigError, location
+from bulletin.messenger import format_address
 from bulletin.models import MailingList, id_of, utcnow
 from bulletin.statuses import SubscriptionState
 
@@ -49,6 +50,21 @@ class SyncReport:
     changed: dict[str, dict[str, tuple[object, object]]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     not_in_file: list[str] = field(default_factory=list)  # kept in the database, reported
+
+
+def sender_name(from_name: str, organisation: str) -> str:
+    """The From name names the organisation too, `Team, Organisation` (once), and the same way in
+    every mail of a list (the issue, the confirmation, an answer to feedback): people trust and
+    filter by the name they saw first, and a bare team name says little in a crowded inbox."""
+    if not organisation or organisation.casefold() in from_name.casefold():
+        return from_name
+    return f"{from_name}, {organisation}"
+
+
+def list_from(ml: MailingList, organisation: str = "") -> str:
+    """The From of a list's notices: its sender name, with the list's organisation or else the
+    workspace's (`organisation`, as its issues have it), and its From address."""
+    return format_address(sender_name(ml.from_name, ml.organisation or organisation), ml.from_address)
 
 
 def lists_file(subscribers_dir: Path) -> Path:

@@ -19,10 +19,11 @@ from sqlmodel import Session, select
 from bulletin.audience.addresses import mask_address, normalise_address
 from bulletin.audience.lifecycle import set_state, subscribe
 from bulletin.audience.links import CONFIRM_MAX_AGE, ConfirmToken, Links
+from bulletin.audience.lists import list_from
 from bulletin.audience.notices import queue_notice
 from bulletin.audience.subscribers import find_subscriber, get_list, is_suppressed
 from bulletin.errors import NotFound, StateError, TokenError
-from bulletin.messenger import Notice, format_address
+from bulletin.messenger import Notice
 from bulletin.models import MailingList, Subscriber, SubscriberEvent, Subscription, id_of, utcnow
 from bulletin.statuses import SubscriptionState as S
 
@@ -186,7 +187,7 @@ def confirmation_notice(links: Links, email: str, subscriber_id: int, lists: lis
     )
     first = lists[0]
     return Notice(to=email, subject=f"Please confirm your subscription: {names}"[:200], text=text,
-                  from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
+                  from_addr=list_from(first, links.settings.organisation), reply_to=first.reply_to)
 
 
 def already_notice(links: Links, email: str, subscriber_id: int, lists: list[MailingList]) -> Notice:
@@ -200,7 +201,7 @@ def already_notice(links: Links, email: str, subscriber_id: int, lists: list[Mai
     )
     first = lists[0]
     return Notice(to=email, subject=f"You are already subscribed: {names}"[:200], text=text,
-                  from_addr=format_address(first.from_name, first.from_address), reply_to=first.reply_to)
+                  from_addr=list_from(first, links.settings.organisation), reply_to=first.reply_to)
 
 
 # Confirm ---------------------------------------------------------------------------------------------

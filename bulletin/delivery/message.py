@@ -20,6 +20,7 @@ from email.utils import formataddr
 from typing import TYPE_CHECKING
 
 from bulletin.audience.links import Links, MessageLinks
+from bulletin.audience.lists import sender_name
 from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
@@ -52,11 +53,7 @@ class ListIdentity:
 
     @property
     def display_name(self) -> str:
-        """The From name names the organisation too: `Team, Organisation` (once)."""
-        org = self.organisation
-        if not org or org.casefold() in self.from_name.casefold():
-            return self.from_name
-        return f"{self.from_name}, {org}"
+        return sender_name(self.from_name, self.organisation)
 
 
 @dataclass(frozen=True)

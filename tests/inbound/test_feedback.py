@@ -133,6 +133,26 @@ def test_an_answer_comes_from_the_list_the_person_had_the_issue_through(world: W
     assert (again.subscriber_id, again.issue) == (amina, "2016-06")
 
 
+def test_an_answer_names_the_organisation_as_the_issue_did(world: World) -> None:
+    """The issue's From is `Team, Organisation` (the list's organisation, else the workspace's); the
+    answer said only `Team`, a sender the person had not seen before."""
+    from bulletin.audience.links import Links
+
+    _delivered(world, "amina@example.gov.uk", world.list_ids[0], organisation="Northshire Councils")
+    _delivered(world, "ben@example.org", world.list_ids[1])
+    links = Links(settings=world.settings.model_copy(update={"organisation": "Westshire Partnership"}),
+                  signer=world.links.signer)
+    fid, other = _reply(world), _reply(world, "ben@example.org", mid="<r2@c>")
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you.", links=links)
+        answer_feedback(session, other, "Thank you too.", links=links)
+    sent = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in _sent(world)]
+    by_to = {m["To"]: m for m in sent}
+    assert by_to["amina@example.gov.uk"]["From"] == '"Team, Northshire Councils" <shared-services@example.gov.uk>'
+    assert by_to["ben@example.org"]["From"] == '"Team, Westshire Partnership" <workforce@example.gov.uk>'
+    assert by_to["ben@example.org"]["Reply-To"].addresses[0].display_name == "Team, Westshire Partnership"
+
+
 def test_an_answer_from_a_list_whose_name_has_an_accent_and_a_comma_has_one_from_mailbox(world: World) -> None:
     """As text, the encoded name was re-folded by the SMTP policy into an encoded word and a bare
     `O'Neil, MBE`: two mailboxes in From, which DMARC receivers reject (review finding; CPython 121284)."""

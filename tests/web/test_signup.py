@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from email.utils import getaddresses
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -50,6 +51,15 @@ def test_signup_makes_a_pending_subscription_and_mails_a_confirmation(client: Te
     event = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == sub.id,
                                                   SubscriberEvent.new_state == "pending")).one()
     assert event.source == "web" and event.ip == "testclient" and event.detail["page"] == "/signup/shared-services"
+
+
+def test_the_confirmation_comes_from_the_name_the_bulletins_will_come_from(client: TestClient, synced: Settings) -> None:
+    """`Team, Organisation`, as the list's issues have it: the confirmation said only `Team`, so the
+    first mail a person had from us named a sender their later mail did not."""
+    signup(client, "ann@example.org")
+    [confirm] = outbox(synced)
+    assert getaddresses([str(confirm["From"])]) == [
+        ("Shared Services Team, Northshire Shared Services Partnership", "bulletin@shared-services.example.gov.uk")]
 
 
 def test_the_answer_is_the_same_for_new_pending_confirmed_and_unsubscribed(client: TestClient, synced: Settings) -> None:
