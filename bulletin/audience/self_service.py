@@ -67,10 +67,15 @@ class ListChoice:
         return self.state == S.CONFIRMED and self.public_signup
 
     @property
+    def leavable(self) -> bool:
+        """On it now (confirmed, or pending a link): unticking it leaves, even for a suppressed address."""
+        return self.state in (S.CONFIRMED, S.PENDING)
+
+    @property
     def joins_by_mail(self) -> bool:
         """Ticking it (not on it now) mails a confirmation link first: every list but a public one
         without double opt-in that the person was never on, which the signup form joins at once."""
-        if self.state in (S.CONFIRMED, S.PENDING):
+        if self.leavable:
             return False
         return self.state is not None or self.double_opt_in
 
@@ -176,8 +181,9 @@ def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: 
     A pending list ticked again mails nothing new while a link naming it is in the mailbox (mailed
     since it became pending); one whose mail was held back by the window, or came before it was
     left and joined again (that link is stale for it), is signed up again, so saving later mails one.
-    Unticked, it is left. A suppressed address changes no subscription here: the page shows its
-    boxes disabled, and a browser leaves disabled boxes out of the form, which read as "none".
+    Unticked, it is left. A suppressed address joins nothing here but can still leave: the page
+    disables only the boxes of lists it is not on (a browser leaves a disabled box out of the form,
+    which would read as "unticked"), so what it posts is exactly its wish to stay or go.
 
     The signup is the public form's (see the module docstring); `to_confirm` on
     the result names the lists that wait for the mailed link.
@@ -186,13 +192,13 @@ def update_preferences(session: Session, links: Links, sub: Subscriber, chosen: 
     current = preferences(session, sub)
     linked = _linked_pending(session, sub.id)
     joining: list[ListChoice] = []
-    for choice in () if current.suppressed else current.lists:
+    for choice in current.lists:
         wanted = choice.slug in chosen
-        if wanted and choice.state != S.CONFIRMED and choice.list_id not in linked:
-            joining.append(choice)
-        elif not wanted and choice.state in (S.PENDING, S.CONFIRMED):
+        if not wanted and choice.leavable:
             unsubscribe(session, sub.id, choice.list_id, source=SOURCE, actor=ACTOR, ip=ip,
                         user_agent=user_agent)
+        elif wanted and not current.suppressed and choice.state != S.CONFIRMED and choice.list_id not in linked:
+            joining.append(choice)
     asked = _sign_up(session, links, sub, joining, window=window, ip=ip, user_agent=user_agent)
     changed = {k: v for k, v in (("name", name), ("organisation", organisation)) if getattr(sub, k) != v}
     if changed:

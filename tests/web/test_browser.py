@@ -204,3 +204,30 @@ def test_data_request_flow_in_chromium(page, served: Settings, db: Session) -> N
     assert db.get(Subscriber, sub.id).email is None  # type: ignore[union-attr]
     page.goto(erase_link)
     assert "cannot be used" in page.content()
+
+
+def test_a_suppressed_person_leaves_a_list_from_the_preferences_page_in_chromium(  # type: ignore[no-untyped-def]
+        page, served: Settings, db: Session) -> None:
+    """What a browser really posts: the page disables only the boxes of lists the address is not on,
+    so saving a new name keeps its lists, and unticking one leaves it; the disabled box cannot be ticked."""
+    from bulletin.audience.lifecycle import subscribe, suppress
+
+    sub = subscribe(db, "blocked@example.org", [list_id(db, "shared-services"), list_id(db, "workforce")],
+                    name="Bea", confirmed=True, source="cli", actor="t")
+    assert sub.id is not None
+    suppress(db, sub.id, "manual", source="cli", actor="t")
+    db.commit()
+    page.goto(Links.for_settings(served).preferences_url(sub.id))
+    assert page.get_by_label("Productivity and Digital e-bulletin").is_disabled()
+    page.get_by_label("Name", exact=True).fill("Bea Q")
+    page.get_by_role("button", name="Save preferences").click()
+    page.wait_for_selector("text=Your preferences have been saved")
+    assert state_of(db, "blocked@example.org", "shared-services") == "confirmed"
+    assert state_of(db, "blocked@example.org", "workforce") == "confirmed"
+    page.get_by_label("Workforce e-bulletin").uncheck(timeout=5000)
+    page.get_by_role("button", name="Save preferences").click()
+    page.wait_for_selector("text=Your preferences have been saved")
+    assert state_of(db, "blocked@example.org", "workforce") == "unsubscribed"
+    assert state_of(db, "blocked@example.org", "shared-services") == "confirmed"
+    assert not page.get_by_label("Workforce e-bulletin").is_checked()
+    assert page.get_by_label("Workforce e-bulletin").is_disabled()  # left: now a list it is not on

@@ -296,15 +296,36 @@ def test_only_lists_that_need_a_mailed_link_say_so(client: TestClient, synced: S
 
 def test_a_suppressed_person_editing_their_name_is_not_unsubscribed_from_everything(
         client: TestClient, synced: Settings, db: Session, member: int) -> None:
-    """The page disables the checkboxes of a suppressed address and browsers do not submit disabled
-    fields, so saving only a new name read as "untick every list" and left them all (review finding)."""
+    """The page once disabled every checkbox of a suppressed address and browsers do not submit disabled
+    fields, so saving only a new name read as "untick every list" and left them all (review finding).
+    The box of a list it is on is enabled now, and posted ticked."""
     suppress(db, member, "manual", source="cli", actor="t")
     db.commit()
     url = _url(synced, member)
     page = client.get(url).text
-    assert 'value="shared-services" checked disabled' in page
-    # what a browser posts: the disabled boxes are left out
-    client.post(url, data={"csrf_token": _token(client, url), "name": "Pat Q", "organisation": ""})
+    assert 'value="shared-services" checked>' in page and 'value="workforce" disabled>' in page
+    # what a browser posts: the enabled, ticked box; the disabled one is left out
+    client.post(url, data={"csrf_token": _token(client, url), "list": ["shared-services"], "name": "Pat Q",
+                           "organisation": ""})
     assert _states(db, member)[list_id(db, "shared-services")] == "confirmed"
     db.expire_all()
     assert db.get(Subscriber, member).name == "Pat Q"  # type: ignore[union-attr]
+
+
+def test_a_suppressed_person_can_still_leave_a_list_but_join_none(
+        client: TestClient, synced: Settings, db: Session, member: int) -> None:
+    """Suppressed, the address is sent nothing, but a wish to leave is the person's to record: it
+    was refused (every box disabled), so lifting the block later sent them a bulletin they had left."""
+    suppress(db, member, "manual", source="cli", actor="t")
+    db.commit()
+    url = _url(synced, member)
+    # unticks shared-services; a forged post ticks workforce, whose box the page disabled
+    client.post(url, data={"csrf_token": _token(client, url), "list": ["workforce"], "name": "Pat",
+                           "organisation": "Old Council"})
+    states = _states(db, member)
+    assert states[list_id(db, "shared-services")] == "unsubscribed"
+    assert list_id(db, "workforce") not in states
+    assert outbox(synced) == []  # no confirmation mailed to a suppressed address
+    left = db.exec(select(SubscriberEvent).where(SubscriberEvent.subscriber_id == member,
+                                                 SubscriberEvent.new_state == "unsubscribed")).one()
+    assert left.source == "web"
