@@ -46,6 +46,13 @@ def _progress_bar(quiet: bool):  # type: ignore[no-untyped-def]
     return progress
 
 
+def _doing(t: Tally) -> str:
+    """The bar's label: a send waiting for rows another process holds says so, and where to look."""
+    if t.held_elsewhere:
+        return f"waiting for {t.held_elsewhere} row(s) another process holds (log: send.waiting)"
+    return "sending"
+
+
 def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOptions,
          processes: int | None = None) -> Tally:
     from bulletin.delivery import service
@@ -55,7 +62,8 @@ def _run(ctx: typer.Context, send_ids: list[int], quiet: bool, options: SendOpti
         task = bar.add_task("sending", total=None, deferred=0, failed=0, rate=0.0)
 
         def update(t: Tally) -> None:
-            bar.update(task, total=t.total, completed=t.sent, deferred=t.deferred, failed=t.failed, rate=t.rate)
+            bar.update(task, total=t.total, completed=t.sent, deferred=t.deferred, failed=t.failed, rate=t.rate,
+                       description=_doing(t))
 
         tally = service.send_queued(c.engine, c.settings, send_ids, options=options, stop=stop, progress=update,
                                     processes=processes or c.settings.send_processes)

@@ -58,6 +58,7 @@ class Tally:
     failed: int = 0
     unknown: int = 0
     paused: str | None = None  # why the circuit breaker paused the send, when it did
+    held_elsewhere: int = 0  # rows of the send another process holds while this one waits for them
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -166,6 +167,13 @@ class _Pipeline:
     def waiting(self) -> int:
         return self.jobs.qsize()
 
+    def show_held(self, rows: int) -> None:
+        """Tell the progress bar this sender waits for `rows` another process holds (0: no longer):
+        otherwise a send whose last rows are held elsewhere looks hung, its bar still for minutes."""
+        self.tally.held_elsewhere = rows
+        if self.progress is not None:
+            self.progress(self.tally)
+
     def drain(self) -> None:
         """Wait until every fed row was sent or set aside, and its outcome committed."""
         self.jobs.join()
@@ -228,6 +236,8 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 return
         rows = forward.claim(engine, send_id, list_id, options.worker, limit)
         if rows:
+            if pipe.tally.held_elsewhere:
+                pipe.show_held(0)
             t = pipe.tally
             log_event("bulletin.delivery", "send.batch", send_id=send_id, issue_id=send.issue_id,
                       worker=options.worker, claimed=len(rows), sent_so_far=t.sent,
@@ -248,6 +258,7 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 log_event("bulletin.delivery", "send.waiting", send_id=send_id, worker=options.worker,
                           held_elsewhere=sum(held.values()), held_by=held)
                 waiting = True
+            pipe.show_held(sum(held.values()))
             _wait_for_claims(engine, send_id, options.worker, stop)
             continue
         wait = (retry_at.timestamp() - time.time()) if retry_at else 0.5

@@ -118,11 +118,13 @@ def _from_ledger(engine: Engine, send_ids: list[int], progress: ProgressFn | Non
         return None
     last = [0.0]
 
-    def update(_own: Tally) -> None:
+    def update(own: Tally) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5:
             last[0] = now
-            progress(ledger_tally(engine, send_ids, started))
+            tally = ledger_tally(engine, send_ids, started)
+            tally.held_elsewhere = own.held_elsewhere  # what this process waits for, the ledger cannot say
+            progress(tally)
 
     return update
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlmodel import select
 
+from bulletin.cli.send_cmd import _doing
 from bulletin.db import session_scope
 from bulletin.delivery import claims, ledger, service
 from bulletin.delivery.claims import release_stale_claims
-from bulletin.delivery.engine import SendOptions
+from bulletin.delivery.engine import SendOptions, Tally
 from bulletin.delivery.processes import _child
 from bulletin.errors import DeliveryError
 from bulletin.models import Delivery, MailingList, Send
@@ -78,8 +79,10 @@ def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_ba
         held = ledger.claim(engine, queued.send_id, _list_id(engine), other, 15)
         assert len(held) == 15
         result: dict[str, object] = {}
+        shown: list[int] = []  # what the progress bar was told this send waits for
         thread = threading.Thread(target=lambda: result.setdefault(
-            "tally", service.send_queued(engine, s, [queued.send_id], options=SendOptions(linger=0))))
+            "tally", service.send_queued(engine, s, [queued.send_id], options=SendOptions(linger=0),
+                                         progress=lambda t: shown.append(t.held_elsewhere))))
         thread.start()
         _wait_until(lambda: sink.count() == 45, "the rows nobody held are sent")
         thread.join(timeout=1.0)
@@ -88,6 +91,8 @@ def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_ba
         waiting = [e for e in log.events if e.get("event") == "send.waiting"]
         assert len(waiting) == 1 and waiting[0]["held_elsewhere"] == 15  # said once, naming the holder
         assert other in str(waiting[0]["held_by"])
+        _wait_until(lambda: 15 in shown, "the progress bar is told the send waits for 15 rows held elsewhere")
+        assert _doing(Tally(held_elsewhere=15)).startswith("waiting for 15 row(s) another process holds")
         ledger.unclaim(engine, [r.delivery_id for r in held])  # the holder stops and gives them back
         thread.join(timeout=60)
         assert not thread.is_alive()
@@ -97,6 +102,7 @@ def test_a_send_waits_for_rows_a_live_process_holds_and_sends_them_once_given_ba
         holder.wait()
     assert sorted(sink.copies()) == sorted(emails) and set(sink.copies().values()) == {1}
     assert _states(engine) == {DeliveryState.SENT: 60}
+    assert shown[-1] == 0, "once the rows are given back and sent, the bar no longer says it waits"
     with session_scope(engine) as session:
         assert session.get(Send, queued.send_id).status == SendStatus.DONE
 
