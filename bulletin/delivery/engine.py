@@ -109,6 +109,7 @@ def run_send(engine: Engine, settings: Settings, send: Send, transport: Transpor
         with long_lived_frozen():  # the collections that each message's objects set off skip the rest
             _loop(engine, send, pipe, options, stop)
     finally:
+        tally.held_elsewhere = 0  # however the loop ended (the holder sent them, a stop): no longer waiting
         pipe.close()
         writer.stop()
     if breaker.reason is not None:
@@ -236,13 +237,13 @@ def _loop(engine: Engine, send: Send, pipe: _Pipeline, options: SendOptions, sto
                 return
         rows = forward.claim(engine, send_id, list_id, options.worker, limit)
         if rows:
-            if pipe.tally.held_elsewhere:
-                pipe.show_held(0)
             t = pipe.tally
             log_event("bulletin.delivery", "send.batch", send_id=send_id, issue_id=send.issue_id,
                       worker=options.worker, claimed=len(rows), sent_so_far=t.sent,
                       deferred_so_far=t.deferred, failed_so_far=t.failed)
             pipe.feed(rows)
+            if t.held_elsewhere:
+                pipe.show_held(0)  # after the feed: a progress callback that fails leaves no batch unfed
             continue
         pipe.drain()  # outcomes of rows in flight decide whether anything is left
         with session_scope(engine) as session:

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlmodel import select
 
 from bulletin.cli.send_cmd import _doing
@@ -29,7 +29,7 @@ from bulletin.delivery.claims import release_stale_claims
 from bulletin.delivery.engine import SendOptions, Tally
 from bulletin.delivery.processes import _child
 from bulletin.errors import DeliveryError
-from bulletin.models import Delivery, MailingList, Send
+from bulletin.models import Delivery, MailingList, Send, utcnow
 from bulletin.statuses import DeliveryState, SendStatus
 from tests.delivery.conftest import add_list, add_subscribers, make_compiled, smtp_settings
 
@@ -360,3 +360,35 @@ def test_a_sender_renews_its_claims_while_a_slow_relay_holds_its_batch(settings,
     now = datetime.now(UTC).replace(tzinfo=None)
     assert ages and all(now - (at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at) < timedelta(minutes=1)
                         for at in ages)
+
+
+def test_the_bar_stops_saying_waiting_when_the_holder_sends_the_rows_itself(settings, engine, sink):  # type: ignore[no-untyped-def]
+    """The other process does not give its rows back: it sends them (the usual end of a shared send).
+    This send then found nothing open and returned DONE, its tally (and the bar) still 'waiting'
+    (review finding)."""
+    s = smtp_settings(settings, sink, connections=2)
+    add_subscribers(engine, add_list(engine), 30)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    holder = subprocess.Popen(["sleep", "300"])
+    try:
+        held = ledger.claim(engine, queued.send_id, _list_id(engine), f"{socket.gethostname()}:{holder.pid}", 10)
+        shown: list[int] = []
+        out: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: out.setdefault("tally", service.send_queued(
+            engine, s, [queued.send_id], options=SendOptions(linger=0),
+            progress=lambda t: shown.append(t.held_elsewhere))))
+        thread.start()
+        _wait_until(lambda: 10 in shown, "the bar is told about the 10 held rows")
+        with session_scope(engine) as session:  # the holder sends its rows and records them
+            session.exec(update(Delivery).where(Delivery.id.in_([r.delivery_id for r in held]))  # type: ignore[call-overload,attr-defined]
+                         .values(state=DeliveryState.SENT, sent_at=utcnow(), claimed_by=None))
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    finally:
+        holder.kill()
+        holder.wait()
+    with session_scope(engine) as session:
+        assert session.get(Send, queued.send_id).status == SendStatus.DONE  # type: ignore[union-attr]
+    tally = out["tally"]
+    # what `bulletin send` shows as the bar's final label (it calls update(tally) after send_queued)
+    assert _doing(tally) == "sending", f"final bar label: {_doing(tally)!r}"  # type: ignore[arg-type]
