@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from bulletin.config import Settings
 from bulletin.db import session_scope
-from bulletin.errors import DeliveryError
+from bulletin.errors import AddressError, DeliveryError
 from bulletin.messenger import (
     Notice,
     Transport,
@@ -123,7 +123,7 @@ def _send_one(settings: Settings, transport: Transport, row: QueuedNotice) -> tu
         return row.id or 0, result.ok, result.permanent, f"{result.code} {result.detail}", message_id
     except (OSError, DeliveryError) as exc:  # the server or the folder could not be reached: retry
         return row.id or 0, False, False, str(exc), message_id
-    except (ValueError, UnicodeError) as exc:  # the message cannot be built: retrying will not help
+    except (ValueError, UnicodeError, AddressError) as exc:  # the message cannot be built: retrying will not help
         return row.id or 0, False, True, str(exc), message_id
 
 

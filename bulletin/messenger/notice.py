@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from email import policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from bulletin.config import Settings
-from bulletin.errors import DeliveryError
+from bulletin.errors import AddressError, DeliveryError
 from bulletin.messenger.dkim import dkim_sign
-from bulletin.messenger.headers import clean_header, domain_of
+from bulletin.messenger.headers import address_header, clean_header, domain_of
 from bulletin.messenger.result import SendResult
 from bulletin.messenger.transport import Transport, make_transport
 
@@ -51,16 +50,24 @@ def simple_message(
     references: str | None = None,
     reply_to: str | None = None,
 ) -> tuple[bytes, str]:
-    """A single mail as CRLF bytes (DKIM-signed when a key is configured), and its Message-ID."""
+    """A single mail as CRLF bytes (DKIM-signed when a key is configured), and its Message-ID.
+
+    From and Reply-To are written as whole lines by `address_header`, as bulk mail
+    writes them, and put in front of what the SMTP policy wrote: the policy re-folds a
+    long quoted name (`Team, A Long Organisation Name`) at its spaces and drops the
+    quotes, and the comma then splits it into two mailboxes, a From that DMARC
+    receivers reject (as it did for an encoded name with a comma, CPython issue 121284).
+    """
     msg = EmailMessage(policy=policy.SMTP)
     message_id = make_msgid(domain=settings.sending_domain)
-    msg["From"] = mailbox(from_addr or f"bulletin@{settings.sending_domain}")
+    author = mailbox(from_addr or f"bulletin@{settings.sending_domain}", "From")
+    lines = address_header("From", *author)
     msg["To"] = clean_header(to)
     msg["Subject"] = clean_header(subject)
     msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id
     if reply_to:
-        msg["Reply-To"] = mailbox(reply_to)
+        lines += address_header("Reply-To", *mailbox(reply_to, "Reply-To"))
     if in_reply_to:
         msg["In-Reply-To"] = clean_header(in_reply_to)
     if references:
@@ -68,8 +75,7 @@ def simple_message(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
-    data = msg.as_bytes()
-    return dkim_sign(settings, data, domain_of(msg["From"].addresses[0].addr_spec)), message_id
+    return dkim_sign(settings, lines + msg.as_bytes(), domain_of(author[1])), message_id
 
 
 def bounce_address(settings: Settings) -> str:
@@ -111,20 +117,15 @@ def send_notice(settings: Settings, notice: Notice, *, envelope_from: str | None
     return message_id
 
 
-def mailbox(value: str) -> Address | str:
-    """`Name <addr>` (as `format_address` writes it, names RFC 2047-encoded) as one header Address.
-
-    Given as text, an encoded name with a comma was re-folded by the SMTP policy
-    into an encoded word plus a bare `O'Neil, MBE`: two mailboxes to a reader,
-    and a From that DMARC receivers reject (CPython issue 121284; bulk mail
-    avoids it with `address_header`). As an Address the policy writes it whole.
-    A value that does not parse as one address stays the cleaned text.
-    """
+def mailbox(value: str, field: str) -> tuple[str, str]:
+    """(display name, address) of `Name <addr>` as `format_address` writes it (a non-ASCII name
+    RFC 2047-encoded), for `address_header`; AddressError naming `field` when it is not one address
+    (a permanent fault of the notice: sending it again cannot help)."""
     text = clean_header(value)
     name, addr = parseaddr(text)
-    if not addr or "@" not in addr:
-        return text
+    if not addr or "@" not in addr or not addr.isascii():
+        raise AddressError(f"not one usable address: {text!r}", where=field)
     try:
-        return Address(display_name=str(make_header(decode_header(name))) if name else "", addr_spec=addr)
+        return (str(make_header(decode_header(name))) if name else ""), addr
     except (ValueError, HeaderParseError):
-        return text
+        return name, addr

@@ -277,3 +277,19 @@ def test_cli_prints_subscriber_text_literally_not_as_markup(world: World) -> Non
     fid = _reply(world, body="[red]urgent[/red] please\n")
     assert "[red]urgent[/red] please" in run_cli(world, "feedback", "show", str(fid)).stdout
     assert "[red]urgent" in run_cli(world, "feedback", "list").stdout
+
+
+def test_an_answer_from_a_long_organisation_has_one_from_mailbox(world: World) -> None:
+    """Its From and Reply-To were re-folded into several mailboxes by the SMTP policy (review finding)."""
+    org = "Northshire, Westshire and Eastshire Councils Partnership"
+    _delivered(world, "amina@example.gov.uk", world.list_ids[0], from_name="Shared Services Team", organisation=org)
+    fid = _reply(world)
+    with session_scope(world.engine) as session:
+        answer_feedback(session, fid, "Thank you.", links=world.links)
+    [path] = _sent(world)
+    raw = path.read_bytes()
+    sent = email.message_from_bytes(raw, policy=policy.default)
+    from_line = next(line for line in raw.split(b"\r\n") if line.startswith(b"From:"))
+    assert [(a.display_name, a.addr_spec) for a in sent["From"].addresses] == [
+        (f"Shared Services Team, {org}", "shared-services@example.gov.uk")], from_line
+    assert len(sent["Reply-To"].addresses) == 1, sent["Reply-To"]

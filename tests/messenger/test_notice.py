@@ -51,3 +51,32 @@ def test_a_given_transport_stays_open_for_the_next_notice(tmp_path: Path) -> Non
     for who in ("a@example.org", "b@example.org"):
         send_notice(conf, Notice(to=who, subject="s", text="t"), transport=outbox)
     assert len(list((tmp_path / "box" / "new").iterdir())) == 2
+
+
+@pytest.mark.parametrize("name", [
+    "Shared Services Team, Northshire, Westshire and Eastshire Councils Partnership",  # long, ASCII, commas
+    "Zoë O'Neil, MBE, Équipe des services partagés du Conseil de Northshire et Westshire",  # long, encoded
+])
+def test_from_and_reply_to_are_one_mailbox_however_long_the_name(tmp_path: Path, name: str) -> None:
+    """The SMTP policy re-folded a long quoted name at its spaces and dropped the quotes, and its commas
+    then made two or three mailboxes: a From DMARC receivers reject (review finding)."""
+    from bulletin.messenger import format_address
+    from bulletin.messenger.notice import simple_message
+
+    conf = _settings(tmp_path)
+    data, _ = simple_message(conf, to="pat@example.org", subject="Please confirm", text="Hello\n",
+                             from_addr=format_address(name, "team@news.example.org"),
+                             reply_to=format_address(name, "reply@news.example.org"))
+    msg = email.message_from_bytes(data, policy=policy.default)
+    assert [(a.display_name, a.addr_spec) for a in msg["From"].addresses] == [(name, "team@news.example.org")]
+    assert [(a.display_name, a.addr_spec) for a in msg["Reply-To"].addresses] == [(name, "reply@news.example.org")]
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+
+
+def test_a_from_that_is_not_one_address_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from bulletin.errors import AddressError
+    from bulletin.messenger.notice import simple_message
+
+    with pytest.raises(AddressError) as err:
+        simple_message(_settings(tmp_path), to="pat@example.org", subject="s", text="t", from_addr="Team only")
+    assert err.value.where == "From" and "Team only" in err.value.message

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email
 import hashlib
 import re
+from email import policy
 from email.utils import getaddresses
 
 from fastapi.testclient import TestClient
@@ -13,8 +15,17 @@ from bulletin.audience.lifecycle import suppress, unsubscribe
 from bulletin.audience.subscribers import find_subscriber, keyed_address_hash
 from bulletin.config import Settings
 from bulletin.db import make_engine, session_scope
-from bulletin.models import RateCount, Subscriber, SubscriberEvent
-from tests.web.conftest import csrf, list_id, make_client, outbox, signup, state_of
+from bulletin.models import MailingList, RateCount, Subscriber, SubscriberEvent
+from tests.web.conftest import (
+    csrf,
+    list_id,
+    make_client,
+    outbox,
+    read_outbox_paths,
+    send_notices,
+    signup,
+    state_of,
+)
 
 
 def _main(html: str) -> str:
@@ -271,6 +282,26 @@ def test_mail_failure_keeps_the_same_page_and_the_notice_waits_for_a_retry(synce
     assert outbox(synced) == []  # not due yet: the back-off holds it
 
 
+def test_a_notice_whose_from_is_not_one_address_fails_at_once_naming_it(synced: Settings, db: Session) -> None:
+    """A From that cannot be written as one mailbox cannot be sent by retrying: failed on the first
+    attempt with the field named, not retried five times over days."""
+    from bulletin.audience.notices import queue_notice, send_due
+    from bulletin.messenger import Notice
+    from bulletin.models import QueuedNotice
+
+    queue_notice(db, Notice(to="pat@example.org", subject="Hello", text="Hi\n", from_addr="The Team, no address"),
+                 kind="answer", subscriber_id=None)
+    db.commit()
+    engine = make_engine(synced.effective_database_url, address_key=synced.address_key)
+    report = send_due(engine, synced)
+    engine.dispose()
+    assert (report.sent, report.failed, report.deferred) == (0, 1, 0)
+    db.expire_all()
+    row = db.exec(select(QueuedNotice)).one()
+    assert row.state == "failed" and row.attempts == 1 and "From" in (row.last_error or "")
+    assert outbox(synced) == []
+
+
 def test_referral_link_shows_the_list_form_and_records_the_referrer(client: TestClient, db: Session, synced: Settings) -> None:
     from bulletin.audience.lifecycle import subscribe
     from bulletin.audience.links import Links
@@ -320,3 +351,21 @@ def test_the_answer_does_not_wait_on_mail_and_bulletin_notices_send_delivers_it(
     db.expire_all()
     row = db.exec(select(QueuedNotice)).one()
     assert row.state == "sent" and row.text == "" and row.message_id
+
+
+def test_a_confirmation_from_a_long_organisation_has_one_from_mailbox(
+        client: TestClient, synced: Settings, db: Session) -> None:
+    """`Team, Organisation` of 77 characters or more was re-folded into three mailboxes (review finding)."""
+    org = "Northshire, Westshire and Eastshire Councils Partnership"
+    ml = db.exec(select(MailingList).where(MailingList.slug == "shared-services")).one()
+    ml.organisation = org
+    db.add(ml)
+    db.commit()
+    signup(client, "ann@example.org")
+    send_notices(synced)
+    [path] = read_outbox_paths(synced)
+    raw = path.read_bytes()
+    from_line = raw.split(b"\r\nTo:")[0]
+    sent = email.message_from_bytes(raw, policy=policy.default)
+    assert [(a.display_name, a.addr_spec) for a in sent["From"].addresses] == [
+        (f"Shared Services Team, {org}", "bulletin@shared-services.example.gov.uk")], from_line
