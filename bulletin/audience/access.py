@@ -12,7 +12,15 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from bulletin.audience.subscribers import events_of, get_subscriber, subscriptions_of
-from bulletin.models import Bounce, Delivery, Evidence, Feedback, IssueRecord, MailingList
+from bulletin.models import (
+    Bounce,
+    Delivery,
+    Evidence,
+    Feedback,
+    IssueRecord,
+    MailingList,
+    SubscriberDelivery,
+)
 
 
 def _iso(value: Any) -> Any:
@@ -47,6 +55,7 @@ def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
              "sent_at": _iso(d.sent_at)}
             for d in session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber_id)).all()
         ],
+        "compacted_deliveries": _compacted(session, subscriber_id, issues),
         "replies": [
             {"issue": issues.get(f.issue_id), "block": f.block_anchor, "subject": f.subject,
              "text": f.visible_text, "received_at": _iso(f.received_at), "status": f.status}
@@ -59,6 +68,16 @@ def subject_access(session: Session, subscriber_id: int) -> dict[str, Any]:
         ],
         "evidence": _evidence(session, subscriber_id, sub.email, issues),
     }
+
+
+def _compacted(session: Session, subscriber_id: int, issues: dict[int | None, str]) -> dict[str, Any] | None:
+    """What `bulletin db compact` kept of the mail sent to them once their rows were folded into
+    tallies: how many, and the last; an export that left it out said we had sent them nothing."""
+    kept = session.get(SubscriberDelivery, subscriber_id)
+    if kept is None:
+        return None
+    return {"messages": kept.compacted_sent, "last_issue": issues.get(kept.last_issue_id),
+            "last_sent_at": _iso(kept.last_sent_at)}
 
 
 def _evidence(session: Session, subscriber_id: int, email: str | None,

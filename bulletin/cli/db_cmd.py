@@ -27,8 +27,9 @@ def compact(
                                    "longer ago than this (e.g. 90d, 12w, 36h)."),
 ) -> None:
     """Fold sent ledger rows of old issues into per-issue tallies; reports stay identical."""
+    from bulletin.db import session_scope
     from bulletin.delivery.retention import compact as compact_ledger
-    from bulletin.delivery.retention import parse_age
+    from bulletin.delivery.retention import parse_age, segmented_issues
 
     c = ctx_of(ctx)
     age = parse_age(older_than)
@@ -36,6 +37,10 @@ def compact(
     for item in done:
         console.print(f"{item.slug}: {item.rows} sent rows compacted")
     console.print(f"{len(done)} issue(s) compacted, {sum(i.rows for i in done)} rows")
+    with session_scope(c.engine) as session:
+        kept = segmented_issues(session)
+    if kept:
+        console.print(f"{kept} issue(s) sent to segments keep their rows: the report splits them by segment")
 
 
 @app.command()

@@ -78,7 +78,8 @@ def test_add_show_unsubscribe_suppress_erase(run):
     assert shown["name"] == "Sam" and len(shown["events"]) == 3
     assert "consent log" in _ok(run("subscribers", "show", "sam@example.org")).output
     export = json.loads(_ok(run("subscribers", "show", "sam@example.org", "--export")).output)
-    assert set(export) == {"subscriber", "subscriptions", "consent_log", "deliveries", "replies", "bounces", "evidence"}
+    assert set(export) == {"subscriber", "subscriptions", "consent_log", "deliveries", "compacted_deliveries", "replies",
+                           "bounces", "evidence"}
     assert export["subscriber"]["name"] == "Sam" and len(export["consent_log"]) == 3
     assert "1 subscription(s) unsubscribed" in _ok(run("subscribers", "unsubscribe", "sam@example.org", "-l", "finance")).output
     assert "suppressed" in _ok(run("subscribers", "suppress", "nobody@example.org", "--reason", "asked")).output

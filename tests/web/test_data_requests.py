@@ -55,7 +55,8 @@ def test_asking_for_my_data_mails_a_link_whose_press_downloads_the_export_once(
     assert resp.status_code == 200 and "attachment" in resp.headers["content-disposition"]
     data = resp.json()
     assert data["subscriber"]["email"] == "data@example.org" and data["subscriber"]["name"] == "Dana"
-    assert set(data) == {"subscriber", "subscriptions", "consent_log", "deliveries", "replies", "bounces", "evidence"}
+    assert set(data) == {"subscriber", "subscriptions", "consent_log", "deliveries", "compacted_deliveries", "replies",
+                           "bounces", "evidence"}
     assert "export_requested" in [e["kind"] for e in data["consent_log"]]
     again = client.get(link)
     assert again.status_code == 400 and "already been used" in again.text
