@@ -77,8 +77,9 @@ def compactable_issues(session: Session, cutoff: datetime, *, only: int | None =
     """
     open_rows = exists().where(Delivery.issue_id == IssueRecord.id, Delivery.state.in_(D.OPEN))
     segmented = exists().where(Delivery.issue_id == IssueRecord.id, Delivery.segment.is_not(None))  # type: ignore[union-attr]
-    last_sent = (select(Delivery.issue_id).where(Delivery.state == D.SENT).group_by(Delivery.issue_id)
-                 .having(func.max(Delivery.sent_at) < cutoff))
+    sent = [Delivery.state == D.SENT] + ([Delivery.issue_id == only] if only is not None else [])
+    last_sent = (select(Delivery.issue_id).where(*sent).group_by(Delivery.issue_id)
+                 .having(func.max(Delivery.sent_at) < cutoff))  # one issue's rows only, when asked about one
     stmt = select(IssueRecord.id).where(IssueRecord.id.in_(last_sent), ~open_rows, ~segmented)
     if only is not None:
         stmt = stmt.where(IssueRecord.id == only)
