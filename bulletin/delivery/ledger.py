@@ -35,8 +35,6 @@ from bulletin.statuses import DeliveryState, SendStatus
 D = DeliveryState
 
 
-
-
 # Sends --------------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.audience.addresses import has_control_chars
 from bulletin.audience.links import Links
-from bulletin.audience.lists import list_from, sender_name
+from bulletin.audience.lists import sender_name
 from bulletin.audience.notices import queue_notice
 from bulletin.errors import NotFound, StateError
 from bulletin.inbound.acting.match import Match, block_anchor
@@ -239,9 +239,9 @@ def _answer_identity(session: Session, fb: Feedback, sub: Subscriber,
         Delivery.issue_id == fb.issue_id, Delivery.subscriber_id == sub.id).limit(1)).first()
     ml = session.get(MailingList, list_id) if list_id is not None else None
     organisation = links.settings.organisation if links is not None else ""
-    author = list_from(ml, organisation) if ml is not None else None
+    name = sender_name(ml.from_name, ml.organisation or organisation) if ml is not None else ""
+    author = format_address(name, ml.from_address) if ml is not None else None
     if links is not None:
-        name = sender_name(ml.from_name, ml.organisation or organisation) if ml is not None else ""
         return author, format_address(name, links.reply_address(sub.id, fb.issue_id))
     return author, ml.reply_to if ml is not None else None
 
