@@ -77,9 +77,37 @@ class OutgoingMessage:
 
 
 def qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; every line stays within 76 characters."""
+    """Quoted-printable with CRLF line ends; every line stays within 76 characters.
+
+    A dot that starts a line is written `=2E` (the same character to every reader):
+    then no line of a message starts with a dot, and the transport's dot-stuffing
+    finds nothing to double. That pass was a regex over all 62 KB of every message
+    whenever one line began with a dot, which a soft break before ". " often makes
+    (py-spy --gil: 6 % of a sending process).
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    if b"\n." in encoded or encoded.startswith(b"."):
+        encoded = b"\n".join(_no_leading_dot(line) for line in encoded.split(b"\n"))
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _no_leading_dot(line: bytes) -> bytes:
+    """One encoded line with a leading dot as `=2E`, soft-broken again if that made it over 76."""
+    out = []
+    while line.startswith(b"."):
+        line = b"=2E" + line[1:]
+        if len(line) <= 76:
+            break
+        cut = 75  # room for the soft break's "=", and never inside an "=XX" escape
+        if line[cut - 1:cut] == b"=":
+            cut -= 1
+        elif line[cut - 2:cut - 1] == b"=":
+            cut -= 2
+        out.append(line[:cut] + b"=")
+        line = line[cut:]
+    out.append(line)
+    return b"\n".join(out)
 
 
 _SOFT = b"=\r\n"

@@ -22,6 +22,7 @@ from bulletin.delivery.message import (
     MessageSkeleton,
     RecipientRow,
     check_recipient,
+    qp,
 )
 from bulletin.errors import DeliveryError
 from bulletin.messenger import simple_message
@@ -214,3 +215,36 @@ def test_simple_message_is_crlf_threaded_and_header_safe(conf: Settings) -> None
     assert msg["From"].addresses[0].addr_spec == "bulletin@news.example.org"
     assert msg.get_body(("plain",)).get_content() == "Thanks.\r\n"
     assert msg.get_body(("html",)).get_content().strip() == "<p>Thanks.</p>"
+
+
+def test_no_line_of_a_built_message_starts_with_a_dot_so_the_transport_stuffs_nothing(conf: Settings) -> None:
+    """A dot opening a line (written, or made by a soft break before ". ") is sent as =2E:
+    the message reads the same, and the SMTP dot-stuffing pass has nothing to double."""
+    from bulletin.messenger.smtp import dot_stuff
+
+    compiled = make_compiled(extra_html="<p>" + "x" * 75 + ". After a soft break</p>\n.starts a line")
+    sk = MessageSkeleton(conf, compiled, LIST, 42)
+    row = RecipientRow(7, "ann@example.org", ".Dot Name")
+    out = sk.build(row)
+    assert b"\r\n." not in out.data
+    assert dot_stuff(out.data) is out.data
+    filled = sk.compiled.fill(sk.recipient(row))
+    assert ".starts a line" in filled.html and "x. After" in filled.html
+    assert _parse(out.data).get_body(("html",)).get_content().replace("\r\n", "\n") == filled.html
+
+
+def test_quoted_printable_escapes_every_leading_dot_and_keeps_lines_within_76() -> None:
+    import binascii
+    import quopri
+    import random
+
+    rng = random.Random(18)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab. =\té\n..") for _ in range(rng.randint(1, 400)))
+        encoded = qp(text)
+        lines = encoded.split(b"\r\n")
+        assert not any(line.startswith(b".") for line in lines), encoded
+        assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode() == text
+        # binascii itself lets a line with an encoded trailing tab reach 78; ours never makes one longer
+        longest = max(len(line) for line in binascii.b2a_qp(text.encode(), istext=True).split(b"\n"))
+        assert max(len(line) for line in lines) <= max(76, longest), encoded
