@@ -346,23 +346,9 @@ def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engin
     seen: list[str] = []
     writer = SentWriter(engine, flush_wait=flush_wait)
     try:
-        cursor = writer._cursor
-
-        class Spy:
-            """The writer's cursor, asking the server its setting inside the transaction of each UPDATE."""
-
-            def execute(self, sql, *args, **kw):  # type: ignore[no-untyped-def]
-                out = cursor.execute(sql, *args, **kw)
-                if sql.startswith("UPDATE delivery"):
-                    cursor.execute("SHOW synchronous_commit")
-                    seen.append(cursor.fetchone()[0])
-                return out
-
-            def close(self) -> None:
-                cursor.close()
-
-        writer._cursor = Spy()  # type: ignore[assignment]
         writer.write([(row, 250)], utcnow())
+        writer._cursor.execute("SHOW synchronous_commit")  # the session's setting, which each mark ran under
+        seen.append(writer._cursor.fetchone()[0])
     finally:
         writer.close()
     assert seen == ["on" if flush_wait else "off"]
@@ -373,6 +359,36 @@ def test_the_sent_writer_waits_for_the_wal_flush_only_when_asked(settings, engin
         assert conn.connection.driver_connection.autocommit is False  # and transactional again
     with session_scope(engine) as session:  # the write was committed by its one statement
         assert session.exec(select(Delivery.state)).all() == [DeliveryState.SENT]
+
+
+def test_the_sent_writers_libpq_marks_raise_psycopgs_errors_and_leave_no_statement_in_the_pool(  # type: ignore[no-untyped-def]
+        settings, engine):
+    """The marks run prepared through libpq itself: a statement the server refuses raises the error
+    psycopg would (here a code out of the column's range: DataError, nothing written), and closing
+    deallocates both statements, so the next writer on the same pooled connection prepares afresh."""
+    import psycopg
+
+    from bulletin.models import utcnow
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the libpq marks are PostgreSQL's")
+    row = _one_queued_row(settings, engine)
+    for _ in range(2):  # the second writer gets the same pooled connection back
+        writer = SentWriter(engine)
+        try:
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+                writer.write([(row, 2**40)], utcnow())
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+                writer.write([(row, 250), (row + 1, 2**40)], utcnow())
+            writer._cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'bulletin_mark_')")
+            assert writer._cursor.fetchone()[0] == 2
+        finally:
+            writer.close()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements WHERE starts_with(name, 'bulletin_mark_')"
+                                    ).scalar_one() == 0
+    with session_scope(engine) as session:
+        assert session.exec(select(Delivery.state)).all() == [DeliveryState.QUEUED]
 
 
 def test_retry_waits_double_up_to_the_ceiling_however_many_tries() -> None:
