@@ -25,6 +25,7 @@ from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
 from bulletin.messenger.headers import address_header, clean_header, date_header, domain_of, fold
+from bulletin.messenger.smtp import DotFree
 from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, Sender, Template
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class MessageSkeleton:
             recipient=email,
             envelope_from=links.bounce_address,
             message_id=message_id,
-            data=data,
+            data=DotFree(data),  # headers, folded lines and `qp` bodies: no line starts with a dot
         )
 
 

@@ -217,7 +217,8 @@ def test_simple_message_is_crlf_threaded_and_header_safe(conf: Settings) -> None
     assert msg.get_body(("html",)).get_content().strip() == "<p>Thanks.</p>"
 
 
-def test_no_line_of_a_built_message_starts_with_a_dot_so_the_transport_stuffs_nothing(conf: Settings) -> None:
+def test_no_line_of_a_built_message_starts_with_a_dot_so_the_transport_stuffs_nothing(conf: Settings,
+                                                                                      tmp_path: Path) -> None:
     """A dot opening a line (written, or made by a soft break before ". ") is sent as =2E:
     the message reads the same, and the SMTP dot-stuffing pass has nothing to double."""
     from bulletin.messenger.smtp import dot_stuff
@@ -226,8 +227,13 @@ def test_no_line_of_a_built_message_starts_with_a_dot_so_the_transport_stuffs_no
     sk = MessageSkeleton(conf, compiled, LIST, 42)
     row = RecipientRow(7, "ann@example.org", ".Dot Name")
     out = sk.build(row)
-    assert b"\r\n." not in out.data
+    assert b"\r\n." not in out.data and not out.data.startswith(b".")
     assert dot_stuff(out.data) is out.data
+    assert dot_stuff(bytes(out.data) + b".x\r\n") == bytes(out.data) + b"..x\r\n"  # plain bytes are looked at
+    key, _ = _dkim_key(tmp_path)
+    signed = MessageSkeleton(conf.model_copy(update={"dkim_key_path": key, "dkim_selector": "sel"}), compiled,
+                             LIST, 42).build(row)
+    assert signed.data.startswith(b"DKIM-Signature:") and b"\r\n." not in signed.data
     filled = sk.compiled.fill(sk.recipient(row))
     assert ".starts a line" in filled.html and "x. After" in filled.html
     assert _parse(out.data).get_body(("html",)).get_content().replace("\r\n", "\n") == filled.html
