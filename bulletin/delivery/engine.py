@@ -200,7 +200,7 @@ class _Pipeline:
         """Send one message; the relay takes it only once this thread's previous outcome is committed."""
         try:
             result = self.transport.send(msg.envelope_from, [msg.recipient], msg.data, msg.message_id,
-                                         before_commit=committed)
+                                         before_commit=committed, dot_free=msg.dot_free)
             done = self.writer.submit(Outcome(row, result.ok, result.code, result.detail, result.permanent,
                                               result.kind, result.stage, "" if result.ok else result.reason))
             self.breaker.observe(result)

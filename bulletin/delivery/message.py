@@ -25,7 +25,6 @@ from bulletin.config import Settings
 from bulletin.errors import DeliveryError
 from bulletin.messenger.dkim import dkim_sign, load_dkim_key
 from bulletin.messenger.headers import address_header, clean_header, date_header, domain_of, fold
-from bulletin.messenger.smtp import DotFree
 from bulletin.render.compiled import LIST_SLOTS, SLOTS, Compiled, Recipient, Sender, Template
 
 if TYPE_CHECKING:
@@ -75,6 +74,9 @@ class OutgoingMessage:
     envelope_from: str
     message_id: str
     data: bytes
+    # No line of `data` starts with a dot: true of every message the skeleton builds (headers, folded
+    # lines, `qp` bodies), so the SMTP transport skips its search for one (see `dot_stuff`).
+    dot_free: bool = False
 
 
 def qp(text: str) -> bytes:
@@ -243,7 +245,8 @@ class MessageSkeleton:
             recipient=email,
             envelope_from=links.bounce_address,
             message_id=message_id,
-            data=DotFree(data),  # headers, folded lines and `qp` bodies: no line starts with a dot
+            data=data,
+            dot_free=True,
         )
 
 

@@ -50,7 +50,7 @@ class MaildirTransport:
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str, *,
-             before_commit: Callable[[], None] | None = None) -> SendResult:
+             before_commit: Callable[[], None] | None = None, dot_free: bool = False) -> SendResult:
         name = maildir_name(message_id)
         # Unique tmp name per writer: two threads writing the same id must not share a tmp file.
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{threading.get_ident()}"

@@ -30,10 +30,11 @@ class Transport(Protocol):
     """What the send engine needs from a messenger. `send` must be safe to call from several threads."""
 
     def send(self, envelope_from: str, recipients: list[str], message: bytes, message_id: str, *,
-             before_commit: Callable[[], None] | None = None) -> SendResult:
+             before_commit: Callable[[], None] | None = None, dot_free: bool = False) -> SendResult:
         """Hand one message over. `before_commit`, when given, is called just before the message
         becomes the receiver's (the final dot; the rename into new/): if it raises, the message is
-        not handed over and the exception propagates."""
+        not handed over and the exception propagates. `dot_free`: no line of `message` starts with
+        a dot (the bulk builder's promise), so SMTP has nothing to stuff and need not look."""
         ...
 
     def close(self) -> None: ...

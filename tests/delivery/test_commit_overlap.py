@@ -56,7 +56,7 @@ def test_the_relay_takes_a_senders_next_message_only_once_its_previous_one_is_ma
 
         concurrency = 3
 
-        def send(self, envelope_from, recipients, message, message_id, *, before_commit=None):  # type: ignore[no-untyped-def]
+        def send(self, envelope_from, recipients, message, message_id, *, before_commit=None, dot_free=False):  # type: ignore[no-untyped-def]
             me = threading.get_ident()
 
             if before_commit is None:

@@ -106,6 +106,32 @@ def test_lines_starting_with_a_dot_survive_the_smtp_transaction(sink: SmtpSink) 
     assert sink.received[0].data.endswith(body.encode() + b"\r\n")
 
 
+def test_a_bulk_message_with_leading_dots_arrives_whole_though_the_transport_does_not_look(
+        sink: SmtpSink, tmp_path: Path) -> None:
+    """The builder writes a line-leading dot as =2E and says so (`dot_free`): the relay receives the
+    very bytes built, and the reader the very text, dots included."""
+    import email
+    from email import policy
+
+    from bulletin.config import load_settings
+    from bulletin.delivery.message import ListIdentity, MessageSkeleton, RecipientRow
+    from tests.delivery.conftest import make_compiled
+
+    conf = load_settings(tmp_path, public_base_url="https://news.example.org", sending_domain="news.example.org")
+    compiled = make_compiled(extra_html="\n.a line of its own\n..two dots\n.")
+    sk = MessageSkeleton(conf, compiled, ListIdentity(1, "l", "List", "Team", "team@example.org"), 1)
+    row = RecipientRow(1, "r@example.org", ".Dot")
+    out = sk.build(row)
+    pool = _pool(sink, 1)
+    assert pool.send(out.envelope_from, [out.recipient], out.data, out.message_id, dot_free=out.dot_free).ok
+    pool.close()
+    received = sink.received[0].data
+    assert received.endswith(out.data)
+    html = email.message_from_bytes(received, policy=policy.default).get_body(("html",)).get_content()
+    assert html.replace("\r\n", "\n") == sk.compiled.fill(sk.recipient(row)).html
+    assert "\n.a line of its own\n..two dots\n." in html.replace("\r\n", "\n")
+
+
 @pytest.fixture
 def postfix_sink():  # type: ignore[no-untyped-def]
     """Postfix's smtp-sink, which (unlike aiosmtpd) offers PIPELINING; -f RCPT makes it refuse RCPT with 5xx."""
