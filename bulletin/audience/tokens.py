@@ -19,7 +19,6 @@ about its siblings and a token for one purpose never verifies for another
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -100,8 +99,7 @@ class Signer:
     def _mac(self, key: str, purpose: str, body: str) -> str:
         mac = self._hmacs[key].copy()
         mac.update(f"{purpose}:{body}".encode())
-        digest = mac.digest()
-        return base64.b32encode(digest[:_MAC_BYTES]).decode().lower().rstrip("=")
+        return _base32(mac.digest()[:_MAC_BYTES])
 
     def address_token(self, purpose: str, *numbers: int) -> str:
         """`1a-2b-<mac>`: short enough for `reply+<token>@domain` and `bounces+<token>@domain`."""
@@ -154,6 +152,17 @@ class Signer:
                 except ValueError:
                     break
         raise TokenError("address token does not verify")
+
+
+_B32_PAIRS = tuple(a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567")
+
+
+def _base32(mac: bytes) -> str:
+    """Lowercase RFC 4648 base32 of the 10-byte MAC (16 letters, no padding), as
+    `base64.b32encode(mac).decode().lower()` spells it, in eight table look-ups of ten bits:
+    `b32encode` is a Python loop, about 2 us of the 4 the view link of every message cost."""
+    n = int.from_bytes(mac, "big")
+    return "".join([_B32_PAIRS[(n >> shift) & 1023] for shift in (70, 60, 50, 40, 30, 20, 10, 0)])
 
 
 def _same(given: str, expected: str) -> bool:

@@ -134,12 +134,28 @@ class _Body:
             chunks = (qp(first),)
         return cls(chunks=chunks, slots=template.slots, template=template)
 
-    def fill(self, out: list[bytes], values: dict[str, str]) -> None:
-        encoded = {s: qp(v) for s, v in values.items() if s in self.slots}
+    def fill(self, out: list[bytes], values: dict[str, str], encoded: dict[str, bytes]) -> None:
+        """Append the message's bytes; `encoded` (value -> its quoted-printable) is shared by both parts
+        of one message, whose slots mostly hold the same text (the links), so each is encoded once."""
         out.append(self.chunks[0])
         for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
-            out.append(encoded[slot])
+            value = values[slot]
+            done = encoded.get(value)
+            if done is None:
+                done = encoded[value] = qp_value(value)
+            out.append(done)
             out.append(chunk)
+
+
+# A value that quoted-printable leaves as it is: printable ASCII but "=", no dot first, no space last,
+# one line (the encoder breaks at 76). The links and most names are, so they skip the encoder.
+_UNCHANGED_BY_QP = re.compile(r"[!-\-/-<>-~](?:[ !-<>-~]{0,74}[!-<>-~])?")
+
+
+def qp_value(value: str) -> bytes:
+    """`qp(value)`, without calling the encoder for a value it would not change (a property test
+    holds the two equal)."""
+    return value.encode("ascii") if _UNCHANGED_BY_QP.fullmatch(value) else qp(value)
 
 
 class MessageSkeleton:
@@ -233,9 +249,10 @@ class MessageSkeleton:
             self.text_open,
         ]
         text, html = self.bodies(row.reader)
-        text.fill(out, self.compiled.text.values_for(r))
+        encoded: dict[str, bytes] = {}
+        text.fill(out, self.compiled.text.values_for(r), encoded)
         out.append(self.html_open)
-        html.fill(out, self.compiled.html.values_for(r))
+        html.fill(out, self.compiled.html.values_for(r), encoded)
         out.append(self.close)
         data = b"".join(out)
         if self.dkim_key is not None:
@@ -269,7 +286,8 @@ _PLAIN = re.compile(r"^[A-Za-z0-9 .'_-]*$")
 def _to_header(name: str, email: str) -> bytes:
     name = clean_header(name)
     if _PLAIN.match(name) and len(name) < 60 and email.isascii():
-        value = formataddr((name, email)) if name else email
+        # formataddr quotes a name only for its specials, of which a plain name can hold only the dot
+        value = email if not name else formataddr((name, email)) if "." in name else f"{name} <{email}>"
         return b"To: " + value.encode() + b"\r\n"
     if not email.isascii():
         raise DeliveryError("non-ASCII addresses need SMTPUTF8, which bulletin does not send", where=email)

@@ -35,11 +35,11 @@ def require_send(session: Session, issue_id: int) -> list[Send]:
 
 
 def send_status(session: Session, send_id: int) -> str:
-    send = session.get(Send, send_id)
-    if send is None:
+    """The send's status as committed now (the column alone: the sender asks before every claim)."""
+    status = session.exec(select(Send.status).where(Send.id == send_id)).first()
+    if status is None:
         raise NotFound("no such send", where=f"send #{send_id}")
-    session.refresh(send)
-    return send.status
+    return status
 
 
 def issue_sends(session: Session, slug: str) -> tuple[int, list[Send]]:

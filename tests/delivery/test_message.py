@@ -23,6 +23,7 @@ from bulletin.delivery.message import (
     RecipientRow,
     check_recipient,
     qp,
+    qp_value,
 )
 from bulletin.errors import DeliveryError
 from bulletin.messenger import simple_message
@@ -253,3 +254,33 @@ def test_quoted_printable_escapes_every_leading_dot_and_keeps_lines_within_76() 
         # binascii itself lets a line with an encoded trailing tab reach 78; ours never makes one longer
         longest = max(len(line) for line in binascii.b2a_qp(text.encode(), istext=True).split(b"\n"))
         assert max(len(line) for line in lines) <= max(76, longest), encoded
+
+
+def test_a_slot_value_skips_the_encoder_only_where_the_encoder_would_change_nothing() -> None:
+    import random
+
+    rng = random.Random(76)
+    values = ["https://news.example.org/unsubscribe/1a-2b-3c-0123456789abcdef0123", "Ann", ".Ann", "a=b",
+              "trailing ", "tab\t", "é", "a" * 76, "a" * 77, "", " lead", "x\ny"]
+    values += ["".join(rng.choice("ab .=\t~!é-/<>") for _ in range(rng.choice([1, 2, 5, 74, 75, 76, 77, 80])))
+               for _ in range(20000)]
+    for value in values:
+        assert qp_value(value) == qp(value), value
+
+
+def test_the_to_header_of_a_plain_name_is_what_formataddr_writes() -> None:
+    import random
+    from email.utils import formataddr
+
+    from bulletin.delivery.message import _to_header
+
+    rng = random.Random(5)
+    names = ["Ann Example", "O'Neil", "J. Smith", "Jo_Smith-Jones", "", "a" * 59, "a" * 60, "Zoë", "x, y"]
+    names += ["".join(rng.choice("Ab9 .'_-") for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    for name in names:
+        header = _to_header(name, "r@example.org")
+        parsed = _parse(header + b"\r\n")["To"].addresses[0]
+        assert parsed.addr_spec == "r@example.org", name
+        assert " ".join(parsed.display_name.split()) == " ".join(name.split()), name
+        if name and name.strip() == name and all(c.isascii() for c in name) and len(name) < 60:
+            assert header == b"To: " + formataddr((name, "r@example.org")).encode() + b"\r\n", name
