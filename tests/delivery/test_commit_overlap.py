@@ -137,3 +137,43 @@ def test_a_ledger_that_fails_mid_send_stops_it_and_no_more_than_one_message_per_
     unrecorded = sink.count() - marked.get(DeliveryState.SENT, 0)
     assert 0 < unrecorded <= 2, f"{unrecorded} messages left with the relay but not marked (2 senders)"
     assert marked.get(DeliveryState.SENT, 0) >= 20
+
+
+def test_the_ledger_writer_lets_every_waiter_go_once_committed_and_after_a_failure_makes_each_raise(  # type: ignore[no-untyped-def]
+        settings, engine, monkeypatch):
+    """The writer's hand-over: a commit's waiter returns once the row is marked (and again at once, as
+    a transport's retry may call it twice); after the ledger fails, every waiter and `flush` raise
+    instead of hanging, and `stop` still returns."""
+    from bulletin.delivery import ledger, sent
+    from bulletin.delivery.engine import Tally
+    from bulletin.delivery.recorder import Recorder
+    from bulletin.models import Send
+
+    add_subscribers(engine, add_list(engine), 4)
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        send = session.get(Send, queued.send_id)
+    rows = ledger.claim(engine, queued.send_id, int(send.list_id), "test:1", 4)
+    tally = Tally()
+    writer = Recorder(settings, engine, send, FAST, tally)
+    try:
+        first = writer.submit(ledger.Outcome(rows[0], True, 250, "ok", False))
+        first()
+        first()
+        with session_scope(engine) as session:
+            assert session.get(Delivery, rows[0].delivery_id).state == DeliveryState.SENT
+        monkeypatch.setattr(sent.SentWriter, "write", lambda self, r, at: (_ for _ in ()).throw(OSError("disk full")))
+        waits = [writer.submit(ledger.Outcome(row, True, 250, "ok", False)) for row in rows[1:3]]
+        for wait in waits:
+            with pytest.raises(DeliveryError, match="disk full"):
+                wait()
+        with pytest.raises(DeliveryError, match="disk full"):
+            writer.flush()
+        with pytest.raises(DeliveryError, match="disk full"):
+            writer.submit(ledger.Outcome(rows[3], True, 250, "ok", False))
+    finally:
+        stopper = threading.Thread(target=writer.stop)
+        stopper.start()
+        stopper.join(10)
+        assert not stopper.is_alive(), "stop hung"
+    assert tally.sent == 1
