@@ -114,32 +114,34 @@ class _Prepared:
     """
 
     def __init__(self, pgconn: Any, one: str, group: str) -> None:
-        self._pgconn = pgconn
+        from psycopg import pq  # here, not at the top: a SQLite workspace never loads the driver
+
+        self._pgconn, self._ok = pgconn, pq.ExecStatus.COMMAND_OK
         self._one, self._group = (f"bulletin_mark_{kind}_{id(self):x}".encode() for kind in ("one", "group"))
-        _check(pgconn, pgconn.prepare(self._one, one.encode()))
-        _check(pgconn, pgconn.prepare(self._group, group.encode()))
+        self._run(pgconn.prepare(self._one, one.encode()))
+        self._run(pgconn.prepare(self._group, group.encode()))
 
     def one(self, *params: str) -> None:
-        _check(self._pgconn, self._pgconn.exec_prepared(self._one, [p.encode() for p in params]))
+        self._run(self._pgconn.exec_prepared(self._one, [p.encode() for p in params]))
 
     def group(self, *params: str) -> None:
-        _check(self._pgconn, self._pgconn.exec_prepared(self._group, [p.encode() for p in params]))
+        self._run(self._pgconn.exec_prepared(self._group, [p.encode() for p in params]))
 
     def release(self) -> None:
         for name in (self._one, self._group):
-            _check(self._pgconn, self._pgconn.exec_(b"DEALLOCATE " + name))
+            self._run(self._pgconn.exec_(b"DEALLOCATE " + name))
 
+    def _run(self, result: Any) -> None:
+        """Raise what psycopg would have raised for a failed statement (a killed backend: OperationalError)."""
+        if result.status == self._ok:
+            return
+        from psycopg import errors, pq
 
-def _check(pgconn: Any, result: Any) -> None:
-    """Raise what psycopg would have raised for a failed statement (a killed backend: OperationalError)."""
-    # here, not at the top: a SQLite workspace never loads the driver
-    from psycopg import errors, pq
-
-    if result.status == pq.ExecStatus.COMMAND_OK:
-        return
-    if pgconn.status == pq.ConnStatus.BAD:
-        raise errors.OperationalError(f"the connection is lost: {pq.error_message(pgconn) or 'no reason given'}")
-    raise errors.error_from_result(result, encoding=pgconn.parameter_status(b"client_encoding").decode() or "utf-8")
+        pgconn = self._pgconn
+        if pgconn.status == pq.ConnStatus.BAD:
+            raise errors.OperationalError(f"the connection is lost: {pq.error_message(pgconn) or 'no reason given'}")
+        encoding = pgconn.parameter_status(b"client_encoding").decode() or "utf-8"
+        raise errors.error_from_result(result, encoding=encoding)
 
 
 def _text(at: Any) -> str:
