@@ -20,11 +20,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, insert
+from sqlalchemy import and_, exists, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin import pgcopy
+from bulletin.audience.bulk import bulk_insert, stamp
 from bulletin.delivery import counts
 from bulletin.delivery.message import RecipientRow, check_recipient
 from bulletin.models import (
@@ -35,6 +36,7 @@ from bulletin.readahead import prefetched, reading_ahead
 from bulletin.statuses import DeliveryState, SubscriptionState
 
 CHUNK = 5000
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 ANALYZE_AFTER = 10_000
 _COPY = ("COPY delivery (issue_id, subscriber_id, send_id, state, message_id, attempts, deadline, created_at) "
          "FROM STDIN")
@@ -135,17 +137,24 @@ def _checked(rows: Iterable[RecipientRow]) -> Iterator[int]:
 
 
 def _insert_rows(session: Session, rows: Iterator[int], send_id: int, issue_id: int, deadline: datetime) -> int:
-    # SQLite reads the recipients lazily; fetch a chunk, then write it, so the read cursor never
-    # sees rows it is inserting (they are for this issue, which the query excludes anyway).
-    now, count, batch = utcnow(), 0, []
+    """SQLite: executemany of rows already in the driver's terms (`bulk_insert`), a chunk at a time.
+
+    SQLite reads the recipients lazily; fetch a chunk, then write it, so the read cursor never
+    sees rows it is inserting (they are for this issue, which the query excludes anyway).
+    Through the ORM's bulk insert the per-row bind processing of the two times was most of the
+    queue (1.9 s of a 20,000-row queue, `py-spy --gil`).
+    """
+    conn = session.connection()
+    fixed = {"issue_id": issue_id, "send_id": send_id, "state": DeliveryState.QUEUED.value, "message_id": DERIVED,
+             "attempts": 0, "deadline": stamp(conn, deadline), "created_at": stamp(conn, utcnow())}
+    count, batch = 0, []
     for sid in rows:
-        batch.append({"issue_id": issue_id, "subscriber_id": sid, "send_id": send_id, "state": DeliveryState.QUEUED,
-                      "message_id": DERIVED, "attempts": 0, "deadline": deadline, "created_at": now})
+        batch.append({**fixed, "subscriber_id": sid})
         if len(batch) >= CHUNK:
-            session.execute(insert(Delivery), batch)
+            bulk_insert(conn, DELIVERY, batch)
             count, batch = count + len(batch), []
     if batch:
-        session.execute(insert(Delivery), batch)
+        bulk_insert(conn, DELIVERY, batch)
         count += len(batch)
     return count
 

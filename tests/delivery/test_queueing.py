@@ -85,3 +85,35 @@ def test_a_write_that_fails_midway_stops_the_read_ahead_and_leaves_nothing_writt
         service.queue_issue(engine, settings, make_compiled(), "shared-services")
     assert _ledger(engine) == []
     assert engine.pool.checkedout() == 0
+
+
+def test_queued_rows_hold_the_same_values_in_the_same_form_as_the_orm_writes(settings, engine, small_chunks):
+    """The queue writes below the ORM (COPY, or executemany of driver values on SQLite); what it stores
+    reads back as the ORM's own row would, stored text and times included."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from bulletin.models import utcnow
+    from bulletin.statuses import DeliveryState
+
+    list_id = add_list(engine)
+    add_subscribers(engine, list_id, 9)
+    before = utcnow()
+    queued = service.queue_issue(engine, settings, make_compiled(), "shared-services")
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+        model = rows[0]
+        session.delete(model)
+        session.flush()
+        session.execute(insert(Delivery), [{"issue_id": model.issue_id, "subscriber_id": model.subscriber_id,
+                                            "send_id": model.send_id, "state": DeliveryState.QUEUED,
+                                            "message_id": "", "attempts": 0, "deadline": model.deadline,
+                                            "created_at": model.created_at}])
+    assert len(rows) == 9 and {r.send_id for r in rows} == {queued.send_id}
+    assert {(r.state, r.attempts, r.message_id) for r in rows} == {(DeliveryState.QUEUED, 0, "")}
+    assert all(before <= r.created_at <= utcnow() and r.deadline - r.created_at > timedelta(hours=1) for r in rows)
+    with engine.connect() as conn:  # byte for byte as the ORM stored the same values
+        stored = conn.exec_driver_sql("SELECT state, message_id, attempts, deadline, created_at FROM delivery "
+                                      "ORDER BY id").all()
+    assert stored[0] == stored[-1] and len({tuple(s) for s in stored}) == 1
