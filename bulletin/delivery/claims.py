@@ -12,16 +12,17 @@ to send. `ledger` re-exports every public name here.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, case, func, literal, or_, true, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bulletin.audience.subscribers import sendable
 from bulletin.db import session_scope
@@ -144,16 +145,7 @@ def claim(engine: Engine, send_id: int, list_id: int, worker: str, limit: int, *
     costs the same at 1 % and at 99 % of a million rows. Only an `after=0` claim
     that finds nothing means nothing is left (see engine._loop).
     """
-    if engine.dialect.name == "postgresql":
-        return _claim_in_driver_sql(engine, send_id, list_id, worker, limit, after)
-    now = utcnow()
-    with session_scope(engine) as session:
-        due = _due(send_id, after, now, limit)
-        taken = dict(state=D.CLAIMED, claimed_by=worker, claimed_at=now, attempts=Delivery.attempts + 1)
-        claimed, gone = _split(_claim_in_steps(session, due, taken, list_id))
-        if gone:
-            session.execute(update(Delivery).where(Delivery.id.in_(gone)).values(**_CANCELLED))
-        return claimed
+    return _claim_in_driver_sql(engine, send_id, list_id, worker, limit, after)
 
 
 _CANCELLED = dict(state=D.CANCELLED, last_error="no longer subscribed", claimed_by=None)
@@ -180,28 +172,16 @@ def _split(rows: Iterable[Any]) -> tuple[list[Claimed], list[int]]:
     return claimed, gone
 
 
-def _with_recipient(rows, list_id: int):  # type: ignore[no-untyped-def]
-    """The claimed rows joined to their subscriber, and whether they may still be mailed (`sendable`)."""
-    return (select(rows.c.id, rows.c.subscriber_id, Subscriber.email, Subscriber.name, rows.c.message_id,
-                   rows.c.attempts, rows.c.deadline, case((sendable(list_id), True), else_=False))
-            .join(Subscriber, Subscriber.id == rows.c.subscriber_id)
-            .outerjoin(Subscription, and_(Subscription.subscriber_id == rows.c.subscriber_id,
-                                          Subscription.list_id == list_id))
-            .order_by(rows.c.id))
-
-
 @dataclass(frozen=True)
 class _DriverSql:
-    """A statement compiled once for psycopg, with the values of its constant binds."""
+    """A statement compiled once for one driver, with the values of its constant binds."""
 
     text: str
     constants: dict[str, Any]
 
     @classmethod
-    def of(cls, statement: Any) -> _DriverSql:
-        from sqlalchemy.dialects.postgresql.psycopg import dialect
-
-        compiled = statement.compile(dialect=dialect(), compile_kwargs={"render_postcompile": True})
+    def of(cls, statement: Any, dialect: Any) -> _DriverSql:
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         constants = {k: getattr(v, "value", v) for k, v in compiled.params.items()}  # enums as their text
         return cls(str(compiled), constants)
 
@@ -209,20 +189,51 @@ class _DriverSql:
         return cursor.execute(self.text, {**self.constants, **values})
 
 
+@dataclass(frozen=True)
+class _ClaimSql:
+    """One database's claim, recipient read and cancel, and how it binds a list of ids."""
+
+    taken: _DriverSql
+    read: _DriverSql
+    cancel: _DriverSql
+    ids: Callable[[list[int]], Any]
+
+
 @functools.cache
-def _claim_statements() -> tuple[_DriverSql, _DriverSql, _DriverSql]:
-    """PostgreSQL's claim, recipient read and cancel, built from the same expressions as ever
-    (`sendable`, the partial index's predicate) and compiled once per process. Each bind is given
-    a stand-in value only so the statement compiles; `run` always binds the real one."""
+def _claim_statements(database: str) -> _ClaimSql:
+    """The claim's statements, built from the same expressions as ever (`sendable`, the partial
+    index's predicate) and compiled once per process. Each bind is given a stand-in value only so
+    the statement compiles; `run` always binds the real one. PostgreSQL takes the ids as an array
+    (`= ANY`), SQLite as JSON text (`IN (SELECT value FROM json_each(...))`), and SQLite has no
+    row locks to skip: its claim holds the database's write lock (BEGIN IMMEDIATE)."""
     now = bindparam("b_now", utcnow(), type_=Delivery.claimed_at.type)
     due = _due(bindparam("b_send", 0), bindparam("b_after", 0), now, bindparam("b_limit", 0))
-    taken = (update(Delivery).where(Delivery.id == any_(func.array(due.scalar_subquery())))
-             .values(state=D.CLAIMED, claimed_by=bindparam("b_worker", ""), claimed_at=now,
-                     attempts=Delivery.attempts + 1)
-             .returning(Delivery.id, Delivery.subscriber_id, Delivery.message_id, Delivery.attempts,
-                        Delivery.deadline))
-    cancel = update(Delivery).where(Delivery.id == any_(bindparam("b_ids", [0], type_=ARRAY(Integer)))).values(**_CANCELLED)
-    return (_DriverSql.of(taken), _DriverSql.of(recipients(bindparam("b_list", 0))), _DriverSql.of(cancel))
+    values = dict(state=D.CLAIMED, claimed_by=bindparam("b_worker", ""), claimed_at=now, attempts=Delivery.attempts + 1)
+    returning = (Delivery.id, Delivery.subscriber_id, Delivery.message_id, Delivery.attempts, Delivery.deadline)
+    if database == "postgresql":
+        from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+        taken = update(Delivery).where(Delivery.id == any_(func.array(due.scalar_subquery())))
+        cancel = update(Delivery).where(Delivery.id == any_(bindparam("b_ids", [0], type_=ARRAY(Integer))))
+        read, ids = recipients(bindparam("b_list", 0)), list
+        pg = dialect()
+        return _ClaimSql(_DriverSql.of(taken.values(**values).returning(*returning), pg), _DriverSql.of(read, pg),
+                         _DriverSql.of(cancel.values(**_CANCELLED), pg), ids)
+    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+    lite = sqlite_dialect(paramstyle="named")
+    taken = update(Delivery).where(Delivery.id.in_(due.scalar_subquery())).values(**values).returning(*returning)
+    cancel = update(Delivery).where(Delivery.id.in_(_json_ids("b_ids"))).values(**_CANCELLED)
+    listed = bindparam("b_list", 0)
+    read = (select(Subscriber.id, Subscriber.email, Subscriber.name, case((sendable(listed), True), else_=False))
+            .outerjoin(Subscription, and_(Subscription.subscriber_id == Subscriber.id, Subscription.list_id == listed))
+            .where(Subscriber.id.in_(_json_ids("ids"))))
+    return _ClaimSql(_DriverSql.of(taken, lite), _DriverSql.of(read, lite), _DriverSql.of(cancel, lite), json.dumps)
+
+
+def _json_ids(name: str):  # type: ignore[no-untyped-def]
+    """SQLite: the ids bound as one JSON array, as a subquery (one bind however many ids)."""
+    return select(func.json_each(bindparam(name, "[]")).table_valued("value").c.value)
 
 
 def recipients(list_id: Any):  # type: ignore[no-untyped-def]
@@ -247,37 +258,42 @@ def recipients(list_id: Any):  # type: ignore[no-untyped-def]
 
 def _claim_in_driver_sql(engine: Engine, send_id: int, list_id: int, worker: str, limit: int,
                          after: int) -> list[Claimed]:
-    """PostgreSQL: claim in one UPDATE ... RETURNING, then read the recipients by an array of ids,
-    both in driver SQL on a pooled connection, in one transaction.
+    """Claim in one UPDATE ... RETURNING, then read the recipients by their ids, in driver SQL on a
+    pooled connection, in one transaction.
 
-    Through the ORM the same two statements cost about four times their own
-    execution in SQLAlchemy's layers (the bulk update's session synchronisation,
-    cache keys, result processing): 13 % of a sending process's GIL time in
-    `py-spy --gil`, for one claim in 200 messages. The old way (the ids fetched,
-    then spelled out as 200 binds in the UPDATE and the read) cost about 20 ms a
-    claim of 200; SQL that long is past psycopg's query cache, so it was split
-    and planned afresh each time. Here the texts never change. `= ANY(ARRAY(...))`
-    and `= ANY(:ids)` keep both on the indexes: a join to a CTE of 200 rows was
-    planned as hash joins over whole tables on a list of 20,000 (15 ms).
+    Through the ORM the same statements cost about four times their own execution
+    in SQLAlchemy's layers (the bulk update's session synchronisation, cache keys,
+    result processing): 13 % of a sending process's GIL time on PostgreSQL and 21 %
+    on SQLite (`py-spy --gil`), for one claim in 200 messages. PostgreSQL: the old
+    way (the ids fetched, then spelled out as 200 binds in the UPDATE and the read)
+    cost about 20 ms a claim of 200; SQL that long is past psycopg's query cache, so
+    it was split and planned afresh each time. Here the texts never change.
+    `= ANY(ARRAY(...))` and `= ANY(:ids)` keep both on the indexes: a join to a CTE
+    of 200 rows was planned as hash joins over whole tables on a list of 20,000 (15 ms).
     """
-    taken, read, cancel = _claim_statements()
-    at_utc = Delivery.__table__.c.deadline.type.process_result_value  # type: ignore[attr-defined]
+    sql = _claim_statements(engine.dialect.name)
+    column = Delivery.__table__.c  # type: ignore[attr-defined]
+    bind_time = column.claimed_at.type._cached_bind_processor(engine.dialect) or (lambda value: value)
+    read_time = column.deadline.type._cached_result_processor(engine.dialect, None) or (lambda value: value)
+    sqlite = engine.dialect.name == "sqlite"
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        taken.run(cursor, b_send=send_id, b_after=after, b_now=utcnow(), b_limit=limit, b_worker=worker)
+        if sqlite:
+            cursor.execute("BEGIN IMMEDIATE")  # the write lock first, as db.py's Core transactions take it
+        sql.taken.run(cursor, b_send=send_id, b_after=after, b_now=bind_time(utcnow()), b_limit=limit, b_worker=worker)
         claimed = cursor.fetchall()
         rows = []
         if claimed:
-            read.run(cursor, b_list=list_id, ids=[sid for _, sid, *_ in claimed])
+            sql.read.run(cursor, b_list=list_id, ids=sql.ids([sid for _, sid, *_ in claimed]))
             who = {sid: (email, name, ok) for sid, email, name, ok in cursor.fetchall()}
             gone = (None, None, False)  # a subscriber deleted by hand (no foreign key here): cancelled, not stuck
             for did, sid, mid, attempts, deadline in sorted(claimed):
                 email, name, ok = who.get(sid, gone)
-                rows.append((did, sid, email, name, mid, attempts, at_utc(deadline, engine.dialect), ok))
+                rows.append((did, sid, email, name, mid, attempts, read_time(deadline), ok))
         mailed, stale = _split(rows)
         if stale:
-            cancel.run(cursor, b_ids=stale)
+            sql.cancel.run(cursor, b_ids=sql.ids(stale))
         raw.commit()
         return mailed
     except BaseException:
@@ -285,16 +301,6 @@ def _claim_in_driver_sql(engine: Engine, send_id: int, list_id: int, worker: str
         raise
     finally:
         raw.close()
-
-
-def _claim_in_steps(session: Session, due, taken: dict[str, object], list_id: int) -> list[Any]:  # type: ignore[no-untyped-def]
-    """SQLite (no arrays): pick the ids, claim them, read them; the write lock is ours throughout."""
-    ids = list(session.exec(due).all())
-    if not ids:
-        return []
-    session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**taken))
-    rows = select(Delivery).where(Delivery.id.in_(ids)).subquery()
-    return list(session.execute(_with_recipient(rows, list_id)).all())
 
 
 def unclaim(engine: Engine, delivery_ids: list[int]) -> None:
