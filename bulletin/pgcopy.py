@@ -24,7 +24,7 @@ def field(value: Any) -> str:
     if value is None:
         return NULL
     if isinstance(value, str):
-        return value.translate(_ESCAPES)
+        return _escaped(value)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, int | float):
@@ -49,11 +49,21 @@ def column(values: Sequence[Any]) -> Iterable[str]:
     return [field(v) for v in values]  # NULLs, mixed or other types: value by value
 
 
-def _texts(values: Sequence[str]) -> Sequence[str]:
+def _needs_escape(text: str) -> bool:
     """Text needs escaping only where it holds one of four characters, which it almost never does:
-    one scan of the joined column (C speed) instead of a translate per value."""
-    joined = "".join(values)
-    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+    four scans at C speed (0.13 us for an address) decide, where a translate costs 1.7 us (its
+    map gives two characters for one, so it goes a character at a time), three times a row of
+    an import."""
+    return "\\" in text or "\t" in text or "\n" in text or "\r" in text
+
+
+def _escaped(text: str) -> str:
+    return text.translate(_ESCAPES) if _needs_escape(text) else text
+
+
+def _texts(values: Sequence[str]) -> Sequence[str]:
+    """A text column: one check of the joined column instead of one per value."""
+    if _needs_escape("".join(values)):
         return [v.translate(_ESCAPES) for v in values]
     return values
 

@@ -48,3 +48,14 @@ def test_array_literals_of_awkward_text_and_of_ints_read_back(pg: psycopg.Connec
     assert ints == [3, 1, 2]
     (empty,) = pg.execute("SELECT %s::text[]", (pgcopy.array_literal([]),)).fetchone()  # type: ignore[misc]
     assert empty == []
+
+
+def test_one_text_value_reads_back_exactly_whether_or_not_it_needs_escaping(pg: psycopg.Connection) -> None:
+    """`field` (the import's row-at-a-time path) leaves text without the four special characters
+    as it is and escapes the rest; either way the server reads back the value written."""
+    values = [*AWKWARD, "r1@example.org", "plain name", ""]
+    text = "".join(f"{i}\t{pgcopy.field(v)}\n" for i, v in enumerate(values))
+    assert pgcopy.field("r1@example.org") == "r1@example.org"
+    with pg.cursor().copy("COPY t (i, s) FROM STDIN") as copy:
+        copy.write(text)
+    assert [s for (s,) in pg.execute("SELECT s FROM t ORDER BY i").fetchall()] == values
