@@ -187,7 +187,11 @@ class _Pipeline:
         barrier = threading.Barrier(len(self.threads) + 1)
         for _ in self.threads:
             self.jobs.put(barrier)
-        barrier.wait()
+        try:
+            barrier.wait()
+        except BaseException:
+            barrier.abort()  # interrupted here: the senders waiting at it go on (and `close` reaches them)
+            raise
         self.writer.flush()
 
     def _sender(self) -> None:
@@ -197,7 +201,10 @@ class _Pipeline:
             if item is None:
                 return
             if isinstance(item, threading.Barrier):
-                item.wait()
+                try:
+                    item.wait()
+                except threading.BrokenBarrierError:
+                    pass  # `drain` gave up waiting: nothing to hold this sender for
                 continue
             if self.stop.is_set() or self.errors or self.breaker.tripped.is_set():
                 with self._lock:
@@ -219,7 +226,11 @@ class _Pipeline:
                 self.errors.append(exc)
             return None
         if self.progress is not None:
-            self.progress(self.tally)
+            try:
+                self.progress(self.tally)
+            except BaseException as exc:  # noqa: BLE001 - a sender must not die: `drain` waits for each one
+                with self._lock:
+                    self.errors.append(exc)
         return done
 
     def close(self) -> None:

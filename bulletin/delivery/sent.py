@@ -43,27 +43,36 @@ class SentWriter:
         self._sql = self._SQL if dialect.paramstyle == "qmark" else self._SQL.replace("?", "%s")
         self._bind = Delivery.__table__.c.sent_at.type._cached_bind_processor(dialect)  # type: ignore[attr-defined]
         self._raw = engine.raw_connection()
-        self._cursor = self._raw.cursor()
-        if not self._sqlite:
-            self._raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-            # Every sender waits for its group's commit before its next message, so the WAL flush
-            # (an fsync) would be paid once per message per connection. Without the wait a commit
-            # is still in the server when we return: a killed sender loses nothing, as on SQLite
-            # with synchronous=NORMAL; only a server or OS crash can lose the last fraction of a
-            # second. `close` puts the server's durable default back before the pool has it.
-            if not flush_wait:
-                self._cursor.execute("SET synchronous_commit = off")
-            # psycopg prepares the statement after a few runs, but PostgreSQL then went on planning
-            # it afresh each time (a custom plan for every array), and so did the count trigger's
-            # statements: planning was most of the server's time per message. The plan does not
-            # depend on the values (unnest of the ids, then the primary key), so one generic plan
-            # serves every group: 2,500 -> 5,500 marks a second for one writer (bench/counts.py).
-            self._cursor.execute("SET plan_cache_mode = force_generic_plan")
-            # The running counts of this connection's marks come from the row trigger of migration
-            # 0022 (two small upserts a row), not 0019's statement trigger, whose plan is set up
-            # afresh for each statement: the larger half of the server's time per message.
-            self._cursor.execute("SET bulletin.row_counts = on")
-            self._pg = _Prepared(self._raw.driver_connection.pgconn, self._PG_ONE, self._PG_SQL)  # type: ignore[union-attr]
+        try:
+            self._cursor = self._raw.cursor()
+            if not self._sqlite:
+                self._set_up(flush_wait)
+        except BaseException:
+            self._raw.invalidate()  # half set up (settings, a prepared statement): never back to the pool
+            self._raw.close()
+            raise
+
+    def _set_up(self, flush_wait: bool) -> None:
+        """PostgreSQL: the writer's connection settings and its two prepared marks."""
+        self._raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+        # Every sender waits for its group's commit before its next message, so the WAL flush
+        # (an fsync) would be paid once per message per connection. Without the wait a commit
+        # is still in the server when we return: a killed sender loses nothing, as on SQLite
+        # with synchronous=NORMAL; only a server or OS crash can lose the last fraction of a
+        # second. `close` puts the server's durable default back before the pool has it.
+        if not flush_wait:
+            self._cursor.execute("SET synchronous_commit = off")
+        # psycopg prepares the statement after a few runs, but PostgreSQL then went on planning
+        # it afresh each time (a custom plan for every array), and so did the count trigger's
+        # statements: planning was most of the server's time per message. The plan does not
+        # depend on the values (unnest of the ids, then the primary key), so one generic plan
+        # serves every group: 2,500 -> 5,500 marks a second for one writer (bench/counts.py).
+        self._cursor.execute("SET plan_cache_mode = force_generic_plan")
+        # The running counts of this connection's marks come from the row trigger of migration
+        # 0022 (two small upserts a row), not 0019's statement trigger, whose plan is set up
+        # afresh for each statement: the larger half of the server's time per message.
+        self._cursor.execute("SET bulletin.row_counts = on")
+        self._pg = _Prepared(self._raw.driver_connection.pgconn, self._PG_ONE, self._PG_SQL)  # type: ignore[union-attr]
 
     def write(self, rows: list[tuple[int, int]], at: datetime) -> None:
         """Mark `rows` (delivery id, SMTP code) sent at `at`; committed when this returns."""

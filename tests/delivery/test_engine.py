@@ -391,6 +391,24 @@ def test_the_sent_writers_libpq_marks_raise_psycopgs_errors_and_leave_no_stateme
         assert session.exec(select(Delivery.state)).all() == [DeliveryState.QUEUED]
 
 
+def test_a_sent_writer_that_fails_to_set_up_gives_the_pool_nothing_half_set_up(settings, engine, monkeypatch):  # type: ignore[no-untyped-def]
+    """The second mark refused at prepare (review finding): the error surfaces, and the connection
+    with the first statement prepared and the writer's settings is thrown away, not pooled."""
+    import psycopg
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the libpq marks are PostgreSQL's")
+    monkeypatch.setattr(SentWriter, "_PG_SQL", "UPDATE no_such_table SET x = $1")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        SentWriter(engine, flush_wait=False)
+    assert engine.pool.checkedout() == 0
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements "
+                                    "WHERE starts_with(name, 'bulletin_mark_')").scalar_one() == 0
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+        assert conn.connection.driver_connection.autocommit is False
+
+
 def test_retry_waits_double_up_to_the_ceiling_however_many_tries() -> None:
     """A row tried thousands of times (a tiny retry_base, a long deadline) must not overflow the back-off."""
     from bulletin.delivery.ledger import retry_wait
