@@ -29,7 +29,7 @@ class SentWriter:
     four (BEGIN, SET LOCAL, UPDATE, COMMIT).
     """
 
-    _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"
+    _SQL = "UPDATE delivery SET state = ?, sent_at = ?, smtp_code = ?, last_error = NULL WHERE id = ?"  # SQLite
     # PostgreSQL, prepared once on the writer's connection (see `_Prepared`); the whole group is one
     # statement and one round trip (executemany is one per row).
     _PG_ONE = (f"UPDATE delivery SET state = '{D.SENT.value}', sent_at = $1::timestamptz, smtp_code = $2::integer, "
@@ -40,7 +40,6 @@ class SentWriter:
     def __init__(self, engine: Engine, *, flush_wait: bool = True) -> None:
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
-        self._sql = self._SQL if dialect.paramstyle == "qmark" else self._SQL.replace("?", "%s")
         self._bind = Delivery.__table__.c.sent_at.type._cached_bind_processor(dialect)  # type: ignore[attr-defined]
         self._raw = engine.raw_connection()
         try:
@@ -89,7 +88,7 @@ class SentWriter:
             return
         try:
             self._cursor.execute("BEGIN IMMEDIATE")
-            self._cursor.executemany(self._sql, [(D.SENT, when, code, did) for did, code in rows])
+            self._cursor.executemany(self._SQL, [(D.SENT, when, code, did) for did, code in rows])
             self._raw.commit()
         except BaseException:
             self._raw.rollback()
