@@ -79,30 +79,43 @@ class OutgoingMessage:
     dot_free: bool = False
 
 
-def qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; every line stays within 76 characters.
+def qp(text: str, *, last: int = 76) -> bytes:
+    """Quoted-printable with CRLF line ends; every line within RFC 2045's 76 characters, the last
+    within `last` (75 for text a soft break follows, whose "=" ends the same line).
 
     A dot that starts a line is written `=2E` (the same character to every reader):
     then no line of a message starts with a dot, and the transport's dot-stuffing
     finds nothing to double. That pass was a regex over all 62 KB of every message
     whenever one line began with a dot, which a soft break before ". " often makes
-    (py-spy --gil: 6 % of a sending process).
+    (py-spy --gil: 6 % of a sending process). `binascii.b2a_qp` itself writes
+    lines of 77 or 78 characters when it encodes whitespace or an "=" just before
+    a break; those are broken again here too.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    if b"\n." in encoded or encoded.startswith(b"."):
-        encoded = b"\n".join(_no_leading_dot(line) for line in encoded.split(b"\n"))
+    if b"\n." in encoded or encoded.startswith(b".") or (len(encoded) > last and _too_long(encoded, last)):
+        *lines, end = encoded.split(b"\n")
+        encoded = b"\n".join([*(_fit(line) for line in lines), _fit(end, last)])
     return encoded.replace(b"\n", b"\r\n")
 
 
-def _no_leading_dot(line: bytes) -> bytes:
-    """One encoded line with a leading dot as `=2E`, soft-broken again if that made it over 76."""
+_LINE = 76  # RFC 2045 6.7 (5): encoded lines no longer than this, the soft break's "=" included
+_TOO_LONG = re.compile(rb"[^\n]{%d}" % (_LINE + 1))
+
+
+def _too_long(encoded: bytes, last: int) -> bool:
+    return _TOO_LONG.search(encoded) is not None or len(encoded) - encoded.rfind(b"\n") - 1 > last
+
+
+def _fit(line: bytes, width: int = _LINE) -> bytes:
+    """One encoded line with a leading dot as `=2E`, soft-broken until no piece is over `width`."""
     out = []
-    while line.startswith(b"."):
-        line = b"=2E" + line[1:]
-        if len(line) <= 76:
+    while True:
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        if len(line) <= width:
             break
-        cut = 75  # room for the soft break's "=", and never inside an "=XX" escape
+        cut = width - 1  # room for the soft break's "=", and never inside an "=XX" escape
         if line[cut - 1:cut] == b"=":
             cut -= 1
         elif line[cut - 2:cut - 1] == b"=":
@@ -114,6 +127,7 @@ def _no_leading_dot(line: bytes) -> bytes:
 
 
 _SOFT = b"=\r\n"
+_BEFORE_SOFT = _LINE - 1  # the last line of text a soft break follows: its "=" makes 76
 
 
 @dataclass(frozen=True)
@@ -128,8 +142,8 @@ class _Body:
     def of(cls, template: Template) -> _Body:
         # A soft line break on each side of a slot keeps every encoded line short and independent.
         first, *rest = template.chunks
-        chunks = (qp(first) + _SOFT,) + tuple(_SOFT + qp(c) + (_SOFT if i < len(rest) - 1 else b"")
-                                              for i, c in enumerate(rest))
+        chunks = (qp(first, last=_BEFORE_SOFT) + _SOFT,) + tuple(
+            _SOFT + (qp(c, last=_BEFORE_SOFT) + _SOFT if i < len(rest) - 1 else qp(c)) for i, c in enumerate(rest))
         if not rest:
             chunks = (qp(first),)
         return cls(chunks=chunks, slots=template.slots, template=template)
@@ -148,14 +162,15 @@ class _Body:
 
 
 # A value that quoted-printable leaves as it is: printable ASCII but "=", no dot first, no space last,
-# one line (the encoder breaks at 76). The links and most names are, so they skip the encoder.
-_UNCHANGED_BY_QP = re.compile(r"[!-\-/-<>-~](?:[ !-<>-~]{0,74}[!-<>-~])?")
+# one line of at most 75 (a soft break's "=" follows every slot). The links and most names are, so
+# they skip the encoder.
+_UNCHANGED_BY_QP = re.compile(r"[!-\-/-<>-~](?:[ !-<>-~]{0,73}[!-<>-~])?")
 
 
 def qp_value(value: str) -> bytes:
     """`qp(value)`, without calling the encoder for a value it would not change (a property test
     holds the two equal)."""
-    return value.encode("ascii") if _UNCHANGED_BY_QP.fullmatch(value) else qp(value)
+    return value.encode("ascii") if _UNCHANGED_BY_QP.fullmatch(value) else qp(value, last=_BEFORE_SOFT)
 
 
 class MessageSkeleton:
