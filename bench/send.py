@@ -7,7 +7,7 @@
 For each run a fresh ledger (SQLite file, or a PostgreSQL database copied from
 a template) with N confirmed subscribers is queued and sent (queue + send, as
 `bulletin send` does after rendering) with DEFAULT settings (4 SMTP connections,
-`send_processes` = the machine's cores, at most 4) to Postfix's smtp-sink; then
+`send_processes`: one process per 4 connections, at most one per core) to Postfix's smtp-sink; then
 `smtp-source -d -s 4 -m N -l <our message size>` sends the same number and size
 of messages to the same sink. Messages are the size of the sample issue (62 KB).
 Prints medians,
@@ -208,7 +208,7 @@ def main() -> None:
     ap.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both",
                     help=f"ledger(s) to measure; PostgreSQL at $BULLETIN_BENCH_PG (default {PG_URL})")
     ap.add_argument("--processes", type=int, default=0,
-                    help="sending processes (0: the default setting, i.e. the machine's cores, at most 4)")
+                    help="sending processes (0: the default setting, one per 4 connections, at most one per core)")
     ap.add_argument("--big", type=int, default=100000, help="list size for the memory check (0: skip)")
     ap.add_argument("--child")
     ap.add_argument("--transport", default="smtp")

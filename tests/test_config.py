@@ -37,6 +37,26 @@ def test_environment_overrides_toml(workspace, monkeypatch):
     assert s.sending_domain == "toml.example.org"
 
 
+def test_sending_processes_default_to_one_per_four_connections_at_most_one_per_core(workspace, monkeypatch):
+    """Measured on 2 cores (config.default_send_processes): one process keeps the default 4 connections
+    busy, and a second only split the ledger's group commits. More connections get more processes,
+    never more than the cores; a value set in the file or the environment is taken as it is."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert load_settings(workspace).send_processes == 1  # the default 4 connections
+    write_toml(workspace, "smtp_connections = 8\n")
+    assert load_settings(workspace).send_processes == 2
+    write_toml(workspace, "smtp_connections = 64\n")
+    assert load_settings(workspace).send_processes == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert load_settings(workspace).send_processes == 2
+    write_toml(workspace, "smtp_connections = 3\n")
+    assert load_settings(workspace).send_processes == 1
+    write_toml(workspace, "smtp_connections = 64\nsend_processes = 3\n")
+    assert load_settings(workspace).send_processes == 3
+    monkeypatch.setenv("BULLETIN_SEND_PROCESSES", "5")
+    assert load_settings(workspace).send_processes == 5
+
+
 @pytest.mark.parametrize(("toml", "env", "setting"), [
     ("smtp_port = 70000\n", {}, "smtp_port"),
     ("", {"BULLETIN_SMTP_PORT": "not-a-port"}, "smtp_port"),
