@@ -1,14 +1,14 @@
-"""What keeping the ledger's running counts costs the hot path: group commits of 250s with and without them.
+"""What the ledger's count triggers cost the hot path: group commits of 250s with and without them.
 
     python bench/counts.py                  # 2 writers, groups of 4, 6,000 rows, 3 rounds
     python bench/counts.py --writers 1 --group 1
 
 Each writer is a process with its own `SentWriter` (the driver-SQL statement a
 send runs per group of 250s) marking its share of one issue's claimed rows
-sent. Each round runs once as a send runs it (the mark moves the running
-counts in its own statement, migration 0025) and once with the mark's counting
-taken out and the count triggers disabled, back to back, so a busy machine
-weighs on both alike. Needs
+sent. Each round runs once with the count triggers (the statement triggers of
+migration 0019 and the row trigger of 0022, which the sent writer's statements
+fire) and once with them all disabled, back to back, so a busy machine weighs
+on both alike. Needs
 PostgreSQL at $BULLETIN_BENCH_PG (a scratch database is created and dropped).
 """
 
@@ -28,14 +28,10 @@ PG_URL = os.environ.get("BULLETIN_BENCH_PG", "postgresql://postgres@127.0.0.1:54
 TRIGGERS = ("delivery_counts_insert", "delivery_counts_update", "delivery_counts_delete", "delivery_counts_row")
 
 
-def _write(url: str, ids: list[int], group: int, counts: bool) -> None:
+def _write(url: str, ids: list[int], group: int) -> None:
     from bulletin.db import make_engine
-    from bulletin.delivery import sent
     from bulletin.delivery.sent import SentWriter
     from bulletin.models import utcnow
-
-    if not counts:  # the same mark without its counting CTEs
-        sent._counted = lambda mark: f"WITH m AS ({mark}) SELECT count(*) FROM m"
 
     writer = SentWriter(make_engine(url, upgrade=False), flush_wait=False)  # the setting's default
     for i in range(0, len(ids), group):
@@ -82,7 +78,7 @@ def _round(url: str, writers: int, group: int, triggers: bool) -> float:
         for name in TRIGGERS if triggers else ():
             conn.execute(text(f"ALTER TABLE delivery ENABLE TRIGGER {name}"))
     engine.dispose()
-    procs = [mp.Process(target=_write, args=(url, ids[k::writers], group, triggers)) for k in range(writers)]
+    procs = [mp.Process(target=_write, args=(url, ids[k::writers], group)) for k in range(writers)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
@@ -107,7 +103,7 @@ def main() -> None:
         for r in range(args.rounds):
             on = _round(url, args.writers, args.group, True)
             off = _round(url, args.writers, args.group, False)
-            print(f"  round {r + 1}: {on:.0f} rows/s with the running counts, {off:.0f} without "
+            print(f"  round {r + 1}: {on:.0f} rows/s with the count triggers, {off:.0f} without "
                   f"({on / off:.2f})", flush=True)
 
 

@@ -16,7 +16,6 @@ from bulletin.audience.lifecycle import unsubscribe
 from bulletin.db import session_scope
 from bulletin.delivery import ledger, readout, retention, service
 from bulletin.delivery.engine import SendOptions
-from bulletin.delivery.sent import SentWriter
 from bulletin.models import Delivery, DeliveryCount, DeliveryMinute, Send, Subscriber, utcnow
 from bulletin.report import issue_report
 from bulletin.report.figures import BUCKETS
@@ -343,57 +342,6 @@ def test_a_connection_counting_per_row_keeps_the_same_counts_for_every_kind_of_u
     finally:
         raw.close()
     assert_counts_match(engine, expect={"queued": 7, "claimed": 5, "sent": 2, "failed": 1})
-
-
-def test_the_sent_writers_marks_count_themselves_whatever_state_the_row_is_in(settings, engine):  # type: ignore[no-untyped-def]
-    """PostgreSQL (migration 0025): a mark of claimed rows moves the counts in its own statement, with
-    both count triggers silent; a row in any other state (given back as stale, cancelled, sent
-    already, gone) is still marked sent and counted by the row trigger. Groups of one and of several,
-    two issues and two segments; the counts and minutes stay exactly the ledger's throughout."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite counts per row with its triggers")
-    list_id = add_list(engine)
-    add_subscribers(engine, list_id, 12)
-    first = service.queue_issue(engine, settings, make_compiled("2026-07-one"), "shared-services")
-    second = service.queue_issue(engine, settings, make_compiled("2026-07-two"), "shared-services")
-    with session_scope(engine) as session:
-        ids = [int(i) for i in session.exec(select(Delivery.id).order_by(Delivery.id)).all()]
-        session.execute(text("UPDATE delivery SET segment = 'north' WHERE id % 3 = 0"))
-        session.execute(text("UPDATE delivery SET state = 'claimed' WHERE id = ANY(:ids)"), {"ids": ids[:20]})
-    assert_counts_match(engine, expect={"claimed": 20, "queued": 4})
-    with engine.begin() as conn:  # the fast path counts with both triggers off: it needs neither
-        conn.exec_driver_sql("ALTER TABLE delivery DISABLE TRIGGER delivery_counts_row")
-        conn.exec_driver_sql("ALTER TABLE delivery DISABLE TRIGGER delivery_counts_update")
-    at = utcnow()
-    writer = SentWriter(engine)
-    try:
-        writer.write([(ids[0], 250)], at)
-        writer.write([(ids[1], 250), (ids[12], 251), (ids[13], 250)], at)  # both issues, both segments
-        assert_counts_match(engine, expect={"claimed": 16, "sent": 4, "queued": 4})
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE delivery ENABLE TRIGGER delivery_counts_row")
-            conn.exec_driver_sql("ALTER TABLE delivery ENABLE TRIGGER delivery_counts_update")
-        with session_scope(engine) as session:  # a stale claim given back, a cancelled row
-            session.execute(text("UPDATE delivery SET state = 'queued' WHERE id = :i"), {"i": ids[2]})
-            session.execute(text("UPDATE delivery SET state = 'cancelled' WHERE id = :i"), {"i": ids[3]})
-        assert_counts_match(engine)
-        writer.write([(ids[2], 250)], at + timedelta(minutes=3))  # queued: the row trigger counts it
-        writer.write([(ids[3], 250), (ids[4], 250), (ids[0], 252), (10**9, 250)], at)  # cancelled,
-        # claimed, sent already (its time unchanged: no minute moves) and an id no row has
-        assert_counts_match(engine, expect={"claimed": 13, "sent": 7, "queued": 4})
-        writer.write([(ids[5], 250)], at)  # and the fast path again after the fallback
-        assert_counts_match(engine, expect={"claimed": 12, "sent": 8, "queued": 4})
-    finally:
-        writer.close()
-    with session_scope(engine) as session:
-        rows = {d.id: d for d in session.exec(select(Delivery)).all()}
-    assert [rows[i].state for i in (ids[0], ids[2], ids[3], ids[12])] == ["sent"] * 4
-    assert rows[ids[0]].smtp_code == 252 and rows[ids[12]].smtp_code == 251
-    assert {rows[i].issue_id for i in (ids[0], ids[12])} == {first.issue_id, second.issue_id}
-    assert_counts_match(engine)  # nothing the writer left behind counts twice later
-    with session_scope(engine) as session:
-        session.execute(text("UPDATE delivery SET state = 'failed' WHERE id = :i"), {"i": ids[6]})
-    assert_counts_match(engine, expect={"claimed": 11, "sent": 8, "queued": 4, "failed": 1})
 
 
 def test_a_claim_reads_each_recipients_subscription_by_its_key_not_the_whole_list(settings, engine):  # type: ignore[no-untyped-def]
