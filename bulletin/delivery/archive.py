@@ -1,7 +1,8 @@
 """The public archive (read by the web shell): sent issues of lists with `archive_public`, newest first.
 
 An issue is in the archive once a send of it to a public list has started
-(status sending or done) or any delivery of such a send is marked sent; a
+(status sending or done) or any delivery of such a send is marked sent (or
+was, before `bulletin db compact` folded the rows away); a
 built but unsent issue, or one sent only to members-only lists, stays private.
 The page is `Compiled.web_html`, the same render the email came from.
 Each public list also has its own page and Atom feed (`delivery/feed.py`);
@@ -33,8 +34,18 @@ class ArchiveEntry:
     issue_date: str
 
 
+def _delivered():  # type: ignore[no-untyped-def]
+    """A message of the send went: a sent row, or sent rows compacted away (`send.compacted_sent`).
+
+    Only the send's own rows count: an issue compacted after a send to another
+    list must not enter this list's archive through that list's messages.
+    """
+    return or_(exists().where(Delivery.send_id == Send.id, Delivery.state == DeliveryState.SENT),
+               Send.compacted_sent > 0)
+
+
 def _public_sent_issue_ids():  # type: ignore[no-untyped-def]
-    delivered = exists().where(Delivery.send_id == Send.id, Delivery.state == DeliveryState.SENT)
+    delivered = _delivered()
     return (
         select(Send.issue_id)
         .join(MailingList, MailingList.id == Send.list_id)
@@ -91,7 +102,7 @@ def public_list_archive(session: Session, list_slug: str) -> ListArchive:
     ml = session.exec(select(MailingList).where(MailingList.slug == list_slug)).first()
     if ml is None or not ml.archive_public:
         raise NotFound("no such archive", where=f"list {list_slug!r}")
-    delivered = exists().where(Delivery.send_id == Send.id, Delivery.state == DeliveryState.SENT)
+    delivered = _delivered()
     sent_at = func.min(func.coalesce(Send.started_at, Send.created_at))
     stmt = (
         select(IssueRecord.slug, IssueRecord.title, IssueRecord.subject, IssueRecord.issue_date, sent_at)

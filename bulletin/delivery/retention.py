@@ -4,8 +4,10 @@ Without it the ledger grows by one row per subscriber per issue, forever. Sent
 rows of an issue whose last message went out before the cut-off (and that has
 nothing left to send) are folded into per-issue tallies (`delivery_tally`:
 count per state, and for sent rows per second sent, which is what the report's
-figures and timeline read) and per-person facts (`subscriber_delivery`: last
-issue sent, how many were compacted). Bounce rows, the evidence of failed
+figures and timeline read), per-person facts (`subscriber_delivery`: last
+issue sent, how many were compacted) and per send how many of its rows went
+(`send.compacted_sent`, which keeps a cancelled, part-sent issue in the public
+archive). Bounce rows, the evidence of failed
 mail, are kept; they only lose their link to the deleted row. Failed,
 cancelled and deferred rows stay as they are: they are few and carry the
 errors staff look at. An issue sent to segments is left whole (the report
@@ -137,11 +139,18 @@ def _compact_issue(engine: Engine, issue_id: int, cutoff: datetime) -> Compacted
             select(literal(issue_id), literal(D.SENT), second, func.count(), literal(now, DeliveryTally.compacted_at.type))
             .where(*sent).group_by(second)))
         _remember_people(session, issue_id)
+        session.execute(text(_UPDATE_SENDS), {"issue": issue_id})
         session.execute(update(Bounce).where(Bounce.delivery_id.in_(select(Delivery.id).where(*sent)))
                         .values(delivery_id=None))
         count = int(session.execute(delete(Delivery).where(*sent)).rowcount or 0)
     return Compacted(issue_id, slug, count)
 
+
+_UPDATE_SENDS = """
+UPDATE send SET compacted_sent = compacted_sent + (SELECT count(*) FROM delivery d
+    WHERE d.issue_id = :issue AND d.send_id = send.id AND d.state = 'sent')
+WHERE issue_id = :issue
+"""  # per send, what the tally (per issue) no longer says: that a message of this send went
 
 _UPDATE_PEOPLE = """
 UPDATE subscriber_delivery SET

@@ -48,6 +48,9 @@ class Send(SQLModel, table=True):
     finished_at: datetime | None = None
     pause_reason: str | None = None  # "relay refused MAIL FROM: 530 5.7.0 Authentication required"
     pause_stage: str | None = Field(default=None, max_length=16)  # greeting, ehlo, starttls, auth, mail, ...
+    # Sent rows of this send that `bulletin db compact` folded into the tallies (migration 0025):
+    # what still says a message of this send went out once its rows are gone (the public archive).
+    compacted_sent: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Delivery(SQLModel, table=True):

@@ -177,3 +177,87 @@ def test_the_subject_access_export_still_says_what_was_sent_after_compaction(set
     compacted = after["compacted_deliveries"]
     assert compacted is not None and compacted["messages"] + len(after["deliveries"]) == 2
     assert compacted["last_issue"] in {"2026-01-old", "2026-02-new"}
+
+
+def _public_list(engine, slug: str) -> int:  # type: ignore[no-untyped-def]
+    from bulletin.models import MailingList
+
+    list_id = add_list(engine, slug)
+    with session_scope(engine) as session:
+        ml = session.get(MailingList, list_id)
+        ml.archive_public = True  # type: ignore[union-attr]
+        session.add(ml)
+    return list_id
+
+
+def _in_archive(engine, slug: str) -> tuple[bool, bool, bool]:  # type: ignore[no-untyped-def]
+    """Is issue `slug` on the public archive, on list "partners"' archive, on list "members"' archive?"""
+    from bulletin.delivery import archive
+
+    with session_scope(engine) as session:
+        return (slug in {e.slug for e in archive.public_issues(session)},
+                slug in {e.slug for e in archive.public_list_archive(session, "partners").issues},
+                slug in {e.slug for e in archive.public_list_archive(session, "members").issues})
+
+
+def test_a_cancelled_part_sent_issue_stays_in_the_public_archive_after_compaction(settings, engine):  # type: ignore[no-untyped-def]
+    """The archive found a cancelled send through its sent rows, and compaction deleted them into a
+    tally that names no send: the issue left the archive (stop 28's known gap). A send now keeps how
+    many of its rows went; a send to another public list cancelled before anything went stays out."""
+    from bulletin.models import Send
+    from bulletin.statuses import SendStatus
+
+    partners, members = _public_list(engine, "partners"), _public_list(engine, "members")
+    add_subscribers(engine, partners, 10)
+    add_subscribers(engine, members, 6, start=10)
+    with session_scope(engine) as session:  # the members list has the same ten too, not yet confirmed
+        session.execute(text("INSERT INTO subscription (subscriber_id, list_id, state, created_at, updated_at) "
+                             "SELECT subscriber_id, :m, state, created_at, updated_at FROM subscription "
+                             "WHERE list_id = :p"), {"m": members, "p": partners})
+    compiled = make_compiled("2026-03-cut-short")
+    first = service.queue_issue(engine, settings, compiled, "partners")
+    second = service.queue_issue(engine, settings, compiled, "members")
+    old = utcnow() - timedelta(hours=3)
+    with session_scope(engine) as session:  # four went to partners, then both sends were cancelled
+        ids = session.exec(select(Delivery.id).where(Delivery.send_id == first.send_id).order_by(Delivery.id)).all()
+        session.execute(update(Delivery).where(Delivery.id.in_(ids[:4])).values(state=DeliveryState.SENT, sent_at=old))
+        session.execute(update(Delivery).where(Delivery.issue_id == first.issue_id,
+                                               Delivery.state == DeliveryState.QUEUED)
+                        .values(state=DeliveryState.CANCELLED))
+        session.execute(update(Send).where(Send.issue_id == first.issue_id).values(status=SendStatus.CANCELLED))
+    assert _in_archive(engine, "2026-03-cut-short") == (True, True, False)
+    before = _figures(engine, "2026-03-cut-short")
+    done = retention.compact(engine, timedelta(days=90), now=utcnow() + LATER)
+    assert [(d.slug, d.rows) for d in done] == [("2026-03-cut-short", 4)]
+    assert _in_archive(engine, "2026-03-cut-short") == (True, True, False)
+    assert _figures(engine, "2026-03-cut-short") == before
+    with session_scope(engine) as session:
+        kept = {s.id: s.compacted_sent for s in session.exec(select(Send)).all()}
+    assert kept == {first.send_id: 4, second.send_id: 0}
+
+
+def test_the_migration_attributes_earlier_tallies_only_where_the_send_is_certain(settings, engine):  # type: ignore[no-untyped-def]
+    """Tallies made before migration 0025: an issue with one send gives it the tally's sent count; an
+    issue sent to two lists cannot say which send's rows went, so neither send is credited."""
+    from alembic import command
+
+    from bulletin.db import alembic_config
+    from bulletin.models import Send
+
+    partners, members = _public_list(engine, "partners"), _public_list(engine, "members")
+    add_subscribers(engine, partners, 3)
+    add_subscribers(engine, members, 2, start=3)
+    one = service.queue_issue(engine, settings, make_compiled("2026-04-one"), "partners")
+    both = [service.queue_issue(engine, settings, make_compiled("2026-04-both"), slug)
+            for slug in ("partners", "members")]
+    command.downgrade(alembic_config(engine), "0024")
+    with engine.begin() as conn:
+        for issue_id, n in ((one.issue_id, 3), (both[0].issue_id, 5)):
+            conn.execute(text("INSERT INTO delivery_tally (issue_id, state, sent_second, count, compacted_at) "
+                              "VALUES (:i, 'sent', 1700000000, :n, '2026-01-01 00:00:00')"), {"i": issue_id, "n": n})
+            conn.execute(text("INSERT INTO delivery_tally (issue_id, state, sent_second, count, compacted_at) "
+                              "VALUES (:i, 'failed', NULL, 1, '2026-01-01 00:00:00')"), {"i": issue_id})
+    command.upgrade(alembic_config(engine), "head")
+    with session_scope(engine) as session:
+        kept = {s.id: s.compacted_sent for s in session.exec(select(Send)).all()}
+    assert kept == {one.send_id: 3, both[0].send_id: 0, both[1].send_id: 0}
