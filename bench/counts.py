@@ -8,7 +8,8 @@ send runs per group of 250s) marking its share of one issue's claimed rows
 sent. Each round runs once with the count triggers (the statement triggers of
 migration 0019 and the row trigger of 0022, which the sent writer's statements
 fire) and once with them all disabled, back to back, so a busy machine weighs
-on both alike. Needs
+on both alike. Beside the rate, the writers' PostgreSQL backends' own CPU per
+row, read from /proc (the server must run on this machine). Needs
 PostgreSQL at $BULLETIN_BENCH_PG (a scratch database is created and dropped).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,15 +30,25 @@ PG_URL = os.environ.get("BULLETIN_BENCH_PG", "postgresql://postgres@127.0.0.1:54
 TRIGGERS = ("delivery_counts_insert", "delivery_counts_update", "delivery_counts_delete", "delivery_counts_row")
 
 
-def _write(url: str, ids: list[int], group: int) -> None:
+def _write(url: str, ids: list[int], group: int, cpu: mp.SimpleQueue) -> None:
     from bulletin.db import make_engine
     from bulletin.delivery.sent import SentWriter
     from bulletin.models import utcnow
 
     writer = SentWriter(make_engine(url, upgrade=False), flush_wait=False)  # the setting's default
+    writer._cursor.execute("SELECT pg_backend_pid()")
+    backend = int(writer._cursor.fetchone()[0])
+    before = _cpu_seconds(backend)
     for i in range(0, len(ids), group):
         writer.write([(d, 250) for d in ids[i:i + group]], utcnow())
+    cpu.put(_cpu_seconds(backend) - before)
     writer.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU from /proc (the server runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _fill(url: str, rows: int) -> None:
@@ -63,8 +75,9 @@ def _fill(url: str, rows: int) -> None:
     engine.dispose()
 
 
-def _round(url: str, writers: int, group: int, triggers: bool) -> float:
-    """Rows a second for `writers` processes marking every row sent; the rows are reset first."""
+def _round(url: str, writers: int, group: int, triggers: bool) -> tuple[float, float]:
+    """Rows a second for `writers` processes marking every row sent, and their backends' CPU
+    microseconds a row; the rows are reset (and vacuumed) first."""
     from sqlalchemy import text
 
     from bulletin.db import make_engine
@@ -77,14 +90,18 @@ def _round(url: str, writers: int, group: int, triggers: bool) -> float:
         ids = [int(r[0]) for r in conn.execute(text("SELECT id FROM delivery ORDER BY id"))]
         for name in TRIGGERS if triggers else ():
             conn.execute(text(f"ALTER TABLE delivery ENABLE TRIGGER {name}"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM delivery, delivery_count, delivery_minute"))  # both ways start alike
     engine.dispose()
-    procs = [mp.Process(target=_write, args=(url, ids[k::writers], group)) for k in range(writers)]
+    cpu: mp.SimpleQueue = mp.SimpleQueue()
+    procs = [mp.Process(target=_write, args=(url, ids[k::writers], group, cpu)) for k in range(writers)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
     for p in procs:
         p.join()
-    return len(ids) / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    return len(ids) / elapsed, 1e6 * sum(cpu.get() for _ in procs) / len(ids)
 
 
 def main() -> None:
@@ -100,11 +117,17 @@ def main() -> None:
         _fill(url, args.rows)
         print(f"{args.rows} rows, {args.writers} writers, groups of {args.group}; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        on_all, off_all = [], []
         for r in range(args.rounds):
-            on = _round(url, args.writers, args.group, True)
-            off = _round(url, args.writers, args.group, False)
+            on, on_cpu = _round(url, args.writers, args.group, True)
+            off, off_cpu = _round(url, args.writers, args.group, False)
+            on_all.append((on, on_cpu))
+            off_all.append((off, off_cpu))
             print(f"  round {r + 1}: {on:.0f} rows/s with the count triggers, {off:.0f} without "
-                  f"({on / off:.2f})", flush=True)
+                  f"({on / off:.2f}); server CPU a row {on_cpu:.0f} and {off_cpu:.0f} us", flush=True)
+        print(f"  median: {statistics.median(x for x, _ in on_all):.0f} against "
+              f"{statistics.median(x for x, _ in off_all):.0f} rows/s; server CPU a row "
+              f"{statistics.median(c for _, c in on_all):.0f} against {statistics.median(c for _, c in off_all):.0f} us")
 
 
 if __name__ == "__main__":
