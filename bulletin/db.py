@@ -215,6 +215,24 @@ def refresh_statistics(engine: Engine, *tables: str) -> None:
         conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t}"' for t in tables))
 
 
+def settle_bulk_rows(engine: Engine, table: str) -> None:
+    """PostgreSQL: VACUUM a table a bulk COPY just filled, so its first readers find it settled.
+
+    Until a page has been vacuumed, its first reader after the COPY sets the
+    rows' commit hint bits and dirties it, and autovacuum comes round once the
+    insert threshold is passed (20 % of the table), scanning the whole new part
+    while the send that follows is under way: the claims of the first minutes
+    paid both. At 1,000,000 the claim of 200 rows at 1 % of the send took 1.3-1.9
+    times the one at 99 % in four runs (bench/scale.py). VACUUM skips the pages
+    already all-visible, blocks no reader or writer of the rows, and must run
+    outside a transaction; an autovacuum of the table in progress gives way to it.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f'VACUUM "{table}"')
+
+
 def page_bounds(total: int, page: int, per_page: int) -> tuple[int, int]:
     """(page, pages): the page asked for, clamped to 1..pages, for `total` rows `per_page` to a page.
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin.config import Settings
-from bulletin.db import refresh_statistics, session_scope
+from bulletin.db import refresh_statistics, session_scope, settle_bulk_rows
 from bulletin.delivery import ledger
 from bulletin.delivery.engine import ProgressFn, SendOptions, Tally, make_skeleton, run_send
 from bulletin.delivery.issues import compiled_of, publish_issue
@@ -81,9 +81,13 @@ def _recipients(session, list_id: int, issue_id: int,  # type: ignore[no-untyped
 def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slug: str, *,
                 at: datetime | None = None, segment: Segment | None = None) -> Queued:
     """Publish the issue and queue one row per confirmed subscriber (of `segment`, if given) who has not had it."""
+    from bulletin.delivery.queueing import ANALYZE_AFTER
+
     queued = _queue(engine, settings, compiled, list_slug, at=at, segment=segment)
     if queued.new_rows:
         refresh_statistics(engine, "delivery")  # before any worker plans a claim on the new rows
+    if queued.new_rows >= ANALYZE_AFTER:
+        settle_bulk_rows(engine, "delivery")  # before any worker claims them (see settle_bulk_rows)
     return queued
 
 
