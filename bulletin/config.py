@@ -44,7 +44,14 @@ def default_send_processes(connections: int) -> int:
     commits and adds a second set of threads to schedule. More connections than
     one process can fill get more processes.
     """
-    return max(1, min(os.cpu_count() or 1, 4, connections // CONNECTIONS_PER_PROCESS))
+    return max(1, min(usable_cores(), 4, connections // CONNECTIONS_PER_PROCESS))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's --cpuset-cpus, taskset), not the host's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):

@@ -41,13 +41,13 @@ def test_sending_processes_default_to_one_per_four_connections_at_most_one_per_c
     """Measured on 2 cores (config.default_send_processes): one process keeps the default 4 connections
     busy, and a second only split the ledger's group commits. More connections get more processes,
     never more than the cores; a value set in the file or the environment is taken as it is."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert load_settings(workspace).send_processes == 1  # the default 4 connections
     write_toml(workspace, "smtp_connections = 8\n")
     assert load_settings(workspace).send_processes == 2
     write_toml(workspace, "smtp_connections = 64\n")
     assert load_settings(workspace).send_processes == 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     assert load_settings(workspace).send_processes == 2
     write_toml(workspace, "smtp_connections = 3\n")
     assert load_settings(workspace).send_processes == 1

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from bulletin.db import session_scope
@@ -103,13 +103,19 @@ def compact(engine: Engine, older_than: timedelta, *, now: datetime | None = Non
     return [c for c in done if c is not None]
 
 
+# PostgreSQL's refusals of a compaction another transaction got in first with: its rows changed
+# (40001), a second `db compact` inserted the same people's facts (23505, unique), or the two
+# deadlocked (40P01). The transaction rolls back whole; the issue is the other run's or the next's.
+_SOMEONE_ELSE_FIRST = {"40001", "23505", "40P01"}
+
+
 def _compact_or_skip(engine: Engine, issue_id: int, cutoff: datetime) -> Compacted | None:
-    """An issue whose rows another transaction changed meanwhile (an erasure, a late mark) is left
-    for the next run: PostgreSQL refuses the REPEATABLE READ transaction (40001), which rolls back whole."""
+    """An issue whose rows another transaction changed meanwhile (an erasure, a late mark, a second
+    `db compact` run) is left for the next run (or to that other run), instead of failing the command."""
     try:
         return _compact_issue(engine, issue_id, cutoff)
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "40001":
+    except (OperationalError, IntegrityError) as exc:
+        if getattr(exc.orig, "sqlstate", None) not in _SOMEONE_ELSE_FIRST:
             raise
         log_event("bulletin.delivery", "compact.skipped", level=logging.WARNING, issue_id=issue_id,
                   reason="its rows changed while it was compacted; the next run compacts it")
