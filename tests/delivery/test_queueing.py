@@ -139,9 +139,10 @@ def test_a_large_queue_is_vacuumed_before_anyone_claims_it(settings, engine, sma
 
     list_id = add_list(engine)
     add_subscribers(engine, list_id, 9)
+    before = visible()[2]  # the database may be another test's before this one's: count from here
     service.queue_issue(engine, settings, make_compiled("2026-05-small"), "shared-services")  # 9 < 10
-    assert visible()[2] == 0
+    assert visible()[2] == before
     add_subscribers(engine, list_id, 400, start=9)
     service.queue_issue(engine, settings, make_compiled("2026-05-large"), "shared-services")
     pages, all_visible, asked = visible()
-    assert asked == 1 and pages >= 2 and all_visible == pages
+    assert asked == before + 1 and pages >= 2 and all_visible == pages
