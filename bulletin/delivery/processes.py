@@ -12,6 +12,7 @@ parent is passed on, and the kernel sends them SIGTERM if the parent dies.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,7 @@ from bulletin.delivery.engine import ProgressFn, SendOptions, Tally
 from bulletin.delivery.readout import state_counts
 from bulletin.errors import DeliveryError
 from bulletin.heap import long_lived_frozen
+from bulletin.logs import log_event
 from bulletin.models import Send
 from bulletin.signals import stop_on_signals
 from bulletin.sqlread import SessionReader
@@ -37,6 +39,18 @@ from bulletin.statuses import DeliveryState
 _PR_SET_PDEATHSIG = 1
 
 SendFn = Callable[..., Tally]
+
+
+def processes_for(settings: Settings, processes: int) -> int:
+    """At most one process per SMTP connection: each process opens at least one, so `--processes 8`
+    with `smtp_connections = 4` had the relay see eight (a relay that limits a client's connections
+    refuses the rest). The Maildir outbox opens none, so it keeps what was asked."""
+    if settings.transport != "smtp" or processes <= settings.smtp_connections:
+        return processes
+    log_event("bulletin.delivery", "send.processes_capped", level=logging.WARNING, asked=processes,
+              processes=settings.smtp_connections,
+              reason="more sending processes than smtp_connections; one process per connection")
+    return settings.smtp_connections
 
 
 def split_connections(settings: Settings, processes: int) -> Settings:

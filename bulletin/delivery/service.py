@@ -189,8 +189,10 @@ def send_queued(engine: Engine, settings: Settings, send_ids: list[int], *, tran
                 progress: ProgressFn | None = None, processes: int = 1) -> Tally:
     """Run the given sends to the end (or until stopped), in this process and `processes - 1` forked ones."""
     if processes > 1 and transport is None:
-        from bulletin.delivery.processes import send_in_processes
+        from bulletin.delivery.processes import processes_for, send_in_processes
 
+        processes = processes_for(settings, processes)
+    if processes > 1 and transport is None:
         return send_in_processes(engine, settings, send_ids, send_queued, processes=processes, options=options,
                                  stop=stop, progress=progress)
     transport = transport or make_transport(settings)

@@ -109,3 +109,24 @@ def test_the_rate_limit_is_shared_out_too(settings):  # type: ignore[no-untyped-
     """Each process paces its own sends: with the whole `smtp_rate` each, two sent at twice the rate."""
     assert split_connections(settings.model_copy(update={"smtp_rate": 10.0}), 2).smtp_rate == 5.0
     assert split_connections(settings.model_copy(update={"smtp_rate": 0.0}), 2).smtp_rate == 0.0  # unlimited
+
+
+def test_no_more_processes_than_connections_so_the_relay_sees_the_configured_number(  # type: ignore[no-untyped-def]
+        settings, engine, sink, caplog):
+    """Each process opens at least one connection, so four processes with `smtp_connections = 2` had
+    the relay see four. Now a send takes at most one process per connection, and says so; everyone
+    still gets exactly one copy."""
+    import logging
+
+    s = smtp_settings(settings, sink, connections=2)
+    sink.delay = 0.005
+    emails = add_subscribers(engine, add_list(engine), 240)
+    queued = service.queue_issue(engine, s, make_compiled(), "shared-services")
+    with caplog.at_level(logging.WARNING, logger="bulletin.delivery"):
+        tally = service.send_queued(engine, s, [queued.send_id], processes=4, options=SendOptions(batch=20))
+    assert (tally.sent, tally.failed) == (240, 0)
+    assert sorted(sink.copies()) == sorted(emails) and set(sink.copies().values()) == {1}
+    with session_scope(engine) as session:
+        senders = {r.claimed_by for r in session.exec(select(Delivery)).all()}
+    assert 1 <= len(senders) <= 2, senders
+    assert "send.processes_capped" in caplog.text
