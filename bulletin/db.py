@@ -216,7 +216,8 @@ def refresh_statistics(engine: Engine, *tables: str) -> None:
 
 
 def settle_bulk_rows(engine: Engine, table: str) -> None:
-    """PostgreSQL: VACUUM a table a bulk COPY just filled, so its first readers find it settled.
+    """PostgreSQL: VACUUM (and ANALYZE, as `refresh_statistics` would) a table a bulk COPY just filled,
+    so its first readers find it settled.
 
     Until a page has been vacuumed, its first reader after the COPY sets the
     rows' commit hint bits and dirties it, and autovacuum comes round once the
@@ -230,7 +231,7 @@ def settle_bulk_rows(engine: Engine, table: str) -> None:
     if engine.dialect.name != "postgresql":
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f'VACUUM "{table}"')
+        conn.exec_driver_sql(f'VACUUM (ANALYZE) "{table}"')
 
 
 def page_bounds(total: int, page: int, per_page: int) -> tuple[int, int]:

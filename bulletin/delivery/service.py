@@ -84,10 +84,10 @@ def queue_issue(engine: Engine, settings: Settings, compiled: Compiled, list_slu
     from bulletin.delivery.queueing import ANALYZE_AFTER
 
     queued = _queue(engine, settings, compiled, list_slug, at=at, segment=segment)
-    if queued.new_rows:
-        refresh_statistics(engine, "delivery")  # before any worker plans a claim on the new rows
     if queued.new_rows >= ANALYZE_AFTER:
-        settle_bulk_rows(engine, "delivery")  # before any worker claims them (see settle_bulk_rows)
+        settle_bulk_rows(engine, "delivery")  # vacuumed and analyzed before any worker claims (see there)
+    elif queued.new_rows:
+        refresh_statistics(engine, "delivery")  # before any worker plans a claim on the new rows
     return queued
 
 
@@ -192,9 +192,9 @@ def send_queued(engine: Engine, settings: Settings, send_ids: list[int], *, tran
         from bulletin.delivery.processes import processes_for, send_in_processes
 
         processes = processes_for(settings, processes)
-    if processes > 1 and transport is None:
-        return send_in_processes(engine, settings, send_ids, send_queued, processes=processes, options=options,
-                                 stop=stop, progress=progress)
+        if processes > 1:
+            return send_in_processes(engine, settings, send_ids, send_queued, processes=processes, options=options,
+                                     stop=stop, progress=progress)
     transport = transport or make_transport(settings)
     tally = Tally()
     try:

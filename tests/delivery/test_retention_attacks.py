@@ -4,6 +4,7 @@ two that guard behaviour which held (unknown rows; erasure without compaction)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,23 @@ from tests.delivery.conftest import add_list, add_subscribers, make_compiled
 from tests.delivery.test_retention import LATER, _figures, world  # noqa: F401  (fixture)
 
 ADDRESS = "r5@example.org"  # had both issues (all 30 first subscribers had 2026-01-old)
+
+
+def compact_meanwhile(engine, statement: str, meanwhile: Callable[[], None]) -> list[retention.Compacted]:  # type: ignore[no-untyped-def]
+    """`db compact` on `engine`, running `meanwhile` once, just before its first statement that starts
+    with `statement` (upper case): another transaction's move at that point of the compaction."""
+    ran: list[bool] = []
+
+    def before(conn, cursor, sql, params, context, executemany):  # type: ignore[no-untyped-def]
+        if sql.lstrip().upper().startswith(statement) and not ran:
+            ran.append(True)
+            meanwhile()
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        return retention.compact(engine, timedelta(days=90), now=utcnow() + LATER)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
 
 
 def _copies(settings) -> int:  # type: ignore[no-untyped-def]
@@ -95,7 +113,7 @@ def test_a_sent_row_changed_while_its_issue_is_compacted_leaves_the_issue_for_th
     whole transaction instead; the issue is skipped and compacted by the next run, figures unchanged."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's single writer blocks the concurrent change")
-    from sqlalchemy import create_engine, event, text
+    from sqlalchemy import create_engine, text
 
     before = _figures(engine, "2026-01-old")
     with session_scope(engine) as s:
@@ -103,17 +121,14 @@ def test_a_sent_row_changed_while_its_issue_is_compacted_leaves_the_issue_for_th
                                                   Delivery.state == DeliveryState.SENT)).first()
     other, state = create_engine(engine.url), {}
 
-    def change_meanwhile(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("DELETE FROM DELIVERY") and not state:
-            state["done"] = True
-            with other.begin() as c:
-                c.execute(text("UPDATE delivery SET smtp_code = 251 WHERE id = :id"), {"id": victim})
+    def change() -> None:
+        state["done"] = True
+        with other.begin() as c:
+            c.execute(text("UPDATE delivery SET smtp_code = 251 WHERE id = :id"), {"id": victim})
 
-    event.listen(engine, "before_cursor_execute", change_meanwhile)
     try:
-        done = retention.compact(engine, timedelta(days=90), now=utcnow() + LATER)
+        done = compact_meanwhile(engine, "DELETE FROM DELIVERY", change)
     finally:
-        event.remove(engine, "before_cursor_execute", change_meanwhile)
         other.dispose()
     assert state and "2026-01-old" not in {d.slug for d in done}
     assert _figures(engine, "2026-01-old") == before

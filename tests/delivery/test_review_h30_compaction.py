@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlmodel import select
 
 from bulletin.db import session_scope
@@ -18,6 +18,7 @@ from bulletin.delivery import retention
 from bulletin.models import Delivery, Send, utcnow
 from bulletin.statuses import DeliveryState
 from tests.delivery.test_retention import LATER, _figures, world  # noqa: F401  (fixture)
+from tests.delivery.test_retention_attacks import compact_meanwhile
 
 
 def test_two_compactions_of_one_issue_at_once_compact_it_once_and_raise_nothing(settings, engine, world):  # noqa: F811
@@ -35,16 +36,12 @@ def test_two_compactions_of_one_issue_at_once_compact_it_once_and_raise_nothing(
                                                                Delivery.state == DeliveryState.SENT)).all())
     other, state = create_engine(engine.url), {}
 
-    def other_run_meanwhile(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        # The first write of our transaction: its snapshot is taken, the other run now does it all.
-        if statement.lstrip().upper().startswith("INSERT INTO DELIVERY_TALLY") and not state:
-            state["other"] = retention.compact(other, timedelta(days=90), now=utcnow() + LATER)
+    def other_run() -> None:  # at our first write: our snapshot is taken, the other run now does it all
+        state["other"] = retention.compact(other, timedelta(days=90), now=utcnow() + LATER)
 
-    event.listen(engine, "before_cursor_execute", other_run_meanwhile)
     try:
-        done = retention.compact(engine, timedelta(days=90), now=utcnow() + LATER)
+        done = compact_meanwhile(engine, "INSERT INTO DELIVERY_TALLY", other_run)
     finally:
-        event.remove(engine, "before_cursor_execute", other_run_meanwhile)
         other.dispose()
     assert "2026-01-old" in {d.slug for d in state["other"]}
     assert "2026-01-old" not in {d.slug for d in done}
